@@ -288,7 +288,11 @@ struct uvq_udp_stats_s {
   uint64_t errqueue_entries;
   /* Sends that failed with EAGAIN or ENOBUFS. */
   uint64_t send_eagain;
-  uint64_t reserved[16];
+  /* Segments of a software-segmented message that the kernel rejected
+   * after the message was accepted (its first segment had gone out), for
+   * example because the route disappeared. */
+  uint64_t segments_dropped;
+  uint64_t reserved[15];
 };
 
 /* Initializes a handle; the socket is created lazily by bind or open.

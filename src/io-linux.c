@@ -1,0 +1,344 @@
+/* The Linux datapath: recvmmsg/sendmmsg, UDP GSO and GRO, SO_TXTIME,
+ * IP_RECVERR and SO_RXQ_OVFL. */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <linux/errqueue.h>
+#include <linux/net_tstamp.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103 /* Linux 4.18 */
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104 /* Linux 5.0 */
+#endif
+#ifndef SO_TXTIME
+#define SO_TXTIME 61 /* Linux 4.19 */
+#endif
+
+/* struct uvq__mmsg stands in for struct mmsghdr in the shared code. */
+_Static_assert(sizeof(struct uvq__mmsg) == sizeof(struct mmsghdr),
+               "uvq__mmsg layout");
+_Static_assert(offsetof(struct uvq__mmsg, len) ==
+                   offsetof(struct mmsghdr, msg_len),
+               "uvq__mmsg layout");
+
+int uvq__io_socket(int family) {
+  int fd;
+
+  fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd == -1)
+    return uvq__errno();
+  return fd;
+}
+
+/* True when an option failed because this kernel or this socket cannot do
+ * it, as opposed to a real error. */
+static int unsupported(int err) {
+  return err == ENOPROTOOPT || err == EOPNOTSUPP || err == EINVAL ||
+         err == EAFNOSUPPORT || err == EPROTONOSUPPORT;
+}
+
+/* Sets an int option; 0, 1 when unsupported, or -errno. */
+static int set_int(int fd, int level, int name, int value) {
+  if (setsockopt(fd, level, name, &value, sizeof(value)) == 0)
+    return 0;
+  return unsupported(errno) ? 1 : uvq__errno();
+}
+
+/* The IPv4 form of an option applies to an AF_INET socket and to the
+ * IPv4-mapped traffic of a dual-stack AF_INET6 socket. */
+static int wants_v4(const struct uvq__udp_state* s) {
+  return s->family == AF_INET || !(s->flags & UVQ__F_V6ONLY);
+}
+
+/* Sets the IPv4 and/or IPv6 form of an option, as the socket needs. The
+ * feature is in effect if the form for the socket's own family took. */
+static int set_pair(struct uvq__udp_state* s,
+                    int v4name,
+                    int v6name,
+                    int value,
+                    int* ok) {
+  int r4;
+  int r6;
+
+  r4 = 1;
+  r6 = 1;
+  if (wants_v4(s)) {
+    r4 = set_int(s->fd, IPPROTO_IP, v4name, value);
+    if (r4 < 0)
+      return r4;
+  }
+  if (s->family == AF_INET6) {
+    r6 = set_int(s->fd, IPPROTO_IPV6, v6name, value);
+    if (r6 < 0)
+      return r6;
+  }
+  *ok = s->family == AF_INET6 ? r6 == 0 : r4 == 0;
+  return 0;
+}
+
+static int probe_gso(int fd) {
+  int v;
+  socklen_t len;
+
+  /* Reading UDP_SEGMENT succeeds on kernels that have UDP GSO (4.18+). */
+  len = sizeof(v);
+  return getsockopt(fd, SOL_UDP, UDP_SEGMENT, &v, &len) == 0;
+}
+
+unsigned int uvq__io_base_features(struct uvq__udp_state* s) {
+  unsigned int f;
+
+  f = UVQ_UDP_RECVMMSG | UVQ_UDP_FEATURE_SENDMMSG | UVQ_UDP_FEATURE_SRCADDR |
+      UVQ_UDP_FEATURE_ECN_SEND;
+  if (probe_gso(s->fd))
+    f |= UVQ_UDP_FEATURE_GSO;
+  /* SO_RXQ_OVFL costs one small control message per datagram and tells
+   * the caller how many datagrams the kernel dropped for lack of room. */
+  if (set_int(s->fd, SOL_SOCKET, SO_RXQ_OVFL, 1) == 0)
+    f |= UVQ_UDP_FEATURE_DROPS;
+  return f;
+}
+
+int uvq__io_set_pmtud(struct uvq__udp_state* s, int mode) {
+  int v4;
+  int v6;
+  int ok;
+  int err;
+
+  switch (mode) {
+    case UVQ_UDP_PMTUD_OFF:
+      v4 = IP_PMTUDISC_DONT;
+      v6 = IPV6_PMTUDISC_DONT;
+      break;
+    case UVQ_UDP_PMTUD_DO:
+      v4 = IP_PMTUDISC_DO;
+      v6 = IPV6_PMTUDISC_DO;
+      break;
+    default:
+      v4 = IP_PMTUDISC_PROBE;
+      v6 = IPV6_PMTUDISC_PROBE;
+      break;
+  }
+  ok = 0;
+  if (wants_v4(s)) {
+    err = set_int(s->fd, IPPROTO_IP, IP_MTU_DISCOVER, v4);
+    if (err < 0)
+      return err;
+    ok = err == 0;
+  }
+  if (s->family == AF_INET6) {
+    err = set_int(s->fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, v6);
+    if (err < 0)
+      return err;
+    ok = err == 0;
+  }
+  if (!ok)
+    return UV_ENOTSUP;
+  if (mode == UVQ_UDP_PMTUD_OFF)
+    s->features &= ~UVQ_UDP_PMTUD;
+  else
+    s->features |= UVQ_UDP_PMTUD;
+  return 0;
+}
+
+int uvq__io_getmtu(const struct uvq__udp_state* s, size_t* mtu) {
+  socklen_t len;
+  int v;
+
+  len = sizeof(v);
+  if (s->family == AF_INET) {
+    if (getsockopt(s->fd, IPPROTO_IP, IP_MTU, &v, &len))
+      return uvq__errno();
+  } else {
+    if (getsockopt(s->fd, IPPROTO_IPV6, IPV6_MTU, &v, &len))
+      return uvq__errno();
+  }
+  *mtu = (size_t) v;
+  return 0;
+}
+
+int uvq__io_set_tos(struct uvq__udp_state* s, int tos) {
+  int ok;
+  int err;
+
+  ok = 0;
+  err = set_pair(s, IP_TOS, IPV6_TCLASS, tos, &ok);
+  if (err)
+    return err;
+  if (!ok)
+    return UV_ENOTSUP;
+  s->tos = tos;
+  return 0;
+}
+
+int uvq__io_configure(struct uvq__udp_state* s, unsigned int flags) {
+  struct sock_txtime txt;
+  int ok;
+  int err;
+
+  s->requested |= flags;
+
+  if (flags & UVQ_UDP_RECVECN) {
+    err = set_pair(s, IP_RECVTOS, IPV6_RECVTCLASS, 1, &ok);
+    if (err)
+      return err;
+    if (ok)
+      s->features |= UVQ_UDP_RECVECN;
+  }
+
+  if (flags & UVQ_UDP_RECVPKTINFO) {
+    err = set_pair(s, IP_PKTINFO, IPV6_RECVPKTINFO, 1, &ok);
+    if (err)
+      return err;
+    if (ok)
+      s->features |= UVQ_UDP_RECVPKTINFO;
+  }
+
+  if (flags & UVQ_UDP_PMTUD) {
+    err = uvq__io_set_pmtud(s, UVQ_UDP_PMTUD_PROBE);
+    if (err && err != UV_ENOTSUP)
+      return err;
+  }
+
+  if (flags & UVQ_UDP_RECVERR) {
+    err = set_pair(s, IP_RECVERR, IPV6_RECVERR, 1, &ok);
+    if (err)
+      return err;
+    if (ok)
+      s->features |= UVQ_UDP_RECVERR;
+  }
+
+  if (flags & (UVQ_UDP_GRO | UVQ_UDP_GRO_RAW)) {
+    err = set_int(s->fd, SOL_UDP, UDP_GRO, 1);
+    if (err < 0)
+      return err;
+    if (err == 0) {
+      s->features &= ~(UVQ_UDP_GRO | UVQ_UDP_GRO_RAW);
+      s->features |= flags & (UVQ_UDP_GRO | UVQ_UDP_GRO_RAW);
+    }
+  }
+
+  if (flags & UVQ_UDP_TXTIME) {
+    /* fq and etf compare release times with CLOCK_MONOTONIC, the clock of
+     * uv_hrtime(); libuv#5116 documents CLOCK_TAI, which fq ignores. */
+    memset(&txt, 0, sizeof(txt));
+    txt.clockid = CLOCK_MONOTONIC;
+    txt.flags = 0;
+    if (setsockopt(s->fd, SOL_SOCKET, SO_TXTIME, &txt, sizeof(txt)) == 0)
+      s->features |= UVQ_UDP_TXTIME;
+    else if (!unsupported(errno) && errno != EPERM)
+      return uvq__errno();
+  }
+  return 0;
+}
+
+int uvq__io_recv(struct uvq__udp_state* s,
+                 struct uvq__mmsg* msgs,
+                 unsigned int n) {
+  int r;
+
+  do {
+    s->stats.recv_syscalls++;
+    r = recvmmsg(s->fd, (struct mmsghdr*) msgs, n, 0, NULL);
+  } while (r == -1 && errno == EINTR);
+  if (r == -1)
+    return uvq__errno();
+  return r;
+}
+
+int uvq__io_send(struct uvq__udp_state* s,
+                 struct uvq__mmsg* msgs,
+                 unsigned int n) {
+  int r;
+
+  do {
+    s->stats.send_syscalls++;
+    r = sendmmsg(s->fd, (struct mmsghdr*) msgs, n, 0);
+  } while (r == -1 && errno == EINTR);
+  if (r == -1)
+    return uvq__errno();
+  return r;
+}
+
+int uvq__io_errqueue(struct uvq__udp_state* s) {
+  _Alignas(struct cmsghdr) char control[512];
+  struct sock_extended_err ee;
+  struct sockaddr_storage dest;
+  struct sockaddr_storage offender;
+  struct cmsghdr* c;
+  struct msghdr hdr;
+  struct iovec iov;
+  uvq_udp_recv_t r;
+  uv_buf_t buf;
+  char data[2048];
+  int have_ee;
+  ssize_t n;
+
+  memset(&hdr, 0, sizeof(hdr));
+  iov.iov_base = data;
+  iov.iov_len = sizeof(data);
+  hdr.msg_name = &dest;
+  hdr.msg_namelen = sizeof(dest);
+  hdr.msg_iov = &iov;
+  hdr.msg_iovlen = 1;
+  hdr.msg_control = control;
+  hdr.msg_controllen = sizeof(control);
+
+  do
+    n = recvmsg(s->fd, &hdr, MSG_ERRQUEUE);
+  while (n == -1 && errno == EINTR);
+  s->stats.recv_syscalls++;
+  if (n == -1)
+    return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : uvq__errno();
+
+  have_ee = 0;
+  memset(&offender, 0, sizeof(offender));
+  for (c = CMSG_FIRSTHDR(&hdr); c != NULL; c = CMSG_NXTHDR(&hdr, c)) {
+    size_t dlen = c->cmsg_len - CMSG_LEN(0);
+    if (!((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR) ||
+          (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVERR)))
+      continue;
+    if (dlen < sizeof(ee))
+      continue;
+    memcpy(&ee, CMSG_DATA(c), sizeof(ee));
+    have_ee = 1;
+    /* The reporting node's address follows the extended error. */
+    if (dlen > sizeof(ee) && ee.ee_origin != SO_EE_ORIGIN_LOCAL) {
+      size_t olen = dlen - sizeof(ee);
+      if (olen > sizeof(offender))
+        olen = sizeof(offender);
+      memcpy(&offender, CMSG_DATA(c) + sizeof(ee), olen);
+    }
+  }
+  s->stats.errqueue_entries++;
+  if (!have_ee || !(s->flags & UVQ__F_RECEIVING))
+    return 1;
+
+  buf = uv_buf_init(NULL, 0);
+  s->alloc_cb(s->handle, (size_t) n, &buf);
+  if (buf.base != NULL && buf.len > 0)
+    memcpy(buf.base, data, (size_t) n < buf.len ? (size_t) n : buf.len);
+
+  memset(&r, 0, sizeof(r));
+  r.buf = &buf;
+  r.nread = buf.base != NULL ? ((size_t) n < buf.len ? n : (ssize_t) buf.len) : 0;
+  r.addr = hdr.msg_namelen > 0 ? (struct sockaddr*) &dest : NULL;
+  r.flags = UVQ_UDP_RECV_ERRQUEUE;
+  r.error = -(int) ee.ee_errno;
+  if (ee.ee_errno == EMSGSIZE)
+    r.mtu = ee.ee_info;
+  if (offender.ss_family == AF_INET || offender.ss_family == AF_INET6)
+    r.offender = (struct sockaddr*) &offender;
+  uvq__udp_deliver_one(s, &r);
+  return 1;
+}
