@@ -223,8 +223,49 @@ int uvq__io_send(struct uvq__udp_state* s, struct uvq__mmsg* msgs,
  * 0 when the queue is empty, -errno. Linux only (0 elsewhere). */
 int uvq__io_errqueue(struct uvq__udp_state* s);
 
-/* udp.c helpers used by the platform files. */
+/* udp.c: the handle core. */
+void uvq__udp_update_poll(struct uvq__udp_state* s);
+
+/* udp-recv.c: reading and delivering. */
+void uvq__udp_read(struct uvq__udp_state* s);
+void uvq__udp_deliver(struct uvq__udp_state* s);
 void uvq__udp_deliver_one(struct uvq__udp_state* s, uvq_udp_recv_t* r);
+void uvq__udp_on_kick(uv_timer_t* timer);
+
+/* udp-send.c: planning, sending and the queue. */
+void uvq__udp_flush_queue(struct uvq__udp_state* s);
+void uvq__udp_complete_req(struct uvq__udp_state* s,
+                           struct uvq__udp_send_state* q,
+                           int status);
+
+/* The handle's state while it is usable: from init until uvq_udp_close. */
+static inline struct uvq__udp_state* uvq__live_state(const uvq_udp_t* h) {
+  if (h == NULL || h->state_ == NULL)
+    return NULL;
+  if (h->state_->flags & UVQ__F_CLOSING)
+    return NULL;
+  return h->state_;
+}
+
+/* Datagrams a payload of len bytes makes in segments of seg bytes. */
+static inline unsigned int uvq__segments_of(size_t len, unsigned int seg) {
+  if (seg == 0 || len <= seg)
+    return 1;
+  return (unsigned int) ((len + seg - 1) / seg);
+}
+
+static inline int uvq__sockaddr_len(const struct sockaddr* sa) {
+  if (sa->sa_family == AF_INET)
+    return (int) sizeof(struct sockaddr_in);
+  if (sa->sa_family == AF_INET6)
+    return (int) sizeof(struct sockaddr_in6);
+  return 0;
+}
+
+static inline int uvq__is_v4mapped(const struct sockaddr* sa) {
+  return sa->sa_family == AF_INET6 &&
+         IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6*) sa)->sin6_addr);
+}
 
 static inline int uvq__errno(void) {
   return -errno;

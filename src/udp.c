@@ -26,10 +26,6 @@ _Static_assert(offsetof(uv_buf_t, len) == offsetof(struct iovec, iov_len),
    UVQ_UDP_GRO_RAW | UVQ_UDP_TXTIME | UVQ_UDP_RECVERR)
 
 static void on_poll(uv_poll_t* poll, int status, int events);
-static void on_kick(uv_timer_t* timer);
-static void update_poll(struct uvq__udp_state* s);
-static int carry_flush(struct uvq__udp_state* s);
-static void flush_queue(struct uvq__udp_state* s);
 
 unsigned int uvq_version(void) {
   return (UVQ_VERSION_MAJOR << 16) | (UVQ_VERSION_MINOR << 8) |
@@ -43,28 +39,6 @@ const char* uvq_version_string(void) {
       UVQ_VERSION_MINOR) "." UVQ__STR(UVQ_VERSION_PATCH);
 #undef UVQ__STR
 #undef UVQ__STR2
-}
-
-/* A handle is usable from init until uvq_udp_close is called. */
-static struct uvq__udp_state* live_state(const uvq_udp_t* h) {
-  if (h == NULL || h->state_ == NULL)
-    return NULL;
-  if (h->state_->flags & UVQ__F_CLOSING)
-    return NULL;
-  return h->state_;
-}
-
-static int sockaddr_len(const struct sockaddr* sa) {
-  if (sa->sa_family == AF_INET)
-    return (int) sizeof(struct sockaddr_in);
-  if (sa->sa_family == AF_INET6)
-    return (int) sizeof(struct sockaddr_in6);
-  return 0;
-}
-
-static int is_v4mapped(const struct sockaddr* sa) {
-  return sa->sa_family == AF_INET6 &&
-         IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6*) sa)->sin6_addr);
 }
 
 int uvq_udp_init_ex(uv_loop_t* loop, uvq_udp_t* handle, unsigned int flags) {
@@ -185,7 +159,7 @@ int uvq_udp_open(uvq_udp_t* handle, uv_os_sock_t sock) {
   int flags;
   int err;
 
-  s = live_state(handle);
+  s = uvq__live_state(handle);
   if (s == NULL || sock < 0)
     return UV_EINVAL;
   if (s->fd != -1)
@@ -226,7 +200,7 @@ int uvq_udp_bind(uvq_udp_t* handle,
   int yes;
   int err;
 
-  s = live_state(handle);
+  s = uvq__live_state(handle);
   if (s == NULL || addr == NULL)
     return UV_EINVAL;
   if (flags & ~UVQ__BIND_FLAGS)
@@ -263,7 +237,7 @@ int uvq_udp_bind(uvq_udp_t* handle,
       return uvq__errno();
   }
 
-  if (bind(s->fd, addr, (socklen_t) sockaddr_len(addr)))
+  if (bind(s->fd, addr, (socklen_t) uvq__sockaddr_len(addr)))
     return uvq__errno();
   s->flags |= UVQ__F_BOUND;
   refresh_local(s);
@@ -276,7 +250,7 @@ int uvq_udp_bind(uvq_udp_t* handle,
 int uvq_udp_configure(uvq_udp_t* handle, unsigned int flags) {
   struct uvq__udp_state* s;
 
-  s = live_state(handle);
+  s = uvq__live_state(handle);
   if (s == NULL)
     return UV_EINVAL;
   /* Argument checks first: a bad request must not half-configure. */
@@ -295,7 +269,7 @@ int uvq_udp_connect(uvq_udp_t* handle, const struct sockaddr* addr) {
   struct sockaddr unspec;
   int err;
 
-  s = live_state(handle);
+  s = uvq__live_state(handle);
   if (s == NULL)
     return UV_EINVAL;
 
@@ -332,7 +306,7 @@ int uvq_udp_connect(uvq_udp_t* handle, const struct sockaddr* addr) {
     return UV_EINVAL;
 
   do
-    err = connect(s->fd, addr, (socklen_t) sockaddr_len(addr));
+    err = connect(s->fd, addr, (socklen_t) uvq__sockaddr_len(addr));
   while (err == -1 && errno == EINTR);
   if (err)
     return uvq__errno();
@@ -347,7 +321,7 @@ int uvq_udp_getsockname(const uvq_udp_t* handle,
   struct uvq__udp_state* s;
   socklen_t len;
 
-  s = live_state(handle);
+  s = uvq__live_state(handle);
   if (s == NULL || name == NULL || namelen == NULL || *namelen < 0)
     return UV_EINVAL;
   if (s->fd == -1)
@@ -365,7 +339,7 @@ int uvq_udp_getpeername(const uvq_udp_t* handle,
   struct uvq__udp_state* s;
   socklen_t len;
 
-  s = live_state(handle);
+  s = uvq__live_state(handle);
   if (s == NULL || name == NULL || namelen == NULL || *namelen < 0)
     return UV_EINVAL;
   if (s->fd == -1)
@@ -380,7 +354,7 @@ int uvq_udp_getpeername(const uvq_udp_t* handle,
 int uvq_udp_fileno(const uvq_udp_t* handle, uv_os_fd_t* fd) {
   struct uvq__udp_state* s;
 
-  s = live_state(handle);
+  s = uvq__live_state(handle);
   if (s == NULL || fd == NULL)
     return UV_EINVAL;
   if (s->fd == -1)
@@ -389,879 +363,9 @@ int uvq_udp_fileno(const uvq_udp_t* handle, uv_os_fd_t* fd) {
   return 0;
 }
 
-/* ---- receiving ---------------------------------------------------------- */
-
-static void slots_in_effect(const struct uvq__udp_state* s,
-                            unsigned int* slot,
-                            unsigned int* batch) {
-  int gro;
-
-  gro = (s->features & (UVQ_UDP_GRO | UVQ_UDP_GRO_RAW)) != 0;
-  *slot = s->slot_size ? s->slot_size : (gro ? UVQ__SLOT_GRO : UVQ__SLOT_DEFAULT);
-  *batch = s->batch ? s->batch : (gro ? UVQ__BATCH_GRO : UVQ__BATCH_DEFAULT);
-  /* A super-packet is up to 64 KiB whatever the caller asked for; a smaller
-   * slot would truncate every coalesced receive. */
-  if (gro && *slot < UVQ__SLOT_GRO)
-    *slot = UVQ__SLOT_GRO;
-  if (!(s->features & UVQ_UDP_RECVMMSG) && *batch > UVQ__RECV_BATCH_MAX)
-    *batch = UVQ__RECV_BATCH_MAX;
-}
-
-int uvq_udp_set_recv_slots(uvq_udp_t* handle,
-                           unsigned int slot_size,
-                           unsigned int batch) {
-  struct uvq__udp_state* s;
-
-  s = live_state(handle);
-  if (s == NULL)
-    return UV_EINVAL;
-  if (slot_size > UVQ__SLOT_MAX || batch > UVQ__RECV_BATCH_MAX)
-    return UV_EINVAL;
-  if (slot_size)
-    s->slot_size = slot_size;
-  if (batch)
-    s->batch = batch;
-  return 0;
-}
-
-static void call_recv(struct uvq__udp_state* s, uvq_udp_recv_t* r) {
-  s->recv_cb(s->handle, r);
-}
-
-static void recv_init(uvq_udp_recv_t* r) {
-  memset(r, 0, sizeof(*r));
-}
-
-/* Delivers a callback that returns a buffer with no datagram in it: an
- * error (nread < 0), or nothing to read (nread 0). */
-static void deliver_empty(struct uvq__udp_state* s, uv_buf_t* buf,
-                          ssize_t nread) {
-  uvq_udp_recv_t r;
-
-  recv_init(&r);
-  r.nread = nread;
-  r.buf = buf;
-  call_recv(s, &r);
-}
-
-/* Used by the platform files to deliver a complete callback (error queue
- * entries). The callback returns its buffer. */
-void uvq__udp_deliver_one(struct uvq__udp_state* s, uvq_udp_recv_t* r) {
-  call_recv(s, r);
-}
-
-static unsigned int segments_of(size_t len, unsigned int seg) {
-  if (seg == 0 || len <= seg)
-    return 1;
-  return (unsigned int) ((len + seg - 1) / seg);
-}
-
-/* Delivers the datagrams read into the batch buffer, in order, until all
- * are delivered, the caller stops receiving, or the handle closes. Then,
- * unless a sole datagram already took it back, returns the buffer with one
- * UVQ_UDP_MMSG_FREE callback. State is updated before each callback so the
- * callback may stop, restart or close the handle. */
-static void deliver(struct uvq__udp_state* s) {
-  struct uvq__recv_batch* rb;
-  struct uvq__mmsg* m;
-  uvq_udp_recv_t r;
-  uv_buf_t chunk;
-  size_t len;
-  size_t slot_len;
-  unsigned int seg;
-  unsigned int nseg;
-  unsigned int extra;
-  int split;
-  int sole;
-
-  rb = s->rb;
-  while (rb->held && rb->next < rb->count) {
-    if (!(s->flags & UVQ__F_RECEIVING) || (s->flags & UVQ__F_CLOSING))
-      break;
-
-    m = &rb->msgs[rb->next];
-    slot_len = rb->iov[rb->next].iov_len;
-    len = m->len < slot_len ? m->len : slot_len;
-    if (!rb->meta_valid) {
-      uvq__cmsg_decode(&m->hdr, s->port, s->family, &rb->meta);
-      rb->meta_valid = 1;
-      if (rb->meta.has_drops)
-        s->stats.kernel_drops = rb->meta.drops;
-    }
-    seg = rb->meta.segment_size;
-    nseg = segments_of(len, seg);
-    split = (s->features & UVQ_UDP_GRO) && nseg > 1;
-
-    extra = 0;
-    if (m->hdr.msg_flags & MSG_TRUNC)
-      extra |= UVQ_UDP_PARTIAL;
-    if (m->hdr.msg_flags & MSG_CTRUNC)
-      extra |= UVQ_UDP_CTRUNC;
-
-    recv_init(&r);
-    r.addr = m->hdr.msg_namelen > 0 ? (const struct sockaddr*) &rb->peers[rb->next]
-                                    : NULL;
-    r.local = rb->meta.local;
-    r.ifindex = rb->meta.ifindex;
-    r.ecn = rb->meta.ecn < 0 ? 0 : rb->meta.ecn;
-    r.segment_size = nseg > 1 ? seg : 0;
-
-    if (rb->seg_offset == 0) {
-      /* First look at this message: count it once. */
-      s->stats.datagrams_received += nseg;
-      s->stats.bytes_received += len;
-      if (nseg > 1) {
-        s->stats.gro_packets++;
-        s->stats.gro_segments += nseg;
-      }
-      if (rb->meta.ecn >= 0 && (s->features & UVQ_UDP_RECVECN))
-        s->stats.ecn_received[rb->meta.ecn] += nseg;
-      if (extra & UVQ_UDP_PARTIAL)
-        s->stats.truncated++;
-      if (extra & UVQ_UDP_CTRUNC)
-        s->stats.control_truncated++;
-    }
-
-    if (split) {
-      chunk.base = (char*) rb->iov[rb->next].iov_base + rb->seg_offset;
-      chunk.len = len - rb->seg_offset < seg ? len - rb->seg_offset : seg;
-      r.nread = (ssize_t) chunk.len;
-      r.buf = &chunk;
-      r.flags = UVQ_UDP_MMSG_CHUNK | (extra & UVQ_UDP_CTRUNC);
-      rb->seg_offset += chunk.len;
-      if (rb->seg_offset >= len) {
-        rb->next++;
-        rb->seg_offset = 0;
-        rb->meta_valid = 0;
-      }
-      call_recv(s, &r);
-      continue;
-    }
-
-    sole = rb->count == 1;
-    rb->next++;
-    rb->seg_offset = 0;
-    rb->meta_valid = 0;
-    r.nread = (ssize_t) len;
-    r.flags = extra;
-    if (sole) {
-      /* The buffer held just this datagram: hand it back with it and save
-       * the caller a FREE callback. Slot 0 starts at the buffer's base. */
-      rb->held = 0;
-      chunk = rb->buf;
-      r.buf = &chunk;
-    } else {
-      chunk.base = rb->iov[rb->next - 1].iov_base;
-      chunk.len = len;
-      r.buf = &chunk;
-      r.flags |= UVQ_UDP_MMSG_CHUNK;
-    }
-    call_recv(s, &r);
-  }
-
-  /* Return the buffer once everything in it was delivered, or when the
-   * handle closes (closing discards what was read but not delivered, as
-   * closing a socket discards its receive queue). */
-  if (rb->held &&
-      (rb->next >= rb->count || (s->flags & UVQ__F_CLOSING))) {
-    rb->held = 0;
-    chunk = rb->buf;
-    recv_init(&r);
-    r.nread = 0;
-    r.buf = &chunk;
-    r.flags = UVQ_UDP_MMSG_FREE;
-    call_recv(s, &r);
-  }
-}
-
-/* Reads and delivers datagrams: a bounded number of syscalls per readable
- * event, so one busy socket cannot starve the loop. */
-static void do_read(struct uvq__udp_state* s) {
-  struct uvq__recv_batch* rb;
-  unsigned int slot;
-  unsigned int batch;
-  unsigned int n;
-  unsigned int i;
-  size_t slot_len;
-  uv_buf_t buf;
-  int reads;
-  int r;
-
-  rb = s->rb;
-  for (reads = 0; reads < UVQ__READS_PER_EVENT; reads++) {
-    if (!(s->flags & UVQ__F_RECEIVING) || (s->flags & UVQ__F_CLOSING))
-      return;
-    if (rb->held) {
-      deliver(s);
-      if (rb->held)
-        return;
-      continue;
-    }
-
-    slots_in_effect(s, &slot, &batch);
-    buf = uv_buf_init(NULL, 0);
-    s->alloc_cb(s->handle, (size_t) slot * batch, &buf);
-    if (s->flags & UVQ__F_CLOSING) {
-      /* alloc_cb closed the handle; give the buffer straight back. */
-      deliver_empty(s, &buf, UV_ECANCELED);
-      return;
-    }
-    if (buf.base == NULL || buf.len == 0) {
-      deliver_empty(s, &buf, UV_ENOBUFS);
-      return;
-    }
-
-    n = (unsigned int) (buf.len / slot);
-    if (n > batch)
-      n = batch;
-    slot_len = slot;
-    if (n == 0) {
-      n = 1;
-      slot_len = buf.len;
-    }
-    for (i = 0; i < n; i++) {
-      rb->iov[i].iov_base = buf.base + i * slot_len;
-      rb->iov[i].iov_len = slot_len;
-      memset(&rb->msgs[i].hdr, 0, sizeof(rb->msgs[i].hdr));
-      rb->msgs[i].hdr.msg_name = &rb->peers[i];
-      rb->msgs[i].hdr.msg_namelen = sizeof(rb->peers[i]);
-      rb->msgs[i].hdr.msg_iov = &rb->iov[i];
-      rb->msgs[i].hdr.msg_iovlen = 1;
-      rb->msgs[i].hdr.msg_control = rb->control[i];
-      rb->msgs[i].hdr.msg_controllen = sizeof(rb->control[i]);
-      rb->msgs[i].len = 0;
-    }
-
-    r = uvq__io_recv(s, rb->msgs, n);
-    if (r == -EAGAIN || r == -EWOULDBLOCK) {
-      /* As in libuv: nread 0 with addr NULL means nothing was read. */
-      deliver_empty(s, &buf, 0);
-      return;
-    }
-    if (r < 0) {
-      deliver_empty(s, &buf, r);
-      return;
-    }
-
-    rb->buf = buf;
-    rb->held = 1;
-    rb->count = (unsigned int) r;
-    rb->next = 0;
-    rb->seg_offset = 0;
-    rb->meta_valid = 0;
-    deliver(s);
-    if (rb->held)
-      return;
-    /* A short batch means the socket is drained: save the EAGAIN call.
-     * The loop polls level-triggered, so anything newer wakes it again. */
-    if ((unsigned int) r < n)
-      return;
-  }
-}
-
-int uvq_udp_recv_start2(uvq_udp_t* handle,
-                        uvq_udp_alloc_cb alloc_cb,
-                        uvq_udp_recv_cb recv_cb) {
-  struct uvq__udp_state* s;
-
-  s = live_state(handle);
-  if (s == NULL || alloc_cb == NULL || recv_cb == NULL)
-    return UV_EINVAL;
-  if (s->fd == -1)
-    return UV_EBADF;
-  if (s->flags & UVQ__F_RECEIVING)
-    return UV_EALREADY;
-  if (s->rb == NULL) {
-    s->rb = calloc(1, sizeof(*s->rb));
-    if (s->rb == NULL)
-      return UV_ENOMEM;
-  }
-  s->alloc_cb = alloc_cb;
-  s->recv_cb = recv_cb;
-  s->flags |= UVQ__F_RECEIVING;
-  update_poll(s);
-  /* Datagrams parked by an earlier recv_stop are delivered from the loop,
-   * never from inside this call. */
-  if (s->rb->held)
-    uv_timer_start(&s->kick, on_kick, 0, 0);
-  return 0;
-}
-
-int uvq_udp_recv_stop(uvq_udp_t* handle) {
-  struct uvq__udp_state* s;
-
-  s = live_state(handle);
-  if (s == NULL)
-    return UV_EINVAL;
-  if (!(s->flags & UVQ__F_RECEIVING))
-    return 0;
-  s->flags &= ~UVQ__F_RECEIVING;
-  uv_timer_stop(&s->kick);
-  update_poll(s);
-  return 0;
-}
-
-static void on_kick(uv_timer_t* timer) {
-  struct uvq__udp_state* s;
-
-  s = timer->data;
-  if ((s->flags & UVQ__F_RECEIVING) && s->rb != NULL && s->rb->held)
-    do_read(s);
-}
-
-/* ---- sending ------------------------------------------------------------- */
-
-/* How one message will go out. */
-struct plan {
-  size_t total;          /* payload bytes */
-  unsigned int nseg;     /* datagrams it makes */
-  int software;          /* segment in software */
-  struct uvq__send_meta meta;
-};
-
-static int dest_is_v4(const struct uvq__udp_state* s,
-                      const struct sockaddr* addr) {
-  struct sockaddr_storage peer;
-  socklen_t len;
-
-  if (s->family == AF_INET)
-    return 1;
-  if (addr != NULL)
-    return is_v4mapped(addr);
-  /* Connected dual-stack socket: the peer decides. */
-  len = sizeof(peer);
-  if (getpeername(s->fd, (struct sockaddr*) &peer, &len))
-    return 0;
-  return is_v4mapped((struct sockaddr*) &peer);
-}
-
-/* Checks one message and decides how it goes out. Errors are the ones the
- * header promises for try_send_batch. */
-static int plan_msg(struct uvq__udp_state* s,
-                    const uvq_udp_mmsg_t* m,
-                    struct plan* p) {
-  size_t limit;
-  int v4;
-
-  if (m->bufs == NULL && m->nbufs > 0)
-    return UV_EINVAL;
-  if (m->nbufs > 1024)
-    return UV_EINVAL;
-  if (m->ecn < -1 || m->ecn > 3)
-    return UV_EINVAL;
-  if (m->gso_size > 65535)
-    return UV_EINVAL;
-  if (s->flags & UVQ__F_CONNECTED) {
-    if (m->addr != NULL)
-      return UV_EISCONN;
-  } else if (m->addr == NULL) {
-    return UV_EDESTADDRREQ;
-  }
-  if (m->addr != NULL && m->addr->sa_family != s->family)
-    return UV_EAFNOSUPPORT;
-
-  v4 = dest_is_v4(s, m->addr);
-  if (m->local != NULL) {
-    if (m->local->sa_family != s->family)
-      return UV_EAFNOSUPPORT;
-    if (s->family == AF_INET6 && is_v4mapped(m->local) != v4)
-      return UV_EAFNOSUPPORT;
-    if (!(s->features & UVQ_UDP_FEATURE_SRCADDR))
-      return UV_ENOTSUP;
-  }
-
-  p->total = uvq__bufs_total(m->bufs, m->nbufs);
-  limit = v4 ? UVQ__MAX_PAYLOAD_V4 : UVQ__MAX_PAYLOAD_V6;
-  if (p->total > limit)
-    return UV_EMSGSIZE;
-  p->nseg = m->gso_size ? segments_of(p->total, m->gso_size) : 1;
-  if (p->nseg > UVQ__GSO_MAX_SEGMENTS)
-    return UV_EMSGSIZE;
-  p->software = p->nseg > 1 && !(s->features & UVQ_UDP_FEATURE_GSO);
-
-  memset(&p->meta, 0, sizeof(p->meta));
-  p->meta.level_v4 = v4;
-  p->meta.tos = -1;
-  /* The socket already carries the default codepoint; a control message
-   * is needed only for a different one. */
-  if (m->ecn >= 0 && m->ecn != (s->tos & 3) &&
-      (s->features & UVQ_UDP_FEATURE_ECN_SEND))
-    p->meta.tos = uvq__tos_for_ecn(s->tos, m->ecn);
-  p->meta.local = m->local;
-  p->meta.gso_size = (p->nseg > 1 && !p->software) ? m->gso_size : 0;
-  p->meta.txtime = (s->features & UVQ_UDP_TXTIME) ? m->txtime : 0;
-  return 0;
-}
-
-static struct uvq__send_scratch* scratch(struct uvq__udp_state* s) {
-  if (s->sb == NULL)
-    s->sb = malloc(sizeof(*s->sb));
-  return s->sb;
-}
-
-/* Fills entry i of the scratch batch; 0 or a UV_E* error. */
-static int build_entry(struct uvq__udp_state* s,
-                       unsigned int i,
-                       struct iovec* iov,
-                       size_t iovcnt,
-                       const struct sockaddr* addr,
-                       const struct uvq__send_meta* meta) {
-  struct uvq__send_scratch* sb;
-  struct msghdr* h;
-  size_t clen;
-  int err;
-
-  sb = s->sb;
-  h = &sb->msgs[i].hdr;
-  memset(h, 0, sizeof(*h));
-  h->msg_name = (void*) addr;
-  h->msg_namelen = addr ? (socklen_t) sockaddr_len(addr) : 0;
-  h->msg_iov = iov;
-  h->msg_iovlen = iovcnt;
-  clen = 0;
-  err = uvq__cmsg_encode(sb->control[i], sizeof(sb->control[i]), meta,
-                         s->family, &clen);
-  if (err)
-    return err;
-  if (clen > 0) {
-    h->msg_control = sb->control[i];
-    h->msg_controllen = clen;
-  }
-  return 0;
-}
-
-static int is_eagain(int r) {
-  return r == -EAGAIN || r == -EWOULDBLOCK || r == -ENOBUFS;
-}
-
-/* Copies bytes [offset, total) of a message into the carry buffer, to be
- * sent in gso_size segments before anything newer. */
-static int carry_load(struct uvq__udp_state* s,
-                      const uvq_udp_mmsg_t* m,
-                      const struct plan* p,
-                      size_t offset) {
-  struct uvq__carry* c;
-
-  c = &s->carry;
-  if (c->cap < UVQ__MAX_PAYLOAD_V6) {
-    free(c->data);
-    c->data = malloc(UVQ__MAX_PAYLOAD_V6);
-    if (c->data == NULL) {
-      c->cap = 0;
-      return UV_ENOMEM;
-    }
-    c->cap = UVQ__MAX_PAYLOAD_V6;
-  }
-  uvq__bufs_copy(m->bufs, m->nbufs, offset, p->total - offset, c->data);
-  c->len = p->total - offset;
-  c->seg = m->gso_size;
-  memset(&c->addr, 0, sizeof(c->addr));
-  if (m->addr != NULL)
-    memcpy(&c->addr, m->addr, (size_t) sockaddr_len(m->addr));
-  memset(&c->local, 0, sizeof(c->local));
-  if (m->local != NULL)
-    memcpy(&c->local, m->local, (size_t) sockaddr_len(m->local));
-  c->tos = p->meta.tos;
-  c->txtime = p->meta.txtime;
-  c->level_v4 = p->meta.level_v4;
-  c->sent = 0;
-  return 0;
-}
-
-/* Sends what the carry buffer holds. 0 when empty, -EAGAIN when the kernel
- * has no room. Its first segment went out when the message was accepted,
- * so the rest, no larger, fits the path too; a segment the kernel still
- * rejects is dropped and counted, since its message was already reported
- * as sent. */
-static int carry_flush(struct uvq__udp_state* s) {
-  struct uvq__carry* c;
-  struct uvq__send_scratch* sb;
-  struct uvq__send_meta meta;
-  struct sockaddr* addr;
-  size_t off;
-  size_t seglen;
-  unsigned int n;
-  int r;
-
-  c = &s->carry;
-  sb = scratch(s);
-  if (sb == NULL)
-    return -ENOMEM;
-  while (c->len > 0) {
-    memset(&meta, 0, sizeof(meta));
-    meta.level_v4 = c->level_v4;
-    meta.tos = (s->features & UVQ_UDP_FEATURE_ECN_SEND) ? c->tos : -1;
-    meta.local = c->local.ss_family ? (struct sockaddr*) &c->local : NULL;
-    meta.txtime = c->txtime;
-    addr = c->addr.ss_family ? (struct sockaddr*) &c->addr : NULL;
-
-    off = 0;
-    for (n = 0; n < UVQ__SEND_BATCH_MAX && off < c->len; n++) {
-      seglen = c->len - off < c->seg ? c->len - off : c->seg;
-      sb->iov[n].iov_base = c->data + c->sent + off;
-      sb->iov[n].iov_len = seglen;
-      r = build_entry(s, n, &sb->iov[n], 1, addr, &meta);
-      if (r)
-        return r;
-      off += seglen;
-    }
-
-    r = uvq__io_send(s, sb->msgs, n);
-    if (r > 0) {
-      unsigned int i;
-      for (i = 0; i < (unsigned int) r; i++) {
-        seglen = sb->iov[i].iov_len;
-        c->sent += seglen;
-        c->len -= seglen;
-        s->stats.datagrams_sent++;
-        s->stats.bytes_sent += seglen;
-      }
-      continue;
-    }
-    if (is_eagain(r)) {
-      s->stats.send_eagain++;
-      return -EAGAIN;
-    }
-    if (r == -EINVAL && meta.tos >= 0 &&
-        (s->features & UVQ_UDP_FEATURE_ECN_SEND)) {
-      s->features &= ~UVQ_UDP_FEATURE_ECN_SEND;
-      continue;
-    }
-    /* Rejected outright (the route went away, a pending ICMP error on a
-     * connected socket): drop this one segment. */
-    seglen = sb->iov[0].iov_len;
-    c->sent += seglen;
-    c->len -= seglen;
-    s->stats.segments_dropped++;
-  }
-  c->sent = 0;
-  return 0;
-}
-
-/* Segments a message in software: the first segment goes out at once, so
- * a message the kernel rejects (too big for the path, no route) fails here
- * with its own error and is not accepted; the rest is copied and follows
- * before anything newer. Returns 1 when the message was accepted,
- * UV_EAGAIN, or the first segment's error. */
-static int software_send(struct uvq__udp_state* s,
-                         const uvq_udp_mmsg_t* m,
-                         const struct plan* p) {
-  struct uvq__send_scratch* sb;
-  struct uvq__send_meta meta;
-  size_t first;
-  int n;
-  int r;
-
-  sb = s->sb;
-  meta = p->meta;
-  meta.gso_size = 0;
-  first = p->total < m->gso_size ? p->total : m->gso_size;
-  n = uvq__slice_iov(m->bufs, m->nbufs, 0, first, sb->iov,
-                     UVQ__SEND_BATCH_MAX * 4);
-  if (n < 0)
-    return UV_EINVAL;
-  r = build_entry(s, 0, sb->iov, (size_t) n, m->addr, &meta);
-  if (r)
-    return r;
-  r = uvq__io_send(s, sb->msgs, 1);
-  if (r < 0) {
-    if (is_eagain(r)) {
-      s->stats.send_eagain++;
-      return UV_EAGAIN;
-    }
-    return r;
-  }
-  s->stats.datagrams_sent++;
-  s->stats.bytes_sent += first;
-  s->stats.gso_fallbacks++;
-  if (p->total > first) {
-    r = carry_load(s, m, p, first);
-    if (r)
-      return r;
-    carry_flush(s);
-  }
-  return 1;
-}
-
-/* When the kernel refuses a GSO send, the cause is either GSO itself (no
- * checksum offload on the route: EIO; SO_NO_CHECK: EINVAL) or the message
- * (a segment larger than the path allows). Sending the message segmented
- * in software tells them apart: if its first segment goes, GSO was the
- * problem and is switched off for this socket, and the rest follows at
- * once; if it fails, the message's own error is reported and GSO stays. */
-static int gso_refused(struct uvq__udp_state* s,
-                       const uvq_udp_mmsg_t* m,
-                       const struct plan* p) {
-  int r;
-
-  r = software_send(s, m, p);
-  if (r == 1)
-    s->features &= ~UVQ_UDP_FEATURE_GSO;
-  return r;
-}
-
-/* Sends msgs[0..count) now: as many as the kernel takes. Returns the number
- * of messages handed over in full, or an error of the first. */
-static int send_now(struct uvq__udp_state* s,
-                    const uvq_udp_mmsg_t* msgs,
-                    unsigned int count) {
-  struct uvq__send_scratch* sb;
-  struct plan p;
-  unsigned int sent;
-  unsigned int n;
-  unsigned int i;
-  unsigned int nseg[UVQ__SEND_BATCH_MAX];
-  size_t bytes[UVQ__SEND_BATCH_MAX];
-  int gso[UVQ__SEND_BATCH_MAX];
-  int tos[UVQ__SEND_BATCH_MAX];
-  int err;
-  int r;
-
-  sb = scratch(s);
-  if (sb == NULL)
-    return UV_ENOMEM;
-
-  sent = 0;
-  while (sent < count) {
-    if (s->carry.len > 0)
-      break;
-
-    /* Gather consecutive messages that go out as one entry each. */
-    err = 0;
-    for (n = 0; sent + n < count && n < UVQ__SEND_BATCH_MAX; n++) {
-      const uvq_udp_mmsg_t* m = &msgs[sent + n];
-      err = plan_msg(s, m, &p);
-      if (err || p.software)
-        break;
-      err = build_entry(s, n, (struct iovec*) m->bufs, m->nbufs, m->addr,
-                        &p.meta);
-      if (err)
-        break;
-      nseg[n] = p.nseg;
-      bytes[n] = p.total;
-      gso[n] = p.meta.gso_size > 0;
-      tos[n] = p.meta.tos;
-    }
-
-    if (n > 0) {
-      r = uvq__io_send(s, sb->msgs, n);
-      if (r > 0) {
-        for (i = 0; i < (unsigned int) r; i++) {
-          s->stats.datagrams_sent += nseg[i];
-          s->stats.bytes_sent += bytes[i];
-          if (gso[i]) {
-            s->stats.gso_sends++;
-            s->stats.gso_segments += nseg[i];
-          }
-        }
-        sent += (unsigned int) r;
-        /* On a short count the next round finds out why. */
-        continue;
-      }
-      if (is_eagain(r)) {
-        s->stats.send_eagain++;
-        break;
-      }
-      if ((r == -EIO || r == -EINVAL) && gso[0]) {
-        plan_msg(s, &msgs[sent], &p);
-        r = gso_refused(s, &msgs[sent], &p);
-        if (r == 1) {
-          sent++;
-          continue;
-        }
-        if (r == UV_EAGAIN)
-          break;
-        if (r == UV_EINVAL && tos[0] >= 0 &&
-            (s->features & UVQ_UDP_FEATURE_ECN_SEND)) {
-          s->features &= ~UVQ_UDP_FEATURE_ECN_SEND;
-          continue;
-        }
-        return sent ? (int) sent : r;
-      }
-      if (r == -EINVAL && tos[0] >= 0 &&
-          (s->features & UVQ_UDP_FEATURE_ECN_SEND)) {
-        /* The kernel rejects the ECN control message: stop marking per
-         * message on this socket and send the same message without it. */
-        s->features &= ~UVQ_UDP_FEATURE_ECN_SEND;
-        continue;
-      }
-      return sent ? (int) sent : r;
-    }
-
-    /* Message `sent` is invalid, or must be segmented in software. */
-    if (err)
-      return sent ? (int) sent : err;
-    r = software_send(s, &msgs[sent], &p);
-    if (r == UV_EAGAIN)
-      break;
-    if (r < 0)
-      return sent ? (int) sent : r;
-    sent++;
-  }
-
-  if (s->carry.len > 0)
-    update_poll(s);
-  if (sent == 0)
-    return UV_EAGAIN;
-  return (int) sent;
-}
-
-int uvq_udp_try_send_batch(uvq_udp_t* handle,
-                           const uvq_udp_mmsg_t* msgs,
-                           unsigned int count) {
-  struct uvq__udp_state* s;
-
-  s = live_state(handle);
-  if (s == NULL || msgs == NULL || count == 0)
-    return UV_EINVAL;
-  if (s->fd == -1)
-    return UV_EBADF;
-  /* Older data goes first: queued requests and carried segments. */
-  if (s->queue_head != NULL || s->carry.len > 0)
-    return UV_EAGAIN;
-  return send_now(s, msgs, count);
-}
-
-static int validate_all(struct uvq__udp_state* s,
-                        const uvq_udp_mmsg_t* msgs,
-                        unsigned int count) {
-  struct plan p;
-  unsigned int i;
-  int err;
-
-  for (i = 0; i < count; i++) {
-    err = plan_msg(s, &msgs[i], &p);
-    if (err)
-      return err;
-  }
-  return 0;
-}
-
-int uvq_udp_send_batch(uvq_udp_send_t* req,
-                       uvq_udp_t* handle,
-                       const uvq_udp_mmsg_t* msgs,
-                       unsigned int count,
-                       uvq_udp_send_cb cb) {
-  struct uvq__udp_state* s;
-  struct uvq__udp_send_state* q;
-  size_t size;
-  size_t nbufs;
-  char* p;
-  unsigned int i;
-  int err;
-
-  s = live_state(handle);
-  if (s == NULL || req == NULL || msgs == NULL || count == 0 || cb == NULL)
-    return UV_EINVAL;
-  if (s->fd == -1)
-    return UV_EBADF;
-  err = validate_all(s, msgs, count);
-  if (err)
-    return err;
-
-  /* One allocation holds the request state, the messages, their buffer
-   * lists and their addresses; the payload stays the caller's. */
-  nbufs = 0;
-  for (i = 0; i < count; i++)
-    nbufs += msgs[i].nbufs;
-  size = sizeof(*q) + count * sizeof(uvq_udp_mmsg_t) + nbufs * sizeof(uv_buf_t) +
-         2 * count * sizeof(struct sockaddr_storage);
-  q = malloc(size);
-  if (q == NULL)
-    return UV_ENOMEM;
-  memset(q, 0, sizeof(*q));
-  q->req = req;
-  q->cb = cb;
-  q->count = count;
-  q->msgs = (uvq_udp_mmsg_t*) (q + 1);
-  p = (char*) (q->msgs + count);
-  {
-    uv_buf_t* bufs = (uv_buf_t*) p;
-    struct sockaddr_storage* addrs =
-        (struct sockaddr_storage*) (bufs + nbufs);
-    for (i = 0; i < count; i++) {
-      q->msgs[i] = msgs[i];
-      if (msgs[i].nbufs > 0)
-        memcpy(bufs, msgs[i].bufs, msgs[i].nbufs * sizeof(uv_buf_t));
-      q->msgs[i].bufs = bufs;
-      bufs += msgs[i].nbufs;
-      if (msgs[i].addr != NULL) {
-        memcpy(&addrs[0], msgs[i].addr, (size_t) sockaddr_len(msgs[i].addr));
-        q->msgs[i].addr = (struct sockaddr*) &addrs[0];
-      }
-      if (msgs[i].local != NULL) {
-        memcpy(&addrs[1], msgs[i].local, (size_t) sockaddr_len(msgs[i].local));
-        q->msgs[i].local = (struct sockaddr*) &addrs[1];
-      }
-      addrs += 2;
-    }
-  }
-
-  req->handle = handle;
-  req->nsent = 0;
-  req->state_ = q;
-  if (s->queue_tail != NULL)
-    s->queue_tail->next = q;
-  else
-    s->queue_head = q;
-  s->queue_tail = q;
-
-  /* Send at once when nothing older waits; the callback still comes from
-   * the loop, on the next writable event. */
-  if (s->queue_head == q && s->carry.len == 0) {
-    int r = send_now(s, q->msgs, q->count);
-    if (r > 0)
-      q->done = (unsigned int) r;
-    else if (r != UV_EAGAIN)
-      q->status = r;
-  }
-  update_poll(s);
-  return 0;
-}
-
-static void complete_req(struct uvq__udp_state* s,
-                         struct uvq__udp_send_state* q,
-                         int status) {
-  uvq_udp_send_t* req;
-
-  s->queue_head = q->next;
-  if (s->queue_head == NULL)
-    s->queue_tail = NULL;
-  req = q->req;
-  req->nsent = q->done;
-  req->state_ = NULL;
-  q->cb(req, status);
-  free(q);
-}
-
-static void flush_queue(struct uvq__udp_state* s) {
-  struct uvq__udp_send_state* q;
-  int r;
-
-  if (s->carry.len > 0 && carry_flush(s) != 0)
-    return;
-  while ((q = s->queue_head) != NULL) {
-    while (q->status == 0 && q->done < q->count) {
-      r = send_now(s, q->msgs + q->done, q->count - q->done);
-      if (r == UV_EAGAIN)
-        return;
-      if (r < 0) {
-        q->status = r;
-        break;
-      }
-      q->done += (unsigned int) r;
-      if (s->carry.len > 0 && carry_flush(s) != 0)
-        return;
-    }
-    complete_req(s, q, q->status);
-    if (s->flags & UVQ__F_CLOSING)
-      return;
-  }
-}
-
 /* ---- the loop ------------------------------------------------------------- */
 
-static void update_poll(struct uvq__udp_state* s) {
+void uvq__udp_update_poll(struct uvq__udp_state* s) {
   int events;
 
   if (!s->poll_ready || (s->flags & UVQ__F_CLOSING))
@@ -1316,10 +420,10 @@ static void on_poll(uv_poll_t* poll, int status, int events) {
     events = UV_READABLE | UV_WRITABLE;
   }
   if ((events & UV_READABLE) && (s->flags & UVQ__F_RECEIVING))
-    do_read(s);
+    uvq__udp_read(s);
   if ((events & UV_WRITABLE) && !(s->flags & UVQ__F_CLOSING))
-    flush_queue(s);
-  update_poll(s);
+    uvq__udp_flush_queue(s);
+  uvq__udp_update_poll(s);
 }
 
 /* ---- settings and reports -------------------------------------------------- */
@@ -1327,7 +431,7 @@ static void on_poll(uv_poll_t* poll, int status, int events) {
 int uvq_udp_set_ecn(uvq_udp_t* handle, int ecn) {
   struct uvq__udp_state* s;
 
-  s = live_state(handle);
+  s = uvq__live_state(handle);
   if (s == NULL || ecn < 0 || ecn > 3)
     return UV_EINVAL;
   if (s->fd == -1)
@@ -1338,7 +442,7 @@ int uvq_udp_set_ecn(uvq_udp_t* handle, int ecn) {
 int uvq_udp_set_pmtud(uvq_udp_t* handle, int mode) {
   struct uvq__udp_state* s;
 
-  s = live_state(handle);
+  s = uvq__live_state(handle);
   if (s == NULL)
     return UV_EINVAL;
   if (mode != UVQ_UDP_PMTUD_OFF && mode != UVQ_UDP_PMTUD_DO &&
@@ -1352,7 +456,7 @@ int uvq_udp_set_pmtud(uvq_udp_t* handle, int mode) {
 int uvq_udp_getmtu(const uvq_udp_t* handle, size_t* mtu) {
   struct uvq__udp_state* s;
 
-  s = live_state(handle);
+  s = uvq__live_state(handle);
   if (s == NULL || mtu == NULL)
     return UV_EINVAL;
   if (s->fd == -1)
@@ -1365,7 +469,7 @@ int uvq_udp_getmtu(const uvq_udp_t* handle, size_t* mtu) {
 unsigned int uvq_udp_gso_max_segments(const uvq_udp_t* handle) {
   struct uvq__udp_state* s;
 
-  s = live_state(handle);
+  s = uvq__live_state(handle);
   if (s == NULL || !(s->features & UVQ_UDP_FEATURE_GSO))
     return 0;
   return UVQ__GSO_MAX_SEGMENTS;
@@ -1375,7 +479,7 @@ static int buffer_size(uvq_udp_t* handle, int* value, int opt) {
   struct uvq__udp_state* s;
   socklen_t len;
 
-  s = live_state(handle);
+  s = uvq__live_state(handle);
   if (s == NULL || value == NULL || *value < 0)
     return UV_EINVAL;
   if (s->fd == -1)
@@ -1402,7 +506,7 @@ int uvq_udp_recv_buffer_size(uvq_udp_t* handle, int* value) {
 unsigned int uvq_udp_features(const uvq_udp_t* handle) {
   struct uvq__udp_state* s;
 
-  s = live_state(handle);
+  s = uvq__live_state(handle);
   if (s == NULL || s->fd == -1)
     return 0;
   return s->features;
@@ -1418,7 +522,7 @@ int uvq_udp_get_stats(const uvq_udp_t* handle, uvq_udp_stats_t* stats) {
 int uvq_udp_is_active(const uvq_udp_t* handle) {
   struct uvq__udp_state* s;
 
-  s = live_state(handle);
+  s = uvq__live_state(handle);
   if (s == NULL)
     return 0;
   return (s->flags & UVQ__F_RECEIVING) || s->queue_head != NULL ||
@@ -1428,7 +532,7 @@ int uvq_udp_is_active(const uvq_udp_t* handle) {
 void uvq_udp_ref(uvq_udp_t* handle) {
   struct uvq__udp_state* s;
 
-  s = live_state(handle);
+  s = uvq__live_state(handle);
   if (s == NULL)
     return;
   s->flags &= ~UVQ__F_UNREF;
@@ -1440,7 +544,7 @@ void uvq_udp_ref(uvq_udp_t* handle) {
 void uvq_udp_unref(uvq_udp_t* handle) {
   struct uvq__udp_state* s;
 
-  s = live_state(handle);
+  s = uvq__live_state(handle);
   if (s == NULL)
     return;
   s->flags |= UVQ__F_UNREF;
@@ -1458,11 +562,11 @@ static void finish_close(struct uvq__udp_state* s) {
 
   /* Requests that never went: their callbacks, oldest first. */
   while ((q = s->queue_head) != NULL)
-    complete_req(s, q, UV_ECANCELED);
+    uvq__udp_complete_req(s, q, UV_ECANCELED);
 
   /* A parked batch buffer goes back to its owner. */
   if (s->rb != NULL && s->rb->held && s->recv_cb != NULL)
-    deliver(s);
+    uvq__udp_deliver(s);
 
   handle = s->handle;
   cb = s->close_cb;

@@ -1,0 +1,318 @@
+/* The receive path: reading batches with the platform's receive call and
+ * delivering them under the buffer-ownership contract of uvq.h. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void slots_in_effect(const struct uvq__udp_state* s,
+                            unsigned int* slot,
+                            unsigned int* batch) {
+  int gro;
+
+  gro = (s->features & (UVQ_UDP_GRO | UVQ_UDP_GRO_RAW)) != 0;
+  *slot = s->slot_size ? s->slot_size : (gro ? UVQ__SLOT_GRO : UVQ__SLOT_DEFAULT);
+  *batch = s->batch ? s->batch : (gro ? UVQ__BATCH_GRO : UVQ__BATCH_DEFAULT);
+  /* A super-packet is up to 64 KiB whatever the caller asked for; a smaller
+   * slot would truncate every coalesced receive. */
+  if (gro && *slot < UVQ__SLOT_GRO)
+    *slot = UVQ__SLOT_GRO;
+  if (!(s->features & UVQ_UDP_RECVMMSG) && *batch > UVQ__RECV_BATCH_MAX)
+    *batch = UVQ__RECV_BATCH_MAX;
+}
+
+int uvq_udp_set_recv_slots(uvq_udp_t* handle,
+                           unsigned int slot_size,
+                           unsigned int batch) {
+  struct uvq__udp_state* s;
+
+  s = uvq__live_state(handle);
+  if (s == NULL)
+    return UV_EINVAL;
+  if (slot_size > UVQ__SLOT_MAX || batch > UVQ__RECV_BATCH_MAX)
+    return UV_EINVAL;
+  if (slot_size)
+    s->slot_size = slot_size;
+  if (batch)
+    s->batch = batch;
+  return 0;
+}
+
+static void call_recv(struct uvq__udp_state* s, uvq_udp_recv_t* r) {
+  s->recv_cb(s->handle, r);
+}
+
+static void recv_init(uvq_udp_recv_t* r) {
+  memset(r, 0, sizeof(*r));
+}
+
+/* Delivers a callback that returns a buffer with no datagram in it: an
+ * error (nread < 0), or nothing to read (nread 0). */
+static void deliver_empty(struct uvq__udp_state* s, uv_buf_t* buf,
+                          ssize_t nread) {
+  uvq_udp_recv_t r;
+
+  recv_init(&r);
+  r.nread = nread;
+  r.buf = buf;
+  call_recv(s, &r);
+}
+
+/* Used by the platform files to deliver a complete callback (error queue
+ * entries). The callback returns its buffer. */
+void uvq__udp_deliver_one(struct uvq__udp_state* s, uvq_udp_recv_t* r) {
+  call_recv(s, r);
+}
+
+/* Delivers the datagrams read into the batch buffer, in order, until all
+ * are delivered, the caller stops receiving, or the handle closes. Then,
+ * unless a sole datagram already took it back, returns the buffer with one
+ * UVQ_UDP_MMSG_FREE callback. State is updated before each callback so the
+ * callback may stop, restart or close the handle. */
+void uvq__udp_deliver(struct uvq__udp_state* s) {
+  struct uvq__recv_batch* rb;
+  struct uvq__mmsg* m;
+  uvq_udp_recv_t r;
+  uv_buf_t chunk;
+  size_t len;
+  size_t slot_len;
+  unsigned int seg;
+  unsigned int nseg;
+  unsigned int extra;
+  int split;
+  int sole;
+
+  rb = s->rb;
+  while (rb->held && rb->next < rb->count) {
+    if (!(s->flags & UVQ__F_RECEIVING) || (s->flags & UVQ__F_CLOSING))
+      break;
+
+    m = &rb->msgs[rb->next];
+    slot_len = rb->iov[rb->next].iov_len;
+    len = m->len < slot_len ? m->len : slot_len;
+    if (!rb->meta_valid) {
+      uvq__cmsg_decode(&m->hdr, s->port, s->family, &rb->meta);
+      rb->meta_valid = 1;
+      if (rb->meta.has_drops)
+        s->stats.kernel_drops = rb->meta.drops;
+    }
+    seg = rb->meta.segment_size;
+    nseg = uvq__segments_of(len, seg);
+    split = (s->features & UVQ_UDP_GRO) && nseg > 1;
+
+    extra = 0;
+    if (m->hdr.msg_flags & MSG_TRUNC)
+      extra |= UVQ_UDP_PARTIAL;
+    if (m->hdr.msg_flags & MSG_CTRUNC)
+      extra |= UVQ_UDP_CTRUNC;
+
+    recv_init(&r);
+    r.addr = m->hdr.msg_namelen > 0 ? (const struct sockaddr*) &rb->peers[rb->next]
+                                    : NULL;
+    r.local = rb->meta.local;
+    r.ifindex = rb->meta.ifindex;
+    r.ecn = rb->meta.ecn < 0 ? 0 : rb->meta.ecn;
+    r.segment_size = nseg > 1 ? seg : 0;
+
+    if (rb->seg_offset == 0) {
+      /* First look at this message: count it once. */
+      s->stats.datagrams_received += nseg;
+      s->stats.bytes_received += len;
+      if (nseg > 1) {
+        s->stats.gro_packets++;
+        s->stats.gro_segments += nseg;
+      }
+      if (rb->meta.ecn >= 0 && (s->features & UVQ_UDP_RECVECN))
+        s->stats.ecn_received[rb->meta.ecn] += nseg;
+      if (extra & UVQ_UDP_PARTIAL)
+        s->stats.truncated++;
+      if (extra & UVQ_UDP_CTRUNC)
+        s->stats.control_truncated++;
+    }
+
+    if (split) {
+      chunk.base = (char*) rb->iov[rb->next].iov_base + rb->seg_offset;
+      chunk.len = len - rb->seg_offset < seg ? len - rb->seg_offset : seg;
+      r.nread = (ssize_t) chunk.len;
+      r.buf = &chunk;
+      r.flags = UVQ_UDP_MMSG_CHUNK | (extra & UVQ_UDP_CTRUNC);
+      rb->seg_offset += chunk.len;
+      if (rb->seg_offset >= len) {
+        rb->next++;
+        rb->seg_offset = 0;
+        rb->meta_valid = 0;
+      }
+      call_recv(s, &r);
+      continue;
+    }
+
+    sole = rb->count == 1;
+    rb->next++;
+    rb->seg_offset = 0;
+    rb->meta_valid = 0;
+    r.nread = (ssize_t) len;
+    r.flags = extra;
+    if (sole) {
+      /* The buffer held just this datagram: hand it back with it and save
+       * the caller a FREE callback. Slot 0 starts at the buffer's base. */
+      rb->held = 0;
+      chunk = rb->buf;
+      r.buf = &chunk;
+    } else {
+      chunk.base = rb->iov[rb->next - 1].iov_base;
+      chunk.len = len;
+      r.buf = &chunk;
+      r.flags |= UVQ_UDP_MMSG_CHUNK;
+    }
+    call_recv(s, &r);
+  }
+
+  /* Return the buffer once everything in it was delivered, or when the
+   * handle closes (closing discards what was read but not delivered, as
+   * closing a socket discards its receive queue). */
+  if (rb->held &&
+      (rb->next >= rb->count || (s->flags & UVQ__F_CLOSING))) {
+    rb->held = 0;
+    chunk = rb->buf;
+    recv_init(&r);
+    r.nread = 0;
+    r.buf = &chunk;
+    r.flags = UVQ_UDP_MMSG_FREE;
+    call_recv(s, &r);
+  }
+}
+
+/* Reads and delivers datagrams: a bounded number of syscalls per readable
+ * event, so one busy socket cannot starve the loop. */
+void uvq__udp_read(struct uvq__udp_state* s) {
+  struct uvq__recv_batch* rb;
+  unsigned int slot;
+  unsigned int batch;
+  unsigned int n;
+  unsigned int i;
+  size_t slot_len;
+  uv_buf_t buf;
+  int reads;
+  int r;
+
+  rb = s->rb;
+  for (reads = 0; reads < UVQ__READS_PER_EVENT; reads++) {
+    if (!(s->flags & UVQ__F_RECEIVING) || (s->flags & UVQ__F_CLOSING))
+      return;
+    if (rb->held) {
+      uvq__udp_deliver(s);
+      if (rb->held)
+        return;
+      continue;
+    }
+
+    slots_in_effect(s, &slot, &batch);
+    buf = uv_buf_init(NULL, 0);
+    s->alloc_cb(s->handle, (size_t) slot * batch, &buf);
+    if (s->flags & UVQ__F_CLOSING) {
+      /* alloc_cb closed the handle; give the buffer straight back. */
+      deliver_empty(s, &buf, UV_ECANCELED);
+      return;
+    }
+    if (buf.base == NULL || buf.len == 0) {
+      deliver_empty(s, &buf, UV_ENOBUFS);
+      return;
+    }
+
+    n = (unsigned int) (buf.len / slot);
+    if (n > batch)
+      n = batch;
+    slot_len = slot;
+    if (n == 0) {
+      n = 1;
+      slot_len = buf.len;
+    }
+    for (i = 0; i < n; i++) {
+      rb->iov[i].iov_base = buf.base + i * slot_len;
+      rb->iov[i].iov_len = slot_len;
+      memset(&rb->msgs[i].hdr, 0, sizeof(rb->msgs[i].hdr));
+      rb->msgs[i].hdr.msg_name = &rb->peers[i];
+      rb->msgs[i].hdr.msg_namelen = sizeof(rb->peers[i]);
+      rb->msgs[i].hdr.msg_iov = &rb->iov[i];
+      rb->msgs[i].hdr.msg_iovlen = 1;
+      rb->msgs[i].hdr.msg_control = rb->control[i];
+      rb->msgs[i].hdr.msg_controllen = sizeof(rb->control[i]);
+      rb->msgs[i].len = 0;
+    }
+
+    r = uvq__io_recv(s, rb->msgs, n);
+    if (r == -EAGAIN || r == -EWOULDBLOCK) {
+      /* As in libuv: nread 0 with addr NULL means nothing was read. */
+      deliver_empty(s, &buf, 0);
+      return;
+    }
+    if (r < 0) {
+      deliver_empty(s, &buf, r);
+      return;
+    }
+
+    rb->buf = buf;
+    rb->held = 1;
+    rb->count = (unsigned int) r;
+    rb->next = 0;
+    rb->seg_offset = 0;
+    rb->meta_valid = 0;
+    uvq__udp_deliver(s);
+    if (rb->held)
+      return;
+    /* A short batch means the socket is drained: save the EAGAIN call.
+     * The loop polls level-triggered, so anything newer wakes it again. */
+    if ((unsigned int) r < n)
+      return;
+  }
+}
+
+int uvq_udp_recv_start2(uvq_udp_t* handle,
+                        uvq_udp_alloc_cb alloc_cb,
+                        uvq_udp_recv_cb recv_cb) {
+  struct uvq__udp_state* s;
+
+  s = uvq__live_state(handle);
+  if (s == NULL || alloc_cb == NULL || recv_cb == NULL)
+    return UV_EINVAL;
+  if (s->fd == -1)
+    return UV_EBADF;
+  if (s->flags & UVQ__F_RECEIVING)
+    return UV_EALREADY;
+  if (s->rb == NULL) {
+    s->rb = calloc(1, sizeof(*s->rb));
+    if (s->rb == NULL)
+      return UV_ENOMEM;
+  }
+  s->alloc_cb = alloc_cb;
+  s->recv_cb = recv_cb;
+  s->flags |= UVQ__F_RECEIVING;
+  uvq__udp_update_poll(s);
+  /* Datagrams parked by an earlier recv_stop are delivered from the loop,
+   * never from inside this call. */
+  if (s->rb->held)
+    uv_timer_start(&s->kick, uvq__udp_on_kick, 0, 0);
+  return 0;
+}
+
+int uvq_udp_recv_stop(uvq_udp_t* handle) {
+  struct uvq__udp_state* s;
+
+  s = uvq__live_state(handle);
+  if (s == NULL)
+    return UV_EINVAL;
+  if (!(s->flags & UVQ__F_RECEIVING))
+    return 0;
+  s->flags &= ~UVQ__F_RECEIVING;
+  uv_timer_stop(&s->kick);
+  uvq__udp_update_poll(s);
+  return 0;
+}
+
+void uvq__udp_on_kick(uv_timer_t* timer) {
+  struct uvq__udp_state* s;
+
+  s = timer->data;
+  if ((s->flags & UVQ__F_RECEIVING) && s->rb != NULL && s->rb->held)
+    uvq__udp_read(s);
+}

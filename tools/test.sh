@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Builds uvq and runs the whole test suite in three configurations: the
+# normal Linux datapath, the forced portable POSIX datapath, and the Linux
+# datapath under AddressSanitizer + UndefinedBehaviorSanitizer. Installs
+# what is missing first (tools/setup.sh). Build trees are kept under
+# build/ so a second run only rebuilds what changed.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+bash tools/setup.sh || exit 1
+
+jobs=$(nproc 2>/dev/null || echo 2)
+total_pass=0
+total_fail=0
+total_skip=0
+summary=()
+status=0
+
+run_config() {
+  local name=$1
+  shift
+  local dir="build/test-$name"
+  local log="$dir/ctest.log"
+
+  echo "=== $name: configure and build"
+  if ! cmake -S . -B "$dir" -DUVQ_WERROR=ON "$@" >/dev/null ||
+     ! cmake --build "$dir" -j"$jobs" >"$dir.build.log" 2>&1; then
+    tail -n 40 "$dir.build.log" 2>/dev/null
+    echo "=== $name: BUILD FAILED"
+    summary+=("$name: build failed")
+    status=1
+    return
+  fi
+
+  echo "=== $name: ctest"
+  ctest --test-dir "$dir" --output-on-failure -j"$jobs" --timeout 120 2>&1 | tee "$log"
+  local line pass fail run skip
+  line=$(grep -E '[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n 1)
+  if [ -z "$line" ]; then
+    summary+=("$name: no tests ran")
+    status=1
+    return
+  fi
+  fail=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$line")
+  run=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\2/' <<<"$line")
+  skip=$(grep -cE '\*\*\*Skipped|Not Run' "$log" || true)
+  pass=$((run - fail - skip))
+  total_pass=$((total_pass + pass))
+  total_fail=$((total_fail + fail))
+  total_skip=$((total_skip + skip))
+  summary+=("$name: $pass passed, $fail failed, $skip skipped")
+  [ "$fail" -eq 0 ] || status=1
+}
+
+run_config linux -DCMAKE_BUILD_TYPE=RelWithDebInfo
+run_config portable -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUVQ_PORTABLE=ON
+CC=clang run_config sanitize -DCMAKE_BUILD_TYPE=Debug -DUVQ_SANITIZE=ON
+
+echo
+echo "=== uvq test summary"
+for s in "${summary[@]}"; do
+  echo "  $s"
+done
+echo "total: $total_pass passed, $total_fail failed, $total_skip skipped"
+exit $status
