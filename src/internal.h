@@ -53,7 +53,7 @@ enum {
   UVQ__F_BOUND = 1 << 3,      /* bind() (or an implicit bind) happened */
   UVQ__F_V6ONLY = 1 << 4,     /* AF_INET6 socket without IPv4 mapping */
   UVQ__F_UNREF = 1 << 5,      /* uvq_udp_unref was called */
-  UVQ__F_IN_DELIVERY = 1 << 6 /* uvq__udp_deliver is on the stack */
+  UVQ__F_PEER_V4 = 1 << 6     /* connected to an IPv4(-mapped) peer */
 };
 
 /* One message of a batch, laid out like Linux's struct mmsghdr so that

@@ -19,18 +19,12 @@ struct plan {
 
 static int dest_is_v4(const struct uvq__udp_state* s,
                       const struct sockaddr* addr) {
-  struct sockaddr_storage peer;
-  socklen_t len;
-
   if (s->family == AF_INET)
     return 1;
   if (addr != NULL)
     return uvq__is_v4mapped(addr);
-  /* Connected dual-stack socket: the peer decides. */
-  len = sizeof(peer);
-  if (getpeername(s->fd, (struct sockaddr*) &peer, &len))
-    return 0;
-  return uvq__is_v4mapped((struct sockaddr*) &peer);
+  /* Connected dual-stack socket: the peer decides (noted at connect). */
+  return (s->flags & UVQ__F_PEER_V4) != 0;
 }
 
 /* Checks one message and decides how it goes out. Errors are the ones the

@@ -1,7 +1,7 @@
-/* The uvq UDP handle: public entry points, loop integration, receive
- * delivery, send planning and the send queue. Platform work (socket
- * options, the receive and send syscalls, the error queue) lives in
- * io-linux.c or io-posix.c. */
+/* The uvq UDP handle core: lifecycle, addresses, settings, reports, loop
+ * integration and close. The receive path is in udp-recv.c, the send path
+ * in udp-send.c, and platform work (socket options, the receive and send
+ * syscalls, the error queue) in io-linux.c or io-posix.c. */
 #include "internal.h"
 
 #include <fcntl.h>
@@ -187,8 +187,11 @@ int uvq_udp_open(uvq_udp_t* handle, uv_os_sock_t sock) {
   if (s->port != 0)
     s->flags |= UVQ__F_BOUND;
   len = sizeof(ss);
-  if (getpeername(sock, (struct sockaddr*) &ss, &len) == 0)
+  if (getpeername(sock, (struct sockaddr*) &ss, &len) == 0) {
     s->flags |= UVQ__F_CONNECTED;
+    if (ss.ss_family == AF_INET || uvq__is_v4mapped((struct sockaddr*) &ss))
+      s->flags |= UVQ__F_PEER_V4;
+  }
   return 0;
 }
 
@@ -311,6 +314,10 @@ int uvq_udp_connect(uvq_udp_t* handle, const struct sockaddr* addr) {
   if (err)
     return uvq__errno();
   s->flags |= UVQ__F_CONNECTED;
+  if (addr->sa_family == AF_INET || uvq__is_v4mapped(addr))
+    s->flags |= UVQ__F_PEER_V4;
+  else
+    s->flags &= ~UVQ__F_PEER_V4;
   refresh_local(s);
   return 0;
 }
