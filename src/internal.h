@@ -230,6 +230,7 @@ void uvq__udp_update_poll(struct uvq__udp_state* s);
 void uvq__udp_read(struct uvq__udp_state* s);
 void uvq__udp_deliver(struct uvq__udp_state* s);
 void uvq__udp_deliver_one(struct uvq__udp_state* s, uvq_udp_recv_t* r);
+void uvq__udp_deliver_error(struct uvq__udp_state* s, int err);
 void uvq__udp_on_kick(uv_timer_t* timer);
 
 /* udp-send.c: planning, sending and the queue. */

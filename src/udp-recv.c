@@ -58,6 +58,14 @@ static void deliver_empty(struct uvq__udp_state* s, uv_buf_t* buf,
   call_recv(s, &r);
 }
 
+/* Reports a socket error that came with no buffer (POLLERR). */
+void uvq__udp_deliver_error(struct uvq__udp_state* s, int err) {
+  uv_buf_t buf;
+
+  buf = uv_buf_init(NULL, 0);
+  deliver_empty(s, &buf, err);
+}
+
 /* Used by the platform files to deliver a complete callback (error queue
  * entries). The callback returns its buffer. */
 void uvq__udp_deliver_one(struct uvq__udp_state* s, uvq_udp_recv_t* r) {

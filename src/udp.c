@@ -393,10 +393,12 @@ void uvq__udp_update_poll(struct uvq__udp_state* s) {
     uv_poll_start(&s->poll, events, on_poll);
 }
 
-/* libuv's poll handle reports POLLERR as status UV_EBADF and stops itself.
- * For a UDP socket POLLERR means a pending socket error (an ICMP error on a
- * connected socket) or a non-empty error queue (IP_RECVERR), both normal
- * events: drain them, report them, and poll again. */
+/* libuv's poll handle reports POLLERR as status UV_EBADF, with no events,
+ * and stops itself. For a UDP socket POLLERR means a pending socket error
+ * (an ICMP error on a connected socket) or a non-empty error queue
+ * (IP_RECVERR), both ordinary events: drain and report them here and poll
+ * again. Readability is not known, so reading waits for the next event,
+ * which a level-triggered poll delivers at once if data is waiting. */
 static void handle_pollerr(struct uvq__udp_state* s) {
   socklen_t len;
   int soerr;
@@ -410,11 +412,11 @@ static void handle_pollerr(struct uvq__udp_state* s) {
         break;
     }
   }
-  if (s->flags & UVQ__F_RECEIVING)
-    return; /* the read that follows reports a pending socket error */
   soerr = 0;
   len = sizeof(soerr);
-  getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+  if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 &&
+      soerr != 0 && (s->flags & UVQ__F_RECEIVING))
+    uvq__udp_deliver_error(s, -soerr);
 }
 
 static void on_poll(uv_poll_t* poll, int status, int events) {
@@ -424,7 +426,7 @@ static void on_poll(uv_poll_t* poll, int status, int events) {
   if (status < 0) {
     s->poll_events = 0; /* libuv stopped the handle */
     handle_pollerr(s);
-    events = UV_READABLE | UV_WRITABLE;
+    events = UV_WRITABLE;
   }
   if ((events & UV_READABLE) && (s->flags & UVQ__F_RECEIVING))
     uvq__udp_read(s);
