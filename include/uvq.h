@@ -376,11 +376,17 @@ UVQ_EXTERN int uvq_udp_set_recv_slots(uvq_udp_t* handle,
  * Returns the number of messages sent in full (a prefix of msgs),
  * UV_EAGAIN when none could go (socket buffer full, or a queued send is
  * still pending), or a negative UV_E* error of the first message (for
- * example UV_EMSGSIZE, which leaves the socket usable). Errors that need
- * no socket: UV_EINVAL (NULL msgs, count 0, nbufs 0 with bufs NULL, ecn
- * outside -1..3, gso_size over 65535), UV_EMSGSIZE (more than 64 segments
- * or bytes over the datagram limit), UV_EAFNOSUPPORT (addr or local of the
- * wrong family), UV_EISCONN / UV_EDESTADDRREQ; UV_EBADF without a socket.
+ * example UV_EMSGSIZE, which leaves the socket usable). A message that
+ * fails its checks after the first ends the call early: the count of the
+ * ones before it comes back, and the next call reports its error.
+ * Argument errors, checked before UV_EBADF (no socket): UV_EINVAL (NULL
+ * msgs, count 0, bufs NULL with nbufs > 0, nbufs over 1024, ecn outside
+ * -1..3, gso_size over 65535). Then: UV_EMSGSIZE (more than 64 segments or
+ * bytes over the datagram limit), UV_EAFNOSUPPORT (addr or local of the
+ * wrong family), UV_EISCONN / UV_EDESTADDRREQ, UV_ENOTSUP (local without
+ * UVQ_UDP_FEATURE_SRCADDR), UV_ENOMEM, and the kernel's own errors
+ * (ENOBUFS from a full qdisc is UV_EAGAIN). nbufs 0 sends an empty
+ * datagram.
  * A message with gso_size that the kernel refuses to segment (EIO,
  * EINVAL) is re-sent at once as separate datagrams and GSO is switched off
  * on this socket; a rejected ECN control message likewise switches

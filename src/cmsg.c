@@ -12,6 +12,19 @@
 #define SOL_UDP IPPROTO_UDP
 #endif
 
+/* Linux values for C libraries whose headers predate them. */
+#ifdef __linux__
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103 /* Linux 4.18 */
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104 /* Linux 5.0 */
+#endif
+#ifndef SCM_TXTIME
+#define SCM_TXTIME 61 /* Linux 4.19 */
+#endif
+#endif
+
 int uvq__ecn_from_tos(int tos) {
   return tos & 3;
 }
@@ -243,6 +256,17 @@ int uvq__cmsg_encode(char* buf,
       else
         return -EAFNOSUPPORT;
       err = put(buf, cap, &off, IPPROTO_IP, IP_PKTINFO, &pi, sizeof(pi));
+#elif defined(IP_SENDSRCADDR)
+      /* FreeBSD and macOS choose the IPv4 source with IP_SENDSRCADDR. */
+      struct in_addr a;
+      if (m->local->sa_family == AF_INET)
+        a = ((const struct sockaddr_in*) m->local)->sin_addr;
+      else if (is_v4mapped(m->local))
+        memcpy(&a, &((const struct sockaddr_in6*) m->local)->sin6_addr.s6_addr[12],
+               4);
+      else
+        return -EAFNOSUPPORT;
+      err = put(buf, cap, &off, IPPROTO_IP, IP_SENDSRCADDR, &a, sizeof(a));
 #else
       return -ENOTSUP;
 #endif

@@ -211,6 +211,8 @@ int uvq__io_configure(struct uvq__udp_state* s, unsigned int flags);
 /* Sets the DF mode; -errno. */
 int uvq__io_set_pmtud(struct uvq__udp_state* s, int mode);
 int uvq__io_getmtu(const struct uvq__udp_state* s, size_t* mtu);
+/* Reads the socket's TOS/TCLASS byte (the IPv6 one on AF_INET6). */
+int uvq__io_get_tos(const struct uvq__udp_state* s, int* tos);
 /* Sets the socket's TOS/TCLASS byte for its family (both on dual-stack). */
 int uvq__io_set_tos(struct uvq__udp_state* s, int tos);
 /* Reads up to n messages into msgs; count, or -errno (-EAGAIN when none). */
@@ -227,6 +229,10 @@ int uvq__io_errqueue(struct uvq__udp_state* s);
 void uvq__udp_update_poll(struct uvq__udp_state* s);
 
 /* udp-recv.c: reading and delivering. */
+/* The receive layout in effect: slot size and datagrams per syscall. */
+void uvq__udp_slots(const struct uvq__udp_state* s,
+                    unsigned int* slot,
+                    unsigned int* batch);
 void uvq__udp_read(struct uvq__udp_state* s);
 void uvq__udp_deliver(struct uvq__udp_state* s);
 void uvq__udp_deliver_one(struct uvq__udp_state* s, uvq_udp_recv_t* r);

@@ -167,6 +167,23 @@ int uvq__io_getmtu(const struct uvq__udp_state* s, size_t* mtu) {
   return 0;
 }
 
+int uvq__io_get_tos(const struct uvq__udp_state* s, int* tos) {
+  socklen_t len;
+  int v;
+
+  v = 0;
+  len = sizeof(v);
+  if (s->family == AF_INET6) {
+    if (getsockopt(s->fd, IPPROTO_IPV6, IPV6_TCLASS, &v, &len))
+      return uvq__errno();
+  } else {
+    if (getsockopt(s->fd, IPPROTO_IP, IP_TOS, &v, &len))
+      return uvq__errno();
+  }
+  *tos = v & 0xff;
+  return 0;
+}
+
 int uvq__io_set_tos(struct uvq__udp_state* s, int tos) {
   int ok;
   int err;
@@ -281,6 +298,9 @@ int uvq__io_errqueue(struct uvq__udp_state* s) {
   uvq_udp_recv_t r;
   uv_buf_t buf;
   char data[2048];
+  unsigned int slot;
+  unsigned int batch;
+  size_t copied;
   int have_ee;
   ssize_t n;
 
@@ -324,16 +344,27 @@ int uvq__io_errqueue(struct uvq__udp_state* s) {
   if (!have_ee || !(s->flags & UVQ__F_RECEIVING))
     return 1;
 
+  /* The entry goes into a buffer from alloc_cb like any datagram, asked
+   * for with the usual suggested size. */
+  uvq__udp_slots(s, &slot, &batch);
   buf = uv_buf_init(NULL, 0);
-  s->alloc_cb(s->handle, (size_t) n, &buf);
-  if (buf.base != NULL && buf.len > 0)
-    memcpy(buf.base, data, (size_t) n < buf.len ? (size_t) n : buf.len);
+  s->alloc_cb(s->handle, (size_t) slot * batch, &buf);
+  copied = 0;
+  if (buf.base != NULL) {
+    copied = (size_t) n < buf.len ? (size_t) n : buf.len;
+    memcpy(buf.base, data, copied);
+  }
 
   memset(&r, 0, sizeof(r));
   r.buf = &buf;
-  r.nread = buf.base != NULL ? ((size_t) n < buf.len ? n : (ssize_t) buf.len) : 0;
+  r.nread = (ssize_t) copied;
   r.addr = hdr.msg_namelen > 0 ? (struct sockaddr*) &dest : NULL;
   r.flags = UVQ_UDP_RECV_ERRQUEUE;
+  /* The kernel quotes as much of the failed datagram as fits. */
+  if ((hdr.msg_flags & MSG_TRUNC) || copied < (size_t) n)
+    r.flags |= UVQ_UDP_PARTIAL;
+  if (hdr.msg_flags & MSG_CTRUNC)
+    r.flags |= UVQ_UDP_CTRUNC;
   r.error = -(int) ee.ee_errno;
   if (ee.ee_errno == EMSGSIZE)
     r.mtu = ee.ee_info;

@@ -27,6 +27,32 @@ int uvq__io_socket(int family) {
   return fd;
 }
 
+/* Receive options by family, -1 where the platform lacks one: OpenBSD has
+ * no IP_RECVTOS, FreeBSD and OpenBSD name the IPv4 destination address
+ * IP_RECVDSTADDR. */
+#ifdef IP_RECVTOS
+#define V4_RECVTOS IP_RECVTOS
+#else
+#define V4_RECVTOS -1
+#endif
+#ifdef IPV6_RECVTCLASS
+#define V6_RECVTCLASS IPV6_RECVTCLASS
+#else
+#define V6_RECVTCLASS -1
+#endif
+#if defined(IP_PKTINFO)
+#define V4_RECVDST IP_PKTINFO
+#elif defined(IP_RECVDSTADDR)
+#define V4_RECVDST IP_RECVDSTADDR
+#else
+#define V4_RECVDST -1
+#endif
+#ifdef IPV6_RECVPKTINFO
+#define V6_RECVPKTINFO IPV6_RECVPKTINFO
+#else
+#define V6_RECVPKTINFO -1
+#endif
+
 static int unsupported(int err) {
   return err == ENOPROTOOPT || err == EOPNOTSUPP || err == EINVAL ||
          err == EAFNOSUPPORT;
@@ -47,7 +73,7 @@ unsigned int uvq__io_base_features(struct uvq__udp_state* s) {
 
   f = 0;
   (void) s;
-#if defined(IP_PKTINFO) && defined(IPV6_PKTINFO)
+#if (defined(IP_PKTINFO) || defined(IP_SENDSRCADDR)) && defined(IPV6_PKTINFO)
   f |= UVQ_UDP_FEATURE_SRCADDR;
 #endif
 #if defined(IP_TOS) && defined(IPV6_TCLASS)
@@ -137,6 +163,23 @@ int uvq__io_getmtu(const struct uvq__udp_state* s, size_t* mtu) {
 #endif
 }
 
+int uvq__io_get_tos(const struct uvq__udp_state* s, int* tos) {
+  socklen_t len;
+  int v;
+
+  v = 0;
+  len = sizeof(v);
+  if (s->family == AF_INET6) {
+    if (getsockopt(s->fd, IPPROTO_IPV6, IPV6_TCLASS, &v, &len))
+      return uvq__errno();
+  } else {
+    if (getsockopt(s->fd, IPPROTO_IP, IP_TOS, &v, &len))
+      return uvq__errno();
+  }
+  *tos = v & 0xff;
+  return 0;
+}
+
 int uvq__io_set_tos(struct uvq__udp_state* s, int tos) {
   int ok;
   int err;
@@ -189,27 +232,19 @@ static int enable_pair(struct uvq__udp_state* s,
 int uvq__io_configure(struct uvq__udp_state* s, unsigned int flags) {
   int err;
 
+  err = 0;
   s->requested |= flags;
   /* GRO, GRO_RAW, TXTIME and RECVERR have no portable form: accepted, not
    * in effect. */
   if (flags & UVQ_UDP_RECVECN) {
-#if defined(IP_RECVTOS) && defined(IPV6_RECVTCLASS)
-    err = enable_pair(s, IP_RECVTOS, IPV6_RECVTCLASS, UVQ_UDP_RECVECN);
+    err = enable_pair(s, V4_RECVTOS, V6_RECVTCLASS, UVQ_UDP_RECVECN);
     if (err)
       return err;
-#endif
   }
   if (flags & UVQ_UDP_RECVPKTINFO) {
-#if defined(IP_PKTINFO) && defined(IPV6_RECVPKTINFO)
-    err = enable_pair(s, IP_PKTINFO, IPV6_RECVPKTINFO, UVQ_UDP_RECVPKTINFO);
+    err = enable_pair(s, V4_RECVDST, V6_RECVPKTINFO, UVQ_UDP_RECVPKTINFO);
     if (err)
       return err;
-#elif defined(IP_RECVDSTADDR) && defined(IPV6_RECVPKTINFO)
-    err = enable_pair(s, IP_RECVDSTADDR, IPV6_RECVPKTINFO,
-                      UVQ_UDP_RECVPKTINFO);
-    if (err)
-      return err;
-#endif
   }
   if (flags & UVQ_UDP_PMTUD) {
     err = uvq__io_set_pmtud(s, UVQ_UDP_PMTUD_PROBE);

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void slots_in_effect(const struct uvq__udp_state* s,
+void uvq__udp_slots(const struct uvq__udp_state* s,
                             unsigned int* slot,
                             unsigned int* batch) {
   int gro;
@@ -17,8 +17,6 @@ static void slots_in_effect(const struct uvq__udp_state* s,
    * slot would truncate every coalesced receive. */
   if (gro && *slot < UVQ__SLOT_GRO)
     *slot = UVQ__SLOT_GRO;
-  if (!(s->features & UVQ_UDP_RECVMMSG) && *batch > UVQ__RECV_BATCH_MAX)
-    *batch = UVQ__RECV_BATCH_MAX;
 }
 
 int uvq_udp_set_recv_slots(uvq_udp_t* handle,
@@ -146,6 +144,9 @@ void uvq__udp_deliver(struct uvq__udp_state* s) {
       r.flags = UVQ_UDP_MMSG_CHUNK | (extra & UVQ_UDP_CTRUNC);
       rb->seg_offset += chunk.len;
       if (rb->seg_offset >= len) {
+        /* A truncated super-packet lost its tail: say so on its last
+         * segment, the one that was cut. */
+        r.flags |= extra & UVQ_UDP_PARTIAL;
         rb->next++;
         rb->seg_offset = 0;
         rb->meta_valid = 0;
@@ -200,11 +201,16 @@ void uvq__udp_read(struct uvq__udp_state* s) {
   unsigned int i;
   size_t slot_len;
   uv_buf_t buf;
-  int reads;
+  uint64_t start;
   int r;
 
   rb = s->rb;
-  for (reads = 0; reads < UVQ__READS_PER_EVENT; reads++) {
+  /* Bounded in syscalls, not in rounds: on the portable path one round
+   * can be a whole batch of recvmsg calls. */
+  start = s->stats.recv_syscalls;
+  for (;;) {
+    if (s->stats.recv_syscalls - start >= UVQ__READS_PER_EVENT)
+      return;
     if (!(s->flags & UVQ__F_RECEIVING) || (s->flags & UVQ__F_CLOSING))
       return;
     if (rb->held) {
@@ -214,7 +220,7 @@ void uvq__udp_read(struct uvq__udp_state* s) {
       continue;
     }
 
-    slots_in_effect(s, &slot, &batch);
+    uvq__udp_slots(s, &slot, &batch);
     buf = uv_buf_init(NULL, 0);
     s->alloc_cb(s->handle, (size_t) slot * batch, &buf);
     if (s->flags & UVQ__F_CLOSING) {

@@ -29,12 +29,8 @@ static int dest_is_v4(const struct uvq__udp_state* s,
 
 /* Checks one message and decides how it goes out. Errors are the ones the
  * header promises for try_send_batch. */
-static int plan_msg(struct uvq__udp_state* s,
-                    const uvq_udp_mmsg_t* m,
-                    struct plan* p) {
-  size_t limit;
-  int v4;
-
+/* The checks that need no socket. nbufs 0 is an empty datagram. */
+static int check_args(const uvq_udp_mmsg_t* m) {
   if (m->bufs == NULL && m->nbufs > 0)
     return UV_EINVAL;
   if (m->nbufs > 1024)
@@ -43,6 +39,19 @@ static int plan_msg(struct uvq__udp_state* s,
     return UV_EINVAL;
   if (m->gso_size > 65535)
     return UV_EINVAL;
+  return 0;
+}
+
+static int plan_msg(struct uvq__udp_state* s,
+                    const uvq_udp_mmsg_t* m,
+                    struct plan* p) {
+  size_t limit;
+  int v4;
+  int err;
+
+  err = check_args(m);
+  if (err)
+    return err;
   if (s->flags & UVQ__F_CONNECTED) {
     if (m->addr != NULL)
       return UV_EISCONN;
@@ -230,11 +239,12 @@ static int carry_flush(struct uvq__udp_state* s) {
   return 0;
 }
 
-/* Segments a message in software: the first segment goes out at once, so
- * a message the kernel rejects (too big for the path, no route) fails here
- * with its own error and is not accepted; the rest is copied and follows
- * before anything newer. Returns 1 when the message was accepted,
- * UV_EAGAIN, or the first segment's error. */
+/* Sends a message as separate datagrams of gso_size bytes (or as one
+ * datagram without gso_size): the first goes out at once, so a message the
+ * kernel rejects (too big for the path, no route) fails here with its own
+ * error and is not accepted; the rest is copied and follows before
+ * anything newer. Returns 1 when the message was accepted, UV_EAGAIN, or
+ * the first datagram's error. */
 static int software_send(struct uvq__udp_state* s,
                          const uvq_udp_mmsg_t* m,
                          const struct plan* p) {
@@ -247,7 +257,9 @@ static int software_send(struct uvq__udp_state* s,
   sb = s->sb;
   meta = p->meta;
   meta.gso_size = 0;
-  first = p->total < m->gso_size ? p->total : m->gso_size;
+  first = p->total;
+  if (p->nseg > 1 && m->gso_size < first)
+    first = m->gso_size;
   n = uvq__slice_iov(m->bufs, m->nbufs, 0, first, sb->iov,
                      UVQ__SEND_BATCH_MAX * 4);
   if (n < 0)
@@ -265,8 +277,8 @@ static int software_send(struct uvq__udp_state* s,
   }
   s->stats.datagrams_sent++;
   s->stats.bytes_sent += first;
-  s->stats.gso_fallbacks++;
-  if (p->total > first) {
+  if (p->nseg > 1) {
+    s->stats.gso_fallbacks++;
     r = carry_load(s, m, p, first);
     if (r)
       return r;
@@ -275,20 +287,58 @@ static int software_send(struct uvq__udp_state* s,
   return 1;
 }
 
-/* When the kernel refuses a GSO send, the cause is either GSO itself (no
- * checksum offload on the route: EIO; SO_NO_CHECK: EINVAL) or the message
- * (a segment larger than the path allows). Sending the message segmented
- * in software tells them apart: if its first segment goes, GSO was the
- * problem and is switched off for this socket, and the rest follows at
- * once; if it fails, the message's own error is reported and GSO stays. */
-static int gso_refused(struct uvq__udp_state* s,
-                       const uvq_udp_mmsg_t* m,
-                       const struct plan* p) {
-  int r;
+/* Errors an ICMP message leaves pending on a socket. */
+static int is_icmp_error(int r) {
+  return r == -ECONNREFUSED || r == -EHOSTUNREACH || r == -ENETUNREACH ||
+         r == -EHOSTDOWN || r == -EMSGSIZE || r == -EPROTO;
+}
 
-  r = software_send(s, m, p);
-  if (r == 1)
-    s->features &= ~UVQ_UDP_FEATURE_GSO;
+/* The first message of a batch failed with r. Works out whose fault it is
+ * before changing anything that lasts:
+ *  - With IP_RECVERR the kernel leaves an ICMP error pending even on an
+ *    unconnected socket, and the next send to any destination returns it
+ *    once (consuming it). Such an error belongs to an earlier datagram, and
+ *    the error queue reports it; the message is simply sent again, once.
+ *  - A refused GSO send (EIO without checksum offload, EINVAL with
+ *    SO_NO_CHECK) is re-sent segmented in software; only if that works is
+ *    GSO switched off for the socket.
+ *  - An EINVAL with an ECN control message is re-sent without it; only if
+ *    that works is per-message ECN switched off for the socket.
+ * Returns 1 when the message went, 0 to try it again as planned now,
+ * UV_EAGAIN, or the message's own error. */
+static int recover(struct uvq__udp_state* s,
+                   const uvq_udp_mmsg_t* m,
+                   int r,
+                   int* retried) {
+  struct plan p;
+  int err;
+
+  if (!*retried && !(s->flags & UVQ__F_CONNECTED) &&
+      (s->features & UVQ_UDP_RECVERR) && is_icmp_error(r)) {
+    *retried = 1;
+    return 0;
+  }
+  if (plan_msg(s, m, &p))
+    return r;
+
+  if ((r == -EIO || r == -EINVAL) && p.meta.gso_size > 0) {
+    err = software_send(s, m, &p);
+    if (err == 1) {
+      s->features &= ~UVQ_UDP_FEATURE_GSO;
+      return 1;
+    }
+    if (err == UV_EAGAIN)
+      return err;
+    r = err;
+  }
+
+  if (r == -EINVAL && p.meta.tos >= 0) {
+    p.meta.tos = -1;
+    err = software_send(s, m, &p);
+    if (err == 1)
+      s->features &= ~UVQ_UDP_FEATURE_ECN_SEND;
+    return err;
+  }
   return r;
 }
 
@@ -305,7 +355,7 @@ static int send_now(struct uvq__udp_state* s,
   unsigned int nseg[UVQ__SEND_BATCH_MAX];
   size_t bytes[UVQ__SEND_BATCH_MAX];
   int gso[UVQ__SEND_BATCH_MAX];
-  int tos[UVQ__SEND_BATCH_MAX];
+  int retried;
   int err;
   int r;
 
@@ -314,6 +364,7 @@ static int send_now(struct uvq__udp_state* s,
     return UV_ENOMEM;
 
   sent = 0;
+  retried = 0;
   while (sent < count) {
     if (s->carry.len > 0)
       break;
@@ -332,7 +383,6 @@ static int send_now(struct uvq__udp_state* s,
       nseg[n] = p.nseg;
       bytes[n] = p.total;
       gso[n] = p.meta.gso_size > 0;
-      tos[n] = p.meta.tos;
     }
 
     if (n > 0) {
@@ -354,29 +404,15 @@ static int send_now(struct uvq__udp_state* s,
         s->stats.send_eagain++;
         break;
       }
-      if ((r == -EIO || r == -EINVAL) && gso[0]) {
-        plan_msg(s, &msgs[sent], &p);
-        r = gso_refused(s, &msgs[sent], &p);
-        if (r == 1) {
-          sent++;
-          continue;
-        }
-        if (r == UV_EAGAIN)
-          break;
-        if (r == UV_EINVAL && tos[0] >= 0 &&
-            (s->features & UVQ_UDP_FEATURE_ECN_SEND)) {
-          s->features &= ~UVQ_UDP_FEATURE_ECN_SEND;
-          continue;
-        }
-        return sent ? (int) sent : r;
-      }
-      if (r == -EINVAL && tos[0] >= 0 &&
-          (s->features & UVQ_UDP_FEATURE_ECN_SEND)) {
-        /* The kernel rejects the ECN control message: stop marking per
-         * message on this socket and send the same message without it. */
-        s->features &= ~UVQ_UDP_FEATURE_ECN_SEND;
+      r = recover(s, &msgs[sent], r, &retried);
+      if (r == 1) {
+        sent++;
         continue;
       }
+      if (r == 0)
+        continue;
+      if (r == UV_EAGAIN)
+        break;
       return sent ? (int) sent : r;
     }
 
@@ -386,8 +422,18 @@ static int send_now(struct uvq__udp_state* s,
     r = software_send(s, &msgs[sent], &p);
     if (r == UV_EAGAIN)
       break;
-    if (r < 0)
+    if (r < 0) {
+      r = recover(s, &msgs[sent], r, &retried);
+      if (r == 1) {
+        sent++;
+        continue;
+      }
+      if (r == 0)
+        continue;
+      if (r == UV_EAGAIN)
+        break;
       return sent ? (int) sent : r;
+    }
     sent++;
   }
 
@@ -407,7 +453,7 @@ int uvq_udp_try_send_batch(uvq_udp_t* handle,
   if (s == NULL || msgs == NULL || count == 0)
     return UV_EINVAL;
   if (s->fd == -1)
-    return UV_EBADF;
+    return check_args(&msgs[0]) ? UV_EINVAL : UV_EBADF;
   /* Older data goes first: queued requests and carried segments. */
   if (s->queue_head != NULL || s->carry.len > 0)
     return UV_EAGAIN;
@@ -445,6 +491,9 @@ int uvq_udp_send_batch(uvq_udp_send_t* req,
   s = uvq__live_state(handle);
   if (s == NULL || req == NULL || msgs == NULL || count == 0 || cb == NULL)
     return UV_EINVAL;
+  for (i = 0; i < count; i++)
+    if (check_args(&msgs[i]))
+      return UV_EINVAL;
   if (s->fd == -1)
     return UV_EBADF;
   err = validate_all(s, msgs, count);

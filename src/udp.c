@@ -41,6 +41,28 @@ const char* uvq_version_string(void) {
 #undef UVQ__STR2
 }
 
+/* Watches fd with a poll handle and records what the socket offers. Only
+ * called once nothing else can fail, since an initialized poll handle can
+ * only be undone asynchronously. */
+static int attach_socket(struct uvq__udp_state* s, int fd, int family) {
+  int tos;
+  int err;
+
+  err = uv_poll_init_socket(s->handle->loop, &s->poll, fd);
+  if (err)
+    return err;
+  s->fd = fd;
+  s->family = family;
+  s->poll_ready = 1;
+  s->poll.data = s;
+  if (s->flags & UVQ__F_UNREF)
+    uv_unref((uv_handle_t*) &s->poll);
+  s->features |= uvq__io_base_features(s);
+  if (uvq__io_get_tos(s, &tos) == 0)
+    s->tos = tos;
+  return 0;
+}
+
 int uvq_udp_init_ex(uv_loop_t* loop, uvq_udp_t* handle, unsigned int flags) {
   struct uvq__udp_state* s;
   unsigned int family;
@@ -55,79 +77,39 @@ int uvq_udp_init_ex(uv_loop_t* loop, uvq_udp_t* handle, unsigned int flags) {
   if (flags & ~(0xffu | UVQ_UDP_RECVMMSG))
     return UV_EINVAL;
 
-  s = calloc(1, sizeof(*s));
-  if (s == NULL)
-    return UV_ENOMEM;
-  s->handle = handle;
-  s->fd = -1;
-  s->tos = 0;
-
-  err = uv_timer_init(loop, &s->kick);
-  if (err) {
-    free(s);
-    return err;
-  }
-  s->kick.data = s;
-  handle->loop = loop;
-  handle->state_ = s;
-
+  /* Everything that can fail comes before the first libuv handle is
+   * initialized, so a failed init leaves nothing behind for the loop. */
+  fd = -1;
   if (family != AF_UNSPEC) {
     fd = uvq__io_socket((int) family);
-    if (fd < 0) {
-      /* The timer is initialized, so it must be closed before the state
-       * can go: hand the handle to the normal close path. */
-      uvq_udp_close(handle, NULL);
+    if (fd < 0)
       return fd;
-    }
-    err = 0;
-    s->fd = fd;
-    s->family = (int) family;
-    err = uv_poll_init_socket(loop, &s->poll, fd);
+  }
+  s = calloc(1, sizeof(*s));
+  if (s == NULL) {
+    if (fd != -1)
+      close(fd);
+    return UV_ENOMEM;
+  }
+  s->handle = handle;
+  s->fd = -1;
+  handle->loop = loop;
+  if (fd != -1) {
+    err = attach_socket(s, fd, (int) family);
     if (err) {
-      uvq_udp_close(handle, NULL);
+      close(fd);
+      free(s);
       return err;
     }
-    s->poll_ready = 1;
-    s->poll.data = s;
-    s->features = uvq__io_base_features(s);
   }
+  uv_timer_init(loop, &s->kick); /* cannot fail */
+  s->kick.data = s;
+  handle->state_ = s;
   return 0;
 }
 
 int uvq_udp_init(uv_loop_t* loop, uvq_udp_t* handle) {
   return uvq_udp_init_ex(loop, handle, AF_UNSPEC);
-}
-
-/* Takes ownership of fd as the handle's socket. */
-static int attach_socket(struct uvq__udp_state* s, int fd, int family) {
-  int err;
-
-  err = uv_poll_init_socket(s->handle->loop, &s->poll, fd);
-  if (err)
-    return err;
-  s->fd = fd;
-  s->family = family;
-  s->poll_ready = 1;
-  s->poll.data = s;
-  if (s->flags & UVQ__F_UNREF)
-    uv_unref((uv_handle_t*) &s->poll);
-  s->features = uvq__io_base_features(s);
-  return 0;
-}
-
-static int ensure_socket(struct uvq__udp_state* s, int family) {
-  int fd;
-  int err;
-
-  if (s->fd != -1)
-    return s->family == family ? 0 : UV_EINVAL;
-  fd = uvq__io_socket(family);
-  if (fd < 0)
-    return fd;
-  err = attach_socket(s, fd, family);
-  if (err)
-    close(fd);
-  return err;
 }
 
 static void refresh_local(struct uvq__udp_state* s) {
@@ -142,13 +124,24 @@ static void refresh_local(struct uvq__udp_state* s) {
     else if (ss.ss_family == AF_INET6)
       s->port = ntohs(((struct sockaddr_in6*) &ss)->sin6_port);
   }
-  if (s->family == AF_INET6) {
-    len = sizeof(v);
-    if (getsockopt(s->fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, &len) == 0 && v)
-      s->flags |= UVQ__F_V6ONLY;
-    else
-      s->flags &= ~UVQ__F_V6ONLY;
+  /* The address-sharing flags are reported as the socket has them, also
+   * on a socket adopted with uvq_udp_open. */
+  s->features &= ~(UVQ_UDP_IPV6ONLY | UVQ_UDP_REUSEADDR | UVQ_UDP_REUSEPORT);
+  s->flags &= ~UVQ__F_V6ONLY;
+  len = sizeof(v);
+  if (s->family == AF_INET6 &&
+      getsockopt(s->fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, &len) == 0 && v) {
+    s->flags |= UVQ__F_V6ONLY;
+    s->features |= UVQ_UDP_IPV6ONLY;
   }
+  len = sizeof(v);
+  if (getsockopt(s->fd, SOL_SOCKET, SO_REUSEADDR, &v, &len) == 0 && v)
+    s->features |= UVQ_UDP_REUSEADDR;
+#ifdef SO_REUSEPORT
+  len = sizeof(v);
+  if (getsockopt(s->fd, SOL_SOCKET, SO_REUSEPORT, &v, &len) == 0 && v)
+    s->features |= UVQ_UDP_REUSEPORT;
+#endif
 }
 
 int uvq_udp_open(uvq_udp_t* handle, uv_os_sock_t sock) {
@@ -195,32 +188,11 @@ int uvq_udp_open(uvq_udp_t* handle, uv_os_sock_t sock) {
   return 0;
 }
 
-int uvq_udp_bind(uvq_udp_t* handle,
-                 const struct sockaddr* addr,
-                 unsigned int flags) {
-  struct uvq__udp_state* s;
-  int family;
+/* Sets the options bind asks for, binds, and enables features. */
+static int bind_socket(struct uvq__udp_state* s,
+                       const struct sockaddr* addr,
+                       unsigned int flags) {
   int yes;
-  int err;
-
-  s = uvq__live_state(handle);
-  if (s == NULL || addr == NULL)
-    return UV_EINVAL;
-  if (flags & ~UVQ__BIND_FLAGS)
-    return UV_EINVAL;
-  if ((flags & UVQ_UDP_GRO) && (flags & UVQ_UDP_GRO_RAW))
-    return UV_EINVAL;
-  family = addr->sa_family;
-  if (family != AF_INET && family != AF_INET6)
-    return UV_EINVAL;
-  if ((flags & UVQ_UDP_IPV6ONLY) && family != AF_INET6)
-    return UV_EINVAL;
-  if (s->flags & UVQ__F_BOUND)
-    return UV_EINVAL;
-
-  err = ensure_socket(s, family);
-  if (err)
-    return err;
 
   yes = 1;
   if (flags & UVQ_UDP_REUSEADDR) {
@@ -239,15 +211,66 @@ int uvq_udp_bind(uvq_udp_t* handle,
     if (setsockopt(s->fd, IPPROTO_IPV6, IPV6_V6ONLY, &yes, sizeof(yes)))
       return uvq__errno();
   }
-
   if (bind(s->fd, addr, (socklen_t) uvq__sockaddr_len(addr)))
     return uvq__errno();
   s->flags |= UVQ__F_BOUND;
   refresh_local(s);
-
   if (flags & UVQ__CONFIGURE_FLAGS)
     return uvq__io_configure(s, flags & UVQ__CONFIGURE_FLAGS);
   return 0;
+}
+
+int uvq_udp_bind(uvq_udp_t* handle,
+                 const struct sockaddr* addr,
+                 unsigned int flags) {
+  struct uvq__udp_state* s;
+  int family;
+  int fd;
+  int err;
+
+  s = uvq__live_state(handle);
+  if (s == NULL || addr == NULL)
+    return UV_EINVAL;
+  if (flags & ~UVQ__BIND_FLAGS)
+    return UV_EINVAL;
+  if ((flags & UVQ_UDP_GRO) && (flags & UVQ_UDP_GRO_RAW))
+    return UV_EINVAL;
+  family = addr->sa_family;
+  if (family != AF_INET && family != AF_INET6)
+    return UV_EINVAL;
+  if ((flags & UVQ_UDP_IPV6ONLY) && family != AF_INET6)
+    return UV_EINVAL;
+  if (s->flags & UVQ__F_BOUND)
+    return UV_EINVAL;
+
+  if (s->fd != -1) {
+    if (s->family != family)
+      return UV_EINVAL;
+    return bind_socket(s, addr, flags);
+  }
+
+  /* A socket made here is attached only once everything succeeded, and
+   * closed otherwise, so a failed bind leaves the handle as it was. */
+  fd = uvq__io_socket(family);
+  if (fd < 0)
+    return fd;
+  s->fd = fd;
+  s->family = family;
+  err = bind_socket(s, addr, flags);
+  if (err == 0) {
+    s->fd = -1;
+    err = attach_socket(s, fd, family);
+  }
+  if (err) {
+    close(fd);
+    s->fd = -1;
+    s->family = 0;
+    s->features = 0;
+    s->requested = 0;
+    s->port = 0;
+    s->flags &= ~(UVQ__F_BOUND | UVQ__F_V6ONLY);
+  }
+  return err;
 }
 
 int uvq_udp_configure(uvq_udp_t* handle, unsigned int flags) {
@@ -396,14 +419,18 @@ void uvq__udp_update_poll(struct uvq__udp_state* s) {
 /* libuv's poll handle reports POLLERR as status UV_EBADF, with no events,
  * and stops itself. For a UDP socket POLLERR means a pending socket error
  * (an ICMP error on a connected socket) or a non-empty error queue
- * (IP_RECVERR), both ordinary events: drain and report them here and poll
- * again. Readability is not known, so reading waits for the next event,
- * which a level-triggered poll delivers at once if data is waiting. */
+ * (IP_RECVERR), both ordinary events: deal with them and poll again.
+ * Readability is not known, so reading waits for the next event, which a
+ * level-triggered poll delivers at once if data is waiting. */
 static void handle_pollerr(struct uvq__udp_state* s) {
   socklen_t len;
   int soerr;
   int i;
 
+  /* A batch parked by recv_stop and restarted goes first, so that alloc_cb
+   * is never asked for a buffer while another one is out. */
+  if ((s->flags & UVQ__F_RECEIVING) && s->rb != NULL && s->rb->held)
+    uvq__udp_deliver(s);
   if (s->features & UVQ_UDP_RECVERR) {
     for (i = 0; i < UVQ__READS_PER_EVENT; i++) {
       if (s->flags & UVQ__F_CLOSING)
@@ -412,11 +439,15 @@ static void handle_pollerr(struct uvq__udp_state* s) {
         break;
     }
   }
-  soerr = 0;
-  len = sizeof(soerr);
-  if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 &&
-      soerr != 0 && (s->flags & UVQ__F_RECEIVING))
-    uvq__udp_deliver_error(s, -soerr);
+  /* A receiver hears of a pending error at once. Otherwise it stays with
+   * the socket for the next send to report, where it belongs. */
+  if (s->flags & UVQ__F_RECEIVING) {
+    soerr = 0;
+    len = sizeof(soerr);
+    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 &&
+        soerr != 0)
+      uvq__udp_deliver_error(s, -soerr);
+  }
 }
 
 static void on_poll(uv_poll_t* poll, int status, int events) {
@@ -439,13 +470,20 @@ static void on_poll(uv_poll_t* poll, int status, int events) {
 
 int uvq_udp_set_ecn(uvq_udp_t* handle, int ecn) {
   struct uvq__udp_state* s;
+  int tos;
+  int err;
 
   s = uvq__live_state(handle);
   if (s == NULL || ecn < 0 || ecn > 3)
     return UV_EINVAL;
   if (s->fd == -1)
     return UV_EBADF;
-  return uvq__io_set_tos(s, uvq__tos_for_ecn(s->tos, ecn));
+  /* The DSCP bits may have been set through uvq_udp_fileno(): keep what
+   * the socket has, not what uvq last wrote. */
+  err = uvq__io_get_tos(s, &tos);
+  if (err)
+    return err;
+  return uvq__io_set_tos(s, uvq__tos_for_ecn(tos, ecn));
 }
 
 int uvq_udp_set_pmtud(uvq_udp_t* handle, int mode) {
@@ -569,9 +607,18 @@ static void finish_close(struct uvq__udp_state* s) {
   uvq_udp_close_cb cb;
   uvq_udp_t* handle;
 
-  /* Requests that never went: their callbacks, oldest first. */
+  /* Queued requests complete, oldest first: with their own result if
+   * they were done, UV_ECANCELED if anything of theirs did not go. */
   while ((q = s->queue_head) != NULL)
-    uvq__udp_complete_req(s, q, UV_ECANCELED);
+    uvq__udp_complete_req(s, q,
+                          q->status != 0          ? q->status
+                          : q->done == q->count ? 0
+                                                : UV_ECANCELED);
+
+  /* Segments of an accepted message that never went. */
+  if (s->carry.len > 0 && s->carry.seg > 0)
+    s->stats.segments_dropped +=
+        (s->carry.len + s->carry.seg - 1) / s->carry.seg;
 
   /* A parked batch buffer goes back to its owner. */
   if (s->rb != NULL && s->rb->held && s->recv_cb != NULL)
