@@ -1,0 +1,1425 @@
+/* A QUIC connection: an ngtcp2_conn with its TLS session, driven by the
+ * endpoint. Reading hands packets to ngtcp2; writing pulls stream data and
+ * datagrams into packets staged as GSO runs; one heap entry per connection
+ * carries ngtcp2's next deadline. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <ngtcp2/ngtcp2_crypto.h>
+
+#define UVQ__DEFAULT_MAX_DATA (8u << 20)
+#define UVQ__DEFAULT_MAX_STREAM_DATA (2u << 20)
+#define UVQ__DEFAULT_MAX_STREAMS_BIDI 100
+#define UVQ__DEFAULT_MAX_STREAMS_UNI 3
+#define UVQ__DEFAULT_IDLE_MS 30000
+#define UVQ__DEFAULT_HANDSHAKE_MS 10000
+/* ngtcp2 grows the flow-control windows it advertises up to these as the
+ * application consumes data quickly (auto-tuning). */
+#define UVQ__MAX_WINDOW (48u << 20)
+#define UVQ__MAX_STREAM_WINDOW (32u << 20)
+#define UVQ__MAX_QUEUED_DGRAMS 1024
+
+static ngtcp2_conn* get_conn(ngtcp2_crypto_conn_ref* ref) {
+  return ((uvq_quic_conn_t*) ref->user_data)->conn;
+}
+
+static void rand_cb(uint8_t* dest, size_t len, const ngtcp2_rand_ctx* ctx) {
+  (void) ctx;
+  uvq__ep_rand(dest, len);
+}
+
+/* ---- streams ------------------------------------------------------------- */
+
+static struct uvq__quic_stream* find_stream(uvq_quic_conn_t* c, int64_t id) {
+  return uvq__cidmap_get(&c->streams, (const uint8_t*) &id, sizeof(id));
+}
+
+static struct uvq__quic_stream* add_stream(uvq_quic_conn_t* c, int64_t id) {
+  struct uvq__quic_stream* s;
+
+  s = calloc(1, sizeof(*s));
+  if (s == NULL)
+    return NULL;
+  s->id = id;
+  if (uvq__cidmap_put(&c->streams, (const uint8_t*) &id, sizeof(id), s)) {
+    free(s);
+    return NULL;
+  }
+  ngtcp2_conn_set_stream_user_data(c->conn, id, s);
+  return s;
+}
+
+static void pending_remove(uvq_quic_conn_t* c, struct uvq__quic_stream* s) {
+  struct uvq__quic_stream** pp;
+
+  if (!s->pending)
+    return;
+  for (pp = &c->pending_head; *pp != NULL; pp = &(*pp)->next_pending) {
+    if (*pp == s) {
+      *pp = s->next_pending;
+      break;
+    }
+  }
+  c->pending_tail = NULL;
+  for (pp = &c->pending_head; *pp != NULL; pp = &(*pp)->next_pending)
+    c->pending_tail = *pp;
+  s->next_pending = NULL;
+  s->pending = 0;
+}
+
+static void pending_add(uvq_quic_conn_t* c, struct uvq__quic_stream* s) {
+  if (s->pending || s->blocked || s->write_closed)
+    return;
+  if (s->sent == s->queued && (!s->fin_queued || s->fin_sent))
+    return;
+  s->pending = 1;
+  s->next_pending = NULL;
+  if (c->pending_tail != NULL)
+    c->pending_tail->next_pending = s;
+  else
+    c->pending_head = s;
+  c->pending_tail = s;
+}
+
+/* Completes writes the peer acknowledged, or all of them with status. */
+static void complete_writes(struct uvq__quic_stream* s, int all, int status) {
+  struct uvq__quic_write_state* w;
+
+  while ((w = s->wq_head) != NULL) {
+    if (!all && w->end > s->acked)
+      break;
+    s->wq_head = w->next;
+    if (s->wq_head == NULL)
+      s->wq_tail = NULL;
+    w->req->state_ = NULL;
+    w->cb(w->req, all ? status : 0);
+    free(w);
+  }
+}
+
+static void free_stream(uvq_quic_conn_t* c, struct uvq__quic_stream* s) {
+  pending_remove(c, s);
+  uvq__cidmap_del(&c->streams, (const uint8_t*) &s->id, sizeof(s->id));
+  complete_writes(s, 1, UV_ECANCELED);
+  free(s);
+}
+
+/* ---- ngtcp2 callbacks ----------------------------------------------------- */
+
+static int cb_handshake_completed(ngtcp2_conn* conn, void* user_data) {
+  uvq_quic_conn_t* c = user_data;
+
+  (void) conn;
+  if (c->state == UVQ__CONN_HANDSHAKING)
+    c->state = UVQ__CONN_OPEN;
+  if (c->is_server && !c->handshake_reported && c->ep->nhandshakes > 0)
+    c->ep->nhandshakes--;
+  /* The client's first DCID routed its Initials; from now on it uses ours
+   * (RFC 9000, 7.2). */
+  if (c->is_server && c->odcid.len > 0) {
+    uvq__ep_remove_cid(c, c->odcid.data, c->odcid.len);
+    c->odcid.len = 0;
+  }
+  if (!c->handshake_reported) {
+    c->handshake_reported = 1;
+    if (c->ep->cb.handshake_done != NULL)
+      c->ep->cb.handshake_done(c);
+  }
+  return 0;
+}
+
+static int cb_recv_stream_data(ngtcp2_conn* conn,
+                               uint32_t flags,
+                               int64_t stream_id,
+                               uint64_t offset,
+                               const uint8_t* data,
+                               size_t datalen,
+                               void* user_data,
+                               void* stream_user_data) {
+  uvq_quic_conn_t* c = user_data;
+
+  (void) conn;
+  (void) offset;
+  (void) stream_user_data;
+  if (c->ep->cb.stream_data != NULL)
+    c->ep->cb.stream_data(c, stream_id, data, datalen,
+                          (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0);
+  else
+    uvq_quic_stream_consume(c, stream_id, datalen);
+  return 0;
+}
+
+static int cb_stream_open(ngtcp2_conn* conn, int64_t stream_id,
+                          void* user_data) {
+  uvq_quic_conn_t* c = user_data;
+
+  (void) conn;
+  if (add_stream(c, stream_id) == NULL)
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+  if (c->ep->cb.stream_open != NULL)
+    c->ep->cb.stream_open(c, stream_id);
+  return 0;
+}
+
+static int cb_stream_close(ngtcp2_conn* conn,
+                           uint32_t flags,
+                           int64_t stream_id,
+                           uint64_t app_error_code,
+                           void* user_data,
+                           void* stream_user_data) {
+  uvq_quic_conn_t* c = user_data;
+  struct uvq__quic_stream* s = stream_user_data;
+
+  (void) conn;
+  if (!(flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET))
+    app_error_code = 0;
+  if (s != NULL)
+    free_stream(c, s);
+  if (c->ep->cb.stream_closed != NULL)
+    c->ep->cb.stream_closed(c, stream_id, app_error_code);
+  return 0;
+}
+
+static int cb_stream_reset(ngtcp2_conn* conn,
+                           int64_t stream_id,
+                           uint64_t final_size,
+                           uint64_t app_error_code,
+                           void* user_data,
+                           void* stream_user_data) {
+  uvq_quic_conn_t* c = user_data;
+
+  (void) conn;
+  (void) final_size;
+  (void) stream_user_data;
+  if (c->ep->cb.stream_reset != NULL)
+    c->ep->cb.stream_reset(c, stream_id, app_error_code);
+  return 0;
+}
+
+static int cb_stream_stop_sending(ngtcp2_conn* conn,
+                                  int64_t stream_id,
+                                  uint64_t app_error_code,
+                                  void* user_data,
+                                  void* stream_user_data) {
+  uvq_quic_conn_t* c = user_data;
+  struct uvq__quic_stream* s = stream_user_data;
+
+  (void) conn;
+  /* ngtcp2 answers STOP_SENDING with RESET_STREAM itself; what was queued
+   * will never be delivered. */
+  if (s != NULL) {
+    s->write_closed = 1;
+    pending_remove(c, s);
+  }
+  if (c->ep->cb.stream_stop_sending != NULL)
+    c->ep->cb.stream_stop_sending(c, stream_id, app_error_code);
+  return 0;
+}
+
+static int cb_acked_stream_data_offset(ngtcp2_conn* conn,
+                                       int64_t stream_id,
+                                       uint64_t offset,
+                                       uint64_t datalen,
+                                       void* user_data,
+                                       void* stream_user_data) {
+  struct uvq__quic_stream* s = stream_user_data;
+
+  (void) conn;
+  (void) stream_id;
+  (void) user_data;
+  if (s == NULL)
+    return 0;
+  /* ngtcp2 reports acknowledged ranges in order. */
+  if (offset + datalen > s->acked)
+    s->acked = offset + datalen;
+  complete_writes(s, 0, 0);
+  return 0;
+}
+
+static int cb_extend_max_local_streams(ngtcp2_conn* conn,
+                                       uint64_t max_streams,
+                                       void* user_data) {
+  uvq_quic_conn_t* c = user_data;
+
+  (void) conn;
+  (void) max_streams;
+  if (c->ep->cb.streams_available != NULL)
+    c->ep->cb.streams_available(c);
+  return 0;
+}
+
+static int cb_extend_max_stream_data(ngtcp2_conn* conn,
+                                     int64_t stream_id,
+                                     uint64_t max_data,
+                                     void* user_data,
+                                     void* stream_user_data) {
+  uvq_quic_conn_t* c = user_data;
+  struct uvq__quic_stream* s = stream_user_data;
+
+  (void) conn;
+  (void) stream_id;
+  (void) max_data;
+  if (s != NULL && s->blocked) {
+    s->blocked = 0;
+    pending_add(c, s);
+    uvq__ep_mark_dirty(c);
+  }
+  return 0;
+}
+
+static int cb_get_new_connection_id(ngtcp2_conn* conn,
+                                    ngtcp2_cid* cid,
+                                    uint8_t* token,
+                                    size_t cidlen,
+                                    void* user_data) {
+  uvq_quic_conn_t* c = user_data;
+
+  (void) conn;
+  cid->datalen = cidlen;
+  uvq__ep_rand(cid->data, cidlen);
+  if (ngtcp2_crypto_generate_stateless_reset_token(
+          token, c->ep->static_secret, sizeof(c->ep->static_secret), cid) !=
+      0)
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+  if (uvq__ep_add_cid(c, cid->data, cid->datalen) != 0)
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+  return 0;
+}
+
+static int cb_remove_connection_id(ngtcp2_conn* conn,
+                                   const ngtcp2_cid* cid,
+                                   void* user_data) {
+  (void) conn;
+  uvq__ep_remove_cid(user_data, cid->data, cid->datalen);
+  return 0;
+}
+
+static int cb_recv_datagram(ngtcp2_conn* conn,
+                            uint32_t flags,
+                            const uint8_t* data,
+                            size_t datalen,
+                            void* user_data) {
+  uvq_quic_conn_t* c = user_data;
+
+  (void) conn;
+  (void) flags;
+  if (c->ep->cb.datagram != NULL)
+    c->ep->cb.datagram(c, data, datalen);
+  return 0;
+}
+
+static int cb_ack_datagram(ngtcp2_conn* conn, uint64_t id, void* user_data) {
+  uvq_quic_conn_t* c = user_data;
+
+  (void) conn;
+  if (c->ep->cb.datagram_acked != NULL)
+    c->ep->cb.datagram_acked(c, id);
+  return 0;
+}
+
+static int cb_lost_datagram(ngtcp2_conn* conn, uint64_t id, void* user_data) {
+  uvq_quic_conn_t* c = user_data;
+
+  (void) conn;
+  if (c->ep->cb.datagram_lost != NULL)
+    c->ep->cb.datagram_lost(c, id);
+  return 0;
+}
+
+static int cb_recv_stateless_reset(ngtcp2_conn* conn,
+                                   const ngtcp2_pkt_stateless_reset* sr,
+                                   void* user_data) {
+  uvq_quic_conn_t* c = user_data;
+
+  (void) conn;
+  (void) sr;
+  c->error.kind = UVQ_QUIC_ERROR_STATELESS_RESET;
+  c->error.remote = 1;
+  return 0;
+}
+
+static void qlog_write(void* user_data, uint32_t flags, const void* data,
+                       size_t len) {
+  uvq_quic_conn_t* c = user_data;
+
+  (void) flags;
+  if (c->qlog != NULL)
+    fwrite(data, 1, len, c->qlog);
+}
+
+static void fill_callbacks(ngtcp2_callbacks* cb, int server) {
+  memset(cb, 0, sizeof(*cb));
+  if (server) {
+    cb->recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
+  } else {
+    cb->client_initial = ngtcp2_crypto_client_initial_cb;
+    cb->recv_retry = ngtcp2_crypto_recv_retry_cb;
+  }
+  cb->recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
+  cb->encrypt = ngtcp2_crypto_encrypt_cb;
+  cb->decrypt = ngtcp2_crypto_decrypt_cb;
+  cb->hp_mask = ngtcp2_crypto_hp_mask_cb;
+  cb->update_key = ngtcp2_crypto_update_key_cb;
+  cb->delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
+  cb->delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
+  cb->get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
+  cb->version_negotiation = ngtcp2_crypto_version_negotiation_cb;
+  cb->rand = rand_cb;
+  cb->handshake_completed = cb_handshake_completed;
+  cb->recv_stream_data = cb_recv_stream_data;
+  cb->stream_open = cb_stream_open;
+  cb->stream_close = cb_stream_close;
+  cb->stream_reset = cb_stream_reset;
+  cb->stream_stop_sending = cb_stream_stop_sending;
+  cb->acked_stream_data_offset = cb_acked_stream_data_offset;
+  cb->extend_max_local_streams_bidi = cb_extend_max_local_streams;
+  cb->extend_max_local_streams_uni = cb_extend_max_local_streams;
+  cb->extend_max_stream_data = cb_extend_max_stream_data;
+  cb->get_new_connection_id = cb_get_new_connection_id;
+  cb->remove_connection_id = cb_remove_connection_id;
+  cb->recv_datagram = cb_recv_datagram;
+  cb->ack_datagram = cb_ack_datagram;
+  cb->lost_datagram = cb_lost_datagram;
+  cb->recv_stateless_reset = cb_recv_stateless_reset;
+}
+
+/* ---- creation ------------------------------------------------------------- */
+
+static const uint32_t uvq__versions_v1_first[2] = {NGTCP2_PROTO_VER_V1,
+                                                   NGTCP2_PROTO_VER_V2};
+static const uint32_t uvq__versions_v2_first[2] = {NGTCP2_PROTO_VER_V2,
+                                                   NGTCP2_PROTO_VER_V1};
+
+static void fill_settings(uvq_quic_conn_t* c,
+                          ngtcp2_settings* st,
+                          ngtcp2_transport_params* tp,
+                          ngtcp2_tstamp ts) {
+  const uvq_quic_config_t* cfg;
+
+  cfg = &c->ep->cfg;
+  ngtcp2_settings_default(st);
+  st->initial_ts = ts;
+  st->cc_algo = cfg->cc == UVQ_QUIC_CC_BBR    ? NGTCP2_CC_ALGO_BBR
+                : cfg->cc == UVQ_QUIC_CC_RENO ? NGTCP2_CC_ALGO_RENO
+                                              : NGTCP2_CC_ALGO_CUBIC;
+  st->max_tx_udp_payload_size = UVQ__MAX_UDP_PAYLOAD;
+  st->no_pmtud = cfg->pmtud ? 0 : 1;
+  st->handshake_timeout =
+      (cfg->handshake_timeout_ms ? cfg->handshake_timeout_ms
+                                 : UVQ__DEFAULT_HANDSHAKE_MS) *
+      NGTCP2_MILLISECONDS;
+  st->max_window = UVQ__MAX_WINDOW;
+  st->max_stream_window = UVQ__MAX_STREAM_WINDOW;
+  if (cfg->preferred_version == UVQ_QUIC_V2) {
+    st->preferred_versions = uvq__versions_v2_first;
+  } else {
+    st->preferred_versions = uvq__versions_v1_first;
+  }
+  st->preferred_versionslen = 2;
+  st->available_versions = st->preferred_versions;
+  st->available_versionslen = 2;
+  if (c->qlog != NULL)
+    st->qlog_write = qlog_write;
+
+  ngtcp2_transport_params_default(tp);
+  tp->initial_max_data = cfg->max_data ? cfg->max_data : UVQ__DEFAULT_MAX_DATA;
+  tp->initial_max_stream_data_bidi_local =
+      cfg->max_stream_data ? cfg->max_stream_data
+                           : UVQ__DEFAULT_MAX_STREAM_DATA;
+  tp->initial_max_stream_data_bidi_remote =
+      tp->initial_max_stream_data_bidi_local;
+  tp->initial_max_stream_data_uni = tp->initial_max_stream_data_bidi_local;
+  tp->initial_max_streams_bidi = cfg->max_streams_bidi
+                                     ? cfg->max_streams_bidi
+                                     : UVQ__DEFAULT_MAX_STREAMS_BIDI;
+  tp->initial_max_streams_uni =
+      cfg->max_streams_uni ? cfg->max_streams_uni : UVQ__DEFAULT_MAX_STREAMS_UNI;
+  tp->max_idle_timeout =
+      (cfg->idle_timeout_ms ? cfg->idle_timeout_ms : UVQ__DEFAULT_IDLE_MS) *
+      NGTCP2_MILLISECONDS;
+  tp->active_connection_id_limit = 7;
+  tp->max_datagram_frame_size = cfg->max_datagram_frame_size;
+}
+
+static void open_qlog(uvq_quic_conn_t* c, const ngtcp2_cid* scid) {
+  char path[4096];
+  size_t off;
+  size_t i;
+  int n;
+
+  if (c->ep->cfg.qlog_dir == NULL)
+    return;
+  n = snprintf(path, sizeof(path), "%s/", c->ep->cfg.qlog_dir);
+  if (n < 0 || (size_t) n >= sizeof(path) - 2 * NGTCP2_MAX_CIDLEN - 16)
+    return;
+  off = (size_t) n;
+  for (i = 0; i < scid->datalen; i++)
+    off += (size_t) snprintf(path + off, sizeof(path) - off, "%02x",
+                             scid->data[i]);
+  snprintf(path + off, sizeof(path) - off, "%s",
+           c->is_server ? "-server.sqlog" : "-client.sqlog");
+  c->qlog = fopen(path, "w");
+}
+
+static uvq_quic_conn_t* conn_alloc(uvq_quic_endpoint_t* ep, int server) {
+  uvq_quic_conn_t* c;
+
+  c = calloc(1, sizeof(*c));
+  if (c == NULL)
+    return NULL;
+  if (uvq__cidmap_init(&c->streams) != 0) {
+    free(c);
+    return NULL;
+  }
+  c->ep = ep;
+  c->is_server = server;
+  c->state = UVQ__CONN_HANDSHAKING;
+  c->conn_ref.get_conn = get_conn;
+  c->conn_ref.user_data = c;
+  uvq__heap_node_init(&c->timer);
+  return c;
+}
+
+static void link_conn(uvq_quic_conn_t* c) {
+  uvq_quic_endpoint_t* ep;
+
+  ep = c->ep;
+  c->next = ep->conns;
+  if (ep->conns != NULL)
+    ep->conns->prev = c;
+  ep->conns = c;
+  ep->nconns++;
+}
+
+int uvq__conn_new_server(uvq_quic_endpoint_t* ep,
+                         const ngtcp2_path* path,
+                         const ngtcp2_pkt_hd* hd,
+                         const ngtcp2_cid* ocid,
+                         ngtcp2_tstamp ts,
+                         uvq_quic_conn_t** out) {
+  ngtcp2_transport_params tp;
+  ngtcp2_callbacks cb;
+  ngtcp2_settings st;
+  ngtcp2_cid scid;
+  uvq_quic_conn_t* c;
+  int rv;
+
+  c = conn_alloc(ep, 1);
+  if (c == NULL)
+    return UV_ENOMEM;
+  scid.datalen = UVQ__SCID_LEN;
+  uvq__ep_rand(scid.data, scid.datalen);
+  open_qlog(c, &scid);
+  fill_settings(c, &st, &tp, ts);
+  st.original_version = hd->version;
+  if (ocid != NULL) {
+    /* Validated by Retry: the client's first DCID, and the Retry's SCID
+     * that it used since (RFC 9000, 7.3). */
+    tp.original_dcid = *ocid;
+    tp.retry_scid = hd->dcid;
+    tp.retry_scid_present = 1;
+    st.token = hd->token;
+    st.tokenlen = hd->tokenlen;
+    st.token_type = NGTCP2_TOKEN_TYPE_RETRY;
+  } else {
+    tp.original_dcid = hd->dcid;
+  }
+  tp.original_dcid_present = 1;
+  if (ngtcp2_crypto_generate_stateless_reset_token(
+          tp.stateless_reset_token, ep->static_secret,
+          sizeof(ep->static_secret), &scid) != 0) {
+    uvq__conn_free(c);
+    return UV_EIO;
+  }
+  tp.stateless_reset_token_present = 1;
+
+  fill_callbacks(&cb, 1);
+  rv = ngtcp2_conn_server_new(&c->conn, &hd->scid, &scid, path, hd->version,
+                              &cb, &st, &tp, NULL, c);
+  if (rv != 0) {
+    uvq__conn_free(c);
+    return UV_ENOMEM;
+  }
+  if (uvq__tls_conn_init(c, NULL) != 0 ||
+      uvq__ep_add_cid(c, scid.data, scid.datalen) != 0 ||
+      uvq__ep_add_cid(c, hd->dcid.data, hd->dcid.datalen) != 0) {
+    uvq__conn_free(c);
+    return UV_ENOMEM;
+  }
+  c->odcid.len = (uint8_t) hd->dcid.datalen;
+  memcpy(c->odcid.data, hd->dcid.data, hd->dcid.datalen);
+  link_conn(c);
+  ep->nhandshakes++;
+  *out = c;
+  return 0;
+}
+
+int uvq_quic_connect(uvq_quic_endpoint_t* ep,
+                     const struct sockaddr* remote,
+                     const uvq_quic_connect_opts_t* opts,
+                     void* user_data,
+                     uvq_quic_conn_t** out) {
+  struct sockaddr_storage local;
+  ngtcp2_transport_params tp;
+  ngtcp2_callbacks cb;
+  ngtcp2_settings st;
+  ngtcp2_path path;
+  ngtcp2_cid scid;
+  ngtcp2_cid dcid;
+  uvq_quic_conn_t* c;
+  const char* sni;
+  int namelen;
+  int rv;
+
+  if (ep == NULL || remote == NULL || out == NULL || ep->closing)
+    return UV_EINVAL;
+  if (opts != NULL && opts->version != UVQ_QUIC_CONFIG_VERSION)
+    return UV_EINVAL;
+  if (!ep->bound)
+    return UV_EBADF;
+  namelen = sizeof(local);
+  rv = uvq_udp_getsockname(&ep->udp, (struct sockaddr*) &local, &namelen);
+  if (rv)
+    return rv;
+  if (remote->sa_family != local.ss_family)
+    return UV_EAFNOSUPPORT;
+  if (opts != NULL && opts->local != NULL) {
+    /* Same socket, chosen source address (pktinfo); the port stays the
+     * endpoint's. */
+    uint16_t port = ((struct sockaddr_in*) &local)->sin_port;
+    memcpy(&local, opts->local,
+           opts->local->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                              : sizeof(struct sockaddr_in));
+    ((struct sockaddr_in*) &local)->sin_port = port;
+  }
+
+  c = conn_alloc(ep, 0);
+  if (c == NULL)
+    return UV_ENOMEM;
+  c->user_data = user_data;
+  scid.datalen = UVQ__SCID_LEN;
+  uvq__ep_rand(scid.data, scid.datalen);
+  dcid.datalen = UVQ__SCID_LEN;
+  uvq__ep_rand(dcid.data, dcid.datalen);
+  open_qlog(c, &scid);
+  fill_settings(c, &st, &tp, uvq__now());
+  path.local.addr = (ngtcp2_sockaddr*) &local;
+  path.local.addrlen = local.ss_family == AF_INET6
+                           ? sizeof(struct sockaddr_in6)
+                           : sizeof(struct sockaddr_in);
+  path.remote.addr = (ngtcp2_sockaddr*) remote;
+  path.remote.addrlen = remote->sa_family == AF_INET6
+                            ? sizeof(struct sockaddr_in6)
+                            : sizeof(struct sockaddr_in);
+  path.user_data = ep;
+
+  fill_callbacks(&cb, 0);
+  /* The client starts with v1 and offers v2 through compatible version
+   * negotiation (RFC 9368); the server's preference decides. */
+  rv = ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path,
+                              NGTCP2_PROTO_VER_V1, &cb, &st, &tp, NULL, c);
+  if (rv != 0) {
+    uvq__conn_free(c);
+    return UV_ENOMEM;
+  }
+  if (ep->cfg.keepalive_ms)
+    ngtcp2_conn_set_keep_alive_timeout(c->conn,
+                                       ep->cfg.keepalive_ms *
+                                           NGTCP2_MILLISECONDS);
+  sni = opts != NULL ? opts->server_name : NULL;
+  rv = uvq__tls_conn_init(c, sni);
+  if (rv == 0)
+    rv = uvq__ep_add_cid(c, scid.data, scid.datalen);
+  if (rv != 0) {
+    uvq__conn_free(c);
+    return rv;
+  }
+  link_conn(c);
+  *out = c;
+  uvq__ep_mark_dirty(c);
+  return 0;
+}
+
+/* ---- closing ------------------------------------------------------------- */
+
+/* Tells the application the connection is over, once, and always from
+ * the loop: called from the application (uvq_quic_conn_close, endpoint
+ * close), the report waits for the endpoint's next flush. */
+void uvq__conn_report_closed(uvq_quic_conn_t* c) {
+  struct uvq__quic_stream* s;
+  size_t i;
+
+  if (c->state == UVQ__CONN_DEAD || c->closed_reported)
+    return;
+  if (c->ep->depth == 0) {
+    c->closed_pending = 1;
+    uvq__ep_mark_dirty(c);
+    return;
+  }
+  c->closed_pending = 0;
+  c->closed_reported = 1;
+  if (c->is_server && !c->handshake_reported && c->ep->nhandshakes > 0)
+    c->ep->nhandshakes--;
+  c->handshake_reported = 1;
+  /* Writes that can no longer be acknowledged complete first. */
+  for (i = 0; i < c->streams.cap; i++) {
+    s = c->streams.slots[i].value;
+    if (s != NULL)
+      complete_writes(s, 1, UV_ECANCELED);
+  }
+  if (c->ep->cb.closed != NULL)
+    c->ep->cb.closed(c, &c->error);
+}
+
+static ngtcp2_duration closing_period(uvq_quic_conn_t* c) {
+  /* RFC 9000, 10.2: at least three times the current PTO. */
+  return 3 * ngtcp2_conn_get_pto(c->conn);
+}
+
+static void enter_lingering(uvq_quic_conn_t* c, int state, ngtcp2_tstamp ts) {
+  c->state = state;
+  uvq__heap_set(&c->ep->timers, &c->timer, ts + closing_period(c));
+  uvq__ep_update_timer(c->ep);
+}
+
+void uvq__conn_close_local(uvq_quic_conn_t* c, int kind, uint64_t code,
+                           int liberr) {
+  ngtcp2_path_storage ps;
+  ngtcp2_pkt_info pi;
+  ngtcp2_ccerr ccerr;
+  uint8_t buf[UVQ__MAX_UDP_PAYLOAD];
+  ngtcp2_ssize n;
+  ngtcp2_tstamp ts;
+
+  if (c->state >= UVQ__CONN_CLOSING)
+    return;
+  if (c->in_ngtcp2) {
+    c->close_pending = 1;
+    c->close_pending_code = code;
+    return;
+  }
+  ngtcp2_ccerr_default(&ccerr);
+  if (kind == UVQ_QUIC_ERROR_APPLICATION)
+    ngtcp2_ccerr_set_application_error(
+        &ccerr, code, (const uint8_t*) c->reason,
+        c->reason ? strlen(c->reason) : 0);
+  else if (liberr != 0)
+    ngtcp2_ccerr_set_liberr(&ccerr, liberr, NULL, 0);
+  else
+    ngtcp2_ccerr_set_transport_error(&ccerr, code, NULL, 0);
+
+  c->error.kind = kind;
+  c->error.remote = 0;
+  c->error.code = ccerr.error_code;
+  c->error.library_error = liberr;
+  c->error.reason = c->reason;
+  c->error.reasonlen = c->reason ? strlen(c->reason) : 0;
+
+  ts = uvq__now();
+  ngtcp2_path_storage_zero(&ps);
+  n = ngtcp2_conn_write_connection_close(c->conn, &ps.path, &pi, buf,
+                                         sizeof(buf), &ccerr, ts);
+  if (n > 0) {
+    c->close_pkt = malloc((size_t) n);
+    if (c->close_pkt != NULL) {
+      memcpy(c->close_pkt, buf, (size_t) n);
+      c->close_pktlen = (size_t) n;
+      ngtcp2_path_storage_init(&c->close_path, ps.path.local.addr,
+                               ps.path.local.addrlen, ps.path.remote.addr,
+                               ps.path.remote.addrlen, NULL);
+      uvq__ep_stage(c->ep, &c->close_path.path, pi.ecn, buf, (size_t) n, 0);
+    }
+  }
+  enter_lingering(c, UVQ__CONN_CLOSING, ts);
+  uvq__conn_report_closed(c);
+}
+
+int uvq_quic_conn_close(uvq_quic_conn_t* c, uint64_t app_error,
+                        const char* reason) {
+  if (c == NULL)
+    return UV_EINVAL;
+  if (c->state >= UVQ__CONN_CLOSING)
+    return UV_EALREADY;
+  free(c->reason);
+  c->reason = reason ? strdup(reason) : NULL;
+  uvq__conn_close_local(c, UVQ_QUIC_ERROR_APPLICATION, app_error, 0);
+  if (!c->in_ngtcp2)
+    uvq__ep_flush(c->ep);
+  return 0;
+}
+
+/* Ends the connection without a word to the peer (idle timeout, handshake
+ * timeout, a packet ngtcp2 says to drop the connection for). */
+static void close_silently(uvq_quic_conn_t* c, int kind, int liberr) {
+  if (c->error.kind != UVQ_QUIC_ERROR_STATELESS_RESET) {
+    c->error.kind = kind;
+    c->error.library_error = liberr;
+  }
+  uvq__conn_report_closed(c);
+  c->state = UVQ__CONN_DEAD;
+  uvq__conn_release(c);
+}
+
+/* Turns an error from ngtcp2 into the connection's end. */
+static void handle_error(uvq_quic_conn_t* c, int rv, ngtcp2_tstamp ts) {
+  const ngtcp2_ccerr* cc;
+
+  switch (rv) {
+    case NGTCP2_ERR_DRAINING:
+      /* The peer closed: record what it said, stay silent for the
+       * draining period (RFC 9000, 10.2.2). */
+      cc = ngtcp2_conn_get_ccerr(c->conn);
+      if (c->error.kind != UVQ_QUIC_ERROR_STATELESS_RESET) {
+        c->error.kind = cc->type == NGTCP2_CCERR_TYPE_APPLICATION
+                            ? UVQ_QUIC_ERROR_APPLICATION
+                            : UVQ_QUIC_ERROR_TRANSPORT;
+        c->error.remote = 1;
+        c->error.code = cc->error_code;
+        if (cc->reasonlen > 0) {
+          free(c->reason);
+          c->reason = malloc(cc->reasonlen + 1);
+          if (c->reason != NULL) {
+            memcpy(c->reason, cc->reason, cc->reasonlen);
+            c->reason[cc->reasonlen] = '\0';
+            c->error.reason = c->reason;
+            c->error.reasonlen = cc->reasonlen;
+          }
+        }
+      }
+      enter_lingering(c, UVQ__CONN_DRAINING, ts);
+      uvq__conn_report_closed(c);
+      return;
+    case NGTCP2_ERR_IDLE_CLOSE:
+      close_silently(c, UVQ_QUIC_ERROR_IDLE, 0);
+      return;
+    case NGTCP2_ERR_HANDSHAKE_TIMEOUT:
+      close_silently(c, UVQ_QUIC_ERROR_HANDSHAKE_TIMEOUT, 0);
+      return;
+    case NGTCP2_ERR_DROP_CONN:
+      close_silently(c, UVQ_QUIC_ERROR_TRANSPORT, rv);
+      return;
+    case NGTCP2_ERR_RECV_VERSION_NEGOTIATION:
+      close_silently(c, UVQ_QUIC_ERROR_VERSION, rv);
+      return;
+    case NGTCP2_ERR_CRYPTO:
+      uvq__conn_close_local(c, UVQ_QUIC_ERROR_TRANSPORT,
+                            NGTCP2_CRYPTO_ERROR +
+                                ngtcp2_conn_get_tls_alert(c->conn),
+                            0);
+      return;
+    default:
+      uvq__conn_close_local(c, UVQ_QUIC_ERROR_TRANSPORT,
+                            ngtcp2_err_infer_quic_transport_error_code(rv), rv);
+      return;
+  }
+}
+
+/* After ngtcp2 returned: a close the application asked for inside a
+ * callback. */
+static void run_pending_close(uvq_quic_conn_t* c) {
+  if (c->close_pending && c->state < UVQ__CONN_CLOSING) {
+    c->close_pending = 0;
+    uvq__conn_close_local(c, UVQ_QUIC_ERROR_APPLICATION,
+                          c->close_pending_code, 0);
+  }
+}
+
+/* ---- reading, writing, timers ---------------------------------------------- */
+
+int uvq__conn_read(uvq_quic_conn_t* c,
+                   const ngtcp2_path* path,
+                   const ngtcp2_pkt_info* pi,
+                   const uint8_t* data,
+                   size_t len,
+                   ngtcp2_tstamp ts) {
+  int rv;
+
+  if (c->state == UVQ__CONN_CLOSING) {
+    /* RFC 9000, 10.2.1: answer with the CONNECTION_CLOSE again. */
+    if (c->close_pkt != NULL)
+      uvq__ep_stage(c->ep, &c->close_path.path, 0, c->close_pkt,
+                    c->close_pktlen, 0);
+    return 0;
+  }
+  if (c->state >= UVQ__CONN_DRAINING)
+    return 0;
+
+  c->packets_received++;
+  c->bytes_received += len;
+  c->ecn_received[pi->ecn & 3]++;
+  c->in_ngtcp2 = 1;
+  rv = ngtcp2_conn_read_pkt(c->conn, path, pi, data, len, ts);
+  c->in_ngtcp2 = 0;
+  if (rv != 0) {
+    handle_error(c, rv, ts);
+    return 0;
+  }
+  run_pending_close(c);
+  if (c->state < UVQ__CONN_CLOSING)
+    uvq__ep_mark_dirty(c);
+  return 0;
+}
+
+void uvq__conn_schedule(uvq_quic_conn_t* c) {
+  ngtcp2_tstamp expiry;
+
+  if (c->state >= UVQ__CONN_CLOSING)
+    return;
+  expiry = ngtcp2_conn_get_expiry(c->conn);
+  if (expiry == UINT64_MAX)
+    uvq__heap_remove(&c->ep->timers, &c->timer);
+  else
+    uvq__heap_set(&c->ep->timers, &c->timer, expiry);
+}
+
+void uvq__conn_on_timer(uvq_quic_conn_t* c, ngtcp2_tstamp ts) {
+  int rv;
+
+  if (c->state >= UVQ__CONN_CLOSING) {
+    /* The closing or draining period is over. */
+    uvq__conn_report_closed(c);
+    c->state = UVQ__CONN_DEAD;
+    uvq__conn_release(c);
+    return;
+  }
+  c->in_ngtcp2 = 1;
+  rv = ngtcp2_conn_handle_expiry(c->conn, ts);
+  c->in_ngtcp2 = 0;
+  if (rv != 0) {
+    handle_error(c, rv, ts);
+    return;
+  }
+  run_pending_close(c);
+  uvq__conn_write(c, ts);
+}
+
+/* Fills vec with the stream's unsent bytes, from its write queue. */
+static size_t stream_vecs(struct uvq__quic_stream* s, ngtcp2_vec* vec,
+                          size_t max) {
+  struct uvq__quic_write_state* w;
+  uint64_t start;
+  uint64_t skip;
+  size_t n;
+  size_t i;
+  size_t total;
+
+  n = 0;
+  for (w = s->wq_head; w != NULL && n < max; w = w->next) {
+    if (w->end <= s->sent)
+      continue;
+    total = 0;
+    for (i = 0; i < w->nbufs; i++)
+      total += w->bufs[i].len;
+    start = w->end - total;
+    skip = s->sent > start ? s->sent - start : 0;
+    for (i = 0; i < w->nbufs && n < max; i++) {
+      if (skip >= w->bufs[i].len) {
+        skip -= w->bufs[i].len;
+        continue;
+      }
+      vec[n].base = (uint8_t*) w->bufs[i].base + skip;
+      vec[n].len = w->bufs[i].len - skip;
+      skip = 0;
+      if (vec[n].len > 0)
+        n++;
+    }
+  }
+  return n;
+}
+
+static void stream_advance(uvq_quic_conn_t* c, struct uvq__quic_stream* s,
+                           ngtcp2_ssize ndatalen, int fin) {
+  if (ndatalen > 0)
+    s->sent += (uint64_t) ndatalen;
+  if (fin && s->sent == s->queued)
+    s->fin_sent = 1;
+  /* Round robin: a stream that still has data goes to the back. */
+  pending_remove(c, s);
+  pending_add(c, s);
+}
+
+void uvq__conn_write(uvq_quic_conn_t* c, ngtcp2_tstamp ts) {
+  uvq_quic_endpoint_t* ep;
+  struct uvq__quic_stream* s;
+  struct uvq__quic_dgram* d;
+  ngtcp2_path_storage ps;
+  ngtcp2_pkt_info pi;
+  ngtcp2_vec vec[16];
+  ngtcp2_ssize ndatalen;
+  ngtcp2_ssize nwrite;
+  size_t max_payload;
+  size_t quantum;
+  size_t written;
+  size_t avail;
+  size_t nvec;
+  uint8_t* buf;
+  uint32_t flags;
+  int accepted;
+  int fin;
+  int rounds;
+
+  if (c->closed_pending)
+    uvq__conn_report_closed(c);
+  if (c->state >= UVQ__CONN_CLOSING)
+    return;
+  ep = c->ep;
+  ngtcp2_path_storage_zero(&ps);
+  max_payload = ngtcp2_conn_get_max_tx_udp_payload_size(c->conn);
+  quantum = ep->cfg.pacing ? ngtcp2_conn_get_send_quantum(c->conn) : SIZE_MAX;
+  written = 0;
+
+  c->in_ngtcp2 = 1;
+  /* Bounded: every round writes a packet, or consumes data, or drops a
+   * stream or datagram from the lists. */
+  for (rounds = 0; rounds < 100000 && written < quantum; rounds++) {
+    buf = uvq__ep_tx_space(ep, &avail);
+    if (buf == NULL) {
+      /* Staging waits for the socket: try again when it drains. */
+      uvq__ep_mark_dirty(c);
+      break;
+    }
+    if (avail > max_payload)
+      avail = max_payload;
+
+    d = c->dgram_head;
+    if (d != NULL) {
+      ngtcp2_vec dv;
+      dv.base = d->data;
+      dv.len = d->len;
+      accepted = 0;
+      nwrite = ngtcp2_conn_writev_datagram(
+          c->conn, &ps.path, &pi, buf, avail, &accepted,
+          NGTCP2_WRITE_DATAGRAM_FLAG_MORE, d->id, &dv, 1, ts);
+      if (accepted || nwrite == NGTCP2_ERR_INVALID_STATE ||
+          nwrite == NGTCP2_ERR_INVALID_ARGUMENT) {
+        /* Sent, or never sendable (the peer takes no datagrams, or not
+         * this large): either way it leaves the queue. */
+        c->dgram_head = d->next;
+        if (c->dgram_head == NULL)
+          c->dgram_tail = NULL;
+        c->dgram_count--;
+        if (!accepted && ep->cb.datagram_lost != NULL)
+          ep->cb.datagram_lost(c, d->id);
+        free(d);
+      }
+      if (nwrite == NGTCP2_ERR_WRITE_MORE ||
+          nwrite == NGTCP2_ERR_INVALID_STATE ||
+          nwrite == NGTCP2_ERR_INVALID_ARGUMENT)
+        continue;
+    } else {
+      s = c->pending_head;
+      nvec = 0;
+      fin = 0;
+      if (s != NULL) {
+        nvec = stream_vecs(s, vec, sizeof(vec) / sizeof(vec[0]));
+        /* FIN goes with the last bytes, or alone once they are sent. */
+        if (s->fin_queued && !s->fin_sent) {
+          uint64_t total = s->sent;
+          size_t i;
+          for (i = 0; i < nvec; i++)
+            total += vec[i].len;
+          fin = total == s->queued;
+        }
+      }
+      flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
+      if (fin)
+        flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
+      ndatalen = -1;
+      nwrite = ngtcp2_conn_writev_stream(c->conn, &ps.path, &pi, buf, avail,
+                                         &ndatalen, flags,
+                                         s != NULL ? s->id : -1, vec, nvec,
+                                         ts);
+      if (nwrite < 0) {
+        if (s != NULL && (nwrite == NGTCP2_ERR_STREAM_DATA_BLOCKED)) {
+          s->blocked = 1;
+          pending_remove(c, s);
+          continue;
+        }
+        if (s != NULL && (nwrite == NGTCP2_ERR_STREAM_SHUT_WR ||
+                          nwrite == NGTCP2_ERR_STREAM_NOT_FOUND)) {
+          s->write_closed = 1;
+          pending_remove(c, s);
+          continue;
+        }
+        if (nwrite == NGTCP2_ERR_WRITE_MORE) {
+          stream_advance(c, s, ndatalen, fin);
+          continue;
+        }
+      } else if (s != NULL && ndatalen >= 0) {
+        stream_advance(c, s, ndatalen, fin);
+      }
+    }
+
+    if (nwrite < 0) {
+      c->in_ngtcp2 = 0;
+      handle_error(c, (int) nwrite, ts);
+      return;
+    }
+    if (nwrite == 0)
+      break;
+    uvq__ep_tx_commit(ep, &ps.path, pi.ecn, (size_t) nwrite, 0, 1);
+    c->packets_sent++;
+    c->bytes_sent += (uint64_t) nwrite;
+    c->ecn_sent[pi.ecn & 3]++;
+    c->last_tx_ecn = pi.ecn;
+    written += (size_t) nwrite;
+  }
+  c->in_ngtcp2 = 0;
+  ngtcp2_conn_update_pkt_tx_time(c->conn, ts);
+  run_pending_close(c);
+  uvq__conn_schedule(c);
+}
+
+/* ---- freeing ---------------------------------------------------------------- */
+
+void uvq__conn_release(uvq_quic_conn_t* c) {
+  uvq_quic_endpoint_t* ep;
+  uvq_quic_conn_t** pp;
+
+  ep = c->ep;
+  uvq__heap_remove(&ep->timers, &c->timer);
+  /* Unlinked now so that no dispatch, flush or timer reaches it again. */
+  while (c->ncids > 0)
+    uvq__ep_remove_cid(c, c->cids[0].data, c->cids[0].len);
+  if (c->dirty) {
+    for (pp = &ep->dirty; *pp != NULL; pp = &(*pp)->next_dirty) {
+      if (*pp == c) {
+        *pp = c->next_dirty;
+        break;
+      }
+    }
+    c->dirty = 0;
+  }
+  if (c->prev != NULL)
+    c->prev->next = c->next;
+  else if (ep->conns == c)
+    ep->conns = c->next;
+  if (c->next != NULL)
+    c->next->prev = c->prev;
+  c->next = c->prev = NULL;
+  ep->nconns--;
+  c->next_dead = ep->dead;
+  ep->dead = c;
+}
+
+/* A server connection the application never accepted. */
+void uvq__conn_discard(uvq_quic_conn_t* c) {
+  if (c->is_server && !c->handshake_reported && c->ep->nhandshakes > 0)
+    c->ep->nhandshakes--;
+  c->handshake_reported = 1;
+  c->closed_reported = 1;
+  c->state = UVQ__CONN_DEAD;
+  uvq__conn_release(c);
+}
+
+void uvq__conn_free(uvq_quic_conn_t* c) {
+  struct uvq__quic_dgram* d;
+  struct uvq__quic_stream* s;
+  size_t i;
+
+  for (i = 0; i < c->streams.cap; i++) {
+    s = c->streams.slots[i].value;
+    if (s != NULL) {
+      complete_writes(s, 1, UV_ECANCELED);
+      free(s);
+    }
+  }
+  uvq__cidmap_free(&c->streams);
+  while ((d = c->dgram_head) != NULL) {
+    c->dgram_head = d->next;
+    free(d);
+  }
+  while (c->ncids > 0)
+    uvq__ep_remove_cid(c, c->cids[0].data, c->cids[0].len);
+  uvq__heap_remove(&c->ep->timers, &c->timer);
+  if (c->conn != NULL)
+    ngtcp2_conn_del(c->conn);
+  uvq__tls_conn_free(c);
+  if (c->qlog != NULL)
+    fclose(c->qlog);
+  free(c->cids);
+  free(c->close_pkt);
+  free(c->reason);
+  free(c);
+}
+
+/* ---- the public connection API -------------------------------------------- */
+
+void* uvq_quic_conn_get_data(const uvq_quic_conn_t* c) {
+  return c->user_data;
+}
+
+void uvq_quic_conn_set_data(uvq_quic_conn_t* c, void* data) {
+  c->user_data = data;
+}
+
+uvq_quic_endpoint_t* uvq_quic_conn_endpoint(uvq_quic_conn_t* c) {
+  return c->ep;
+}
+
+int uvq_quic_conn_is_server(const uvq_quic_conn_t* c) {
+  return c->is_server;
+}
+
+const char* uvq_quic_conn_alpn(const uvq_quic_conn_t* c, size_t* len) {
+  char* proto;
+  unsigned short plen;
+
+  if (c->ssl == NULL ||
+      wolfSSL_ALPN_GetProtocol(c->ssl, &proto, &plen) != WOLFSSL_SUCCESS) {
+    if (len != NULL)
+      *len = 0;
+    return NULL;
+  }
+  if (len != NULL)
+    *len = plen;
+  return proto;
+}
+
+int uvq_quic_conn_get_path(const uvq_quic_conn_t* c,
+                           struct sockaddr_storage* local,
+                           struct sockaddr_storage* remote) {
+  const ngtcp2_path* p;
+
+  if (c == NULL || c->conn == NULL)
+    return UV_EINVAL;
+  p = ngtcp2_conn_get_path(c->conn);
+  if (local != NULL) {
+    memset(local, 0, sizeof(*local));
+    memcpy(local, p->local.addr, (size_t) p->local.addrlen);
+  }
+  if (remote != NULL) {
+    memset(remote, 0, sizeof(*remote));
+    memcpy(remote, p->remote.addr, (size_t) p->remote.addrlen);
+  }
+  return 0;
+}
+
+int uvq_quic_conn_get_stats(uvq_quic_conn_t* c, uvq_quic_conn_stats_t* st) {
+  ngtcp2_conn_info ci;
+
+  if (c == NULL || st == NULL || c->conn == NULL)
+    return UV_EINVAL;
+  memset(st, 0, sizeof(*st));
+  ngtcp2_conn_get_conn_info(c->conn, &ci);
+  st->smoothed_rtt_ns = ci.smoothed_rtt;
+  st->min_rtt_ns = ci.min_rtt;
+  st->latest_rtt_ns = ci.latest_rtt;
+  st->cwnd = ci.cwnd;
+  st->bytes_in_flight = ci.bytes_in_flight;
+  st->bytes_sent = c->bytes_sent;
+  st->bytes_received = c->bytes_received;
+  st->packets_sent = c->packets_sent;
+  st->packets_received = c->packets_received;
+  memcpy(st->ecn_sent, c->ecn_sent, sizeof(st->ecn_sent));
+  memcpy(st->ecn_received, c->ecn_received, sizeof(st->ecn_received));
+  st->ecn_marking = c->last_tx_ecn == NGTCP2_ECN_ECT_0;
+  st->path_mtu = ngtcp2_conn_get_max_tx_udp_payload_size(c->conn);
+  st->version = ngtcp2_conn_get_negotiated_version(c->conn);
+  return 0;
+}
+
+int uvq_quic_conn_update_key(uvq_quic_conn_t* c) {
+  int rv;
+
+  if (c == NULL || c->state >= UVQ__CONN_CLOSING)
+    return UV_EINVAL;
+  rv = ngtcp2_conn_initiate_key_update(c->conn, uvq__now());
+  if (rv != 0)
+    return UV_EAGAIN;
+  uvq__ep_mark_dirty(c);
+  return 0;
+}
+
+int uvq_quic_conn_migrate(uvq_quic_conn_t* c, const struct sockaddr* local) {
+  (void) c;
+  (void) local;
+  return UV_ENOSYS;
+}
+
+int uvq_quic_stream_open(uvq_quic_conn_t* c, int bidi, int64_t* stream_id) {
+  struct uvq__quic_stream* s;
+  int64_t id;
+  int rv;
+
+  if (c == NULL || stream_id == NULL)
+    return UV_EINVAL;
+  if (c->state >= UVQ__CONN_CLOSING)
+    return UV_EPIPE;
+  rv = bidi ? ngtcp2_conn_open_bidi_stream(c->conn, &id, NULL)
+            : ngtcp2_conn_open_uni_stream(c->conn, &id, NULL);
+  if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED)
+    return UV_EAGAIN;
+  if (rv != 0)
+    return UV_EINVAL;
+  s = add_stream(c, id);
+  if (s == NULL) {
+    ngtcp2_conn_shutdown_stream(c->conn, 0, id, 0);
+    return UV_ENOMEM;
+  }
+  *stream_id = id;
+  return 0;
+}
+
+int uvq_quic_stream_write(uvq_quic_write_t* req,
+                          uvq_quic_conn_t* c,
+                          int64_t stream_id,
+                          const uv_buf_t bufs[],
+                          unsigned int nbufs,
+                          int fin,
+                          uvq_quic_write_cb cb) {
+  struct uvq__quic_write_state* w;
+  struct uvq__quic_stream* s;
+  uint64_t total;
+  unsigned int i;
+
+  if (req == NULL || c == NULL || cb == NULL || (bufs == NULL && nbufs > 0))
+    return UV_EINVAL;
+  if (nbufs == 0 && !fin)
+    return UV_EINVAL;
+  if (c->state >= UVQ__CONN_CLOSING)
+    return UV_EPIPE;
+  s = find_stream(c, stream_id);
+  if (s == NULL)
+    return UV_ENOENT;
+  if (s->write_closed || s->fin_queued)
+    return UV_EPIPE;
+  w = malloc(sizeof(*w) + (nbufs ? nbufs - 1 : 0) * sizeof(uv_buf_t));
+  if (w == NULL)
+    return UV_ENOMEM;
+  total = 0;
+  for (i = 0; i < nbufs; i++) {
+    w->bufs[i] = bufs[i];
+    total += bufs[i].len;
+  }
+  w->nbufs = nbufs;
+  w->req = req;
+  w->cb = cb;
+  w->next = NULL;
+  s->queued += total;
+  w->end = s->queued;
+  if (fin)
+    s->fin_queued = 1;
+  req->conn = c;
+  req->stream_id = stream_id;
+  req->state_ = w;
+  if (s->wq_tail != NULL)
+    s->wq_tail->next = w;
+  else
+    s->wq_head = w;
+  s->wq_tail = w;
+  pending_add(c, s);
+  uvq__ep_mark_dirty(c);
+  return 0;
+}
+
+int uvq_quic_stream_consume(uvq_quic_conn_t* c, int64_t stream_id, size_t n) {
+  if (c == NULL)
+    return UV_EINVAL;
+  if (c->state >= UVQ__CONN_CLOSING)
+    return UV_EPIPE;
+  ngtcp2_conn_extend_max_stream_offset(c->conn, stream_id, n);
+  ngtcp2_conn_extend_max_offset(c->conn, n);
+  uvq__ep_mark_dirty(c);
+  return 0;
+}
+
+int uvq_quic_stream_shutdown(uvq_quic_conn_t* c,
+                             int64_t stream_id,
+                             int how,
+                             uint64_t app_error) {
+  struct uvq__quic_stream* s;
+  int rv;
+
+  if (c == NULL || how < 1 || how > 3)
+    return UV_EINVAL;
+  if (c->state >= UVQ__CONN_CLOSING)
+    return UV_EPIPE;
+  s = find_stream(c, stream_id);
+  if (s == NULL)
+    return UV_ENOENT;
+  rv = 0;
+  if (how & UVQ_QUIC_SHUT_WRITE) {
+    rv = ngtcp2_conn_shutdown_stream_write(c->conn, 0, stream_id, app_error);
+    s->write_closed = 1;
+    pending_remove(c, s);
+  }
+  if (rv == 0 && (how & UVQ_QUIC_SHUT_READ))
+    rv = ngtcp2_conn_shutdown_stream_read(c->conn, 0, stream_id, app_error);
+  if (rv != 0)
+    return UV_ENOENT;
+  uvq__ep_mark_dirty(c);
+  return 0;
+}
+
+int uvq_quic_stream_set_data(uvq_quic_conn_t* c, int64_t stream_id,
+                             void* data) {
+  struct uvq__quic_stream* s;
+
+  if (c == NULL)
+    return UV_EINVAL;
+  s = find_stream(c, stream_id);
+  if (s == NULL)
+    return UV_ENOENT;
+  s->user_data = data;
+  return 0;
+}
+
+void* uvq_quic_stream_get_data(uvq_quic_conn_t* c, int64_t stream_id) {
+  struct uvq__quic_stream* s;
+
+  if (c == NULL)
+    return NULL;
+  s = find_stream(c, stream_id);
+  return s != NULL ? s->user_data : NULL;
+}
+
+int uvq_quic_datagram_send(uvq_quic_conn_t* c,
+                           const uv_buf_t bufs[],
+                           unsigned int nbufs,
+                           uint64_t* id) {
+  const ngtcp2_transport_params* peer;
+  struct uvq__quic_dgram* d;
+  size_t total;
+  size_t off;
+  unsigned int i;
+
+  if (c == NULL || (bufs == NULL && nbufs > 0))
+    return UV_EINVAL;
+  if (c->state >= UVQ__CONN_CLOSING)
+    return UV_EPIPE;
+  peer = ngtcp2_conn_get_remote_transport_params(c->conn);
+  if (peer == NULL || peer->max_datagram_frame_size == 0)
+    return UV_ENOTSUP;
+  total = 0;
+  for (i = 0; i < nbufs; i++)
+    total += bufs[i].len;
+  /* The frame carries a type byte and a length besides the payload. */
+  if (total + 1 + 8 > peer->max_datagram_frame_size)
+    return UV_EMSGSIZE;
+  if (c->dgram_count >= UVQ__MAX_QUEUED_DGRAMS)
+    return UV_EAGAIN;
+  d = malloc(sizeof(*d) + total);
+  if (d == NULL)
+    return UV_ENOMEM;
+  off = 0;
+  for (i = 0; i < nbufs; i++) {
+    memcpy(d->data + off, bufs[i].base, bufs[i].len);
+    off += bufs[i].len;
+  }
+  d->len = total;
+  d->id = c->next_dgram_id++;
+  d->next = NULL;
+  if (c->dgram_tail != NULL)
+    c->dgram_tail->next = d;
+  else
+    c->dgram_head = d;
+  c->dgram_tail = d;
+  c->dgram_count++;
+  if (id != NULL)
+    *id = d->id;
+  uvq__ep_mark_dirty(c);
+  return 0;
+}

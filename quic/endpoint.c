@@ -1,0 +1,855 @@
+/* The QUIC endpoint: one uvq UDP handle, connection-ID routing, the
+ * packets a server answers without a connection (Version Negotiation,
+ * Retry, Stateless Reset, refusals), one timer for every connection, and
+ * the send staging that turns packets into GSO batches. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <ngtcp2/ngtcp2_crypto.h>
+
+/* Retry tokens are good for this long (RFC 9000, 8.1.2 leaves it to us). */
+#define UVQ__RETRY_TOKEN_TIMEOUT (10 * NGTCP2_SECONDS)
+
+static void on_timer(uv_timer_t* t);
+static void on_flush(uv_check_t* check);
+
+void uvq_quic_config_default(uvq_quic_config_t* cfg) {
+  memset(cfg, 0, sizeof(*cfg));
+  cfg->version = UVQ_QUIC_CONFIG_VERSION;
+  cfg->alpn = "h3";
+  cfg->cc = UVQ_QUIC_CC_CUBIC;
+  cfg->ecn = 1;
+  cfg->pmtud = 1;
+  cfg->gso = 1;
+  cfg->gro = 1;
+  cfg->pacing = 1;
+}
+
+const char* uvq_quic_strerror(int library_error) {
+  return ngtcp2_strerror(library_error);
+}
+
+void uvq__ep_rand(uint8_t* dest, size_t len) {
+  /* uv_random without a loop reads getrandom(2): it only fails if the
+   * kernel has no entropy source at all. */
+  if (uv_random(NULL, NULL, dest, len, 0, NULL) != 0)
+    abort();
+}
+
+static char* copy_string(uvq_quic_endpoint_t* ep, int slot, const char* s) {
+  if (s == NULL)
+    return NULL;
+  ep->strings[slot] = strdup(s);
+  return ep->strings[slot];
+}
+
+static void free_endpoint(uvq_quic_endpoint_t* ep) {
+  size_t i;
+
+  uvq__tls_endpoint_free(ep);
+  uvq__cidmap_free(&ep->cids);
+  uvq__heap_free(&ep->timers);
+  free(ep->txbuf);
+  free(ep->rxbuf);
+  for (i = 0; i < sizeof(ep->strings) / sizeof(ep->strings[0]); i++)
+    free(ep->strings[i]);
+  free(ep);
+}
+
+int uvq_quic_endpoint_new(uv_loop_t* loop,
+                          const uvq_quic_config_t* config,
+                          const uvq_quic_callbacks_t* callbacks,
+                          void* user_data,
+                          uvq_quic_endpoint_t** out) {
+  uvq_quic_endpoint_t* ep;
+  int err;
+
+  if (loop == NULL || config == NULL || out == NULL)
+    return UV_EINVAL;
+  if (config->version != UVQ_QUIC_CONFIG_VERSION)
+    return UV_EINVAL;
+  if (config->cc < UVQ_QUIC_CC_CUBIC || config->cc > UVQ_QUIC_CC_RENO)
+    return UV_EINVAL;
+  if (config->preferred_version != 0 &&
+      config->preferred_version != UVQ_QUIC_V1 &&
+      config->preferred_version != UVQ_QUIC_V2)
+    return UV_EINVAL;
+
+  ep = calloc(1, sizeof(*ep));
+  if (ep == NULL)
+    return UV_ENOMEM;
+  ep->loop = loop;
+  ep->user_data = user_data;
+  ep->cfg = *config;
+  ep->cfg.cert_file = copy_string(ep, 0, config->cert_file);
+  ep->cfg.key_file = copy_string(ep, 1, config->key_file);
+  ep->cfg.ca_file = copy_string(ep, 2, config->ca_file);
+  ep->cfg.alpn = copy_string(ep, 3, config->alpn ? config->alpn : "h3");
+  ep->cfg.qlog_dir = copy_string(ep, 4, config->qlog_dir);
+  ep->cfg.keylog_file = copy_string(ep, 5, config->keylog_file);
+  ep->cfg.static_secret = NULL;
+  if (callbacks != NULL)
+    ep->cb = *callbacks;
+  if (ep->cfg.max_connections == 0)
+    ep->cfg.max_connections = 10000;
+  if (ep->cfg.max_handshakes == 0)
+    ep->cfg.max_handshakes = 1000;
+  if (config->static_secret != NULL)
+    memcpy(ep->static_secret, config->static_secret,
+           sizeof(ep->static_secret));
+  else
+    uvq__ep_rand(ep->static_secret, sizeof(ep->static_secret));
+  uvq__heap_init(&ep->timers);
+
+  err = uvq__cidmap_init(&ep->cids);
+  if (err == 0) {
+    ep->txbuf = malloc(UVQ__TX_BUF);
+    if (ep->txbuf == NULL)
+      err = UV_ENOMEM;
+  }
+  if (err == 0)
+    err = uvq__tls_endpoint_init(ep);
+  if (err == 0)
+    err = uvq_udp_init(loop, &ep->udp);
+  if (err) {
+    free_endpoint(ep);
+    return err;
+  }
+  /* Nothing below fails, so no libuv handle needs undoing above. */
+  ep->udp.data = ep;
+  uv_timer_init(loop, &ep->timer);
+  ep->timer.data = ep;
+  uv_check_init(loop, &ep->flush);
+  ep->flush.data = ep;
+  uv_idle_init(loop, &ep->nudge);
+  ep->nudge.data = ep;
+  *out = ep;
+  return 0;
+}
+
+void* uvq_quic_endpoint_get_data(const uvq_quic_endpoint_t* ep) {
+  return ep->user_data;
+}
+
+uvq_udp_t* uvq_quic_endpoint_udp(uvq_quic_endpoint_t* ep) {
+  return &ep->udp;
+}
+
+int uvq_quic_endpoint_get_stats(const uvq_quic_endpoint_t* ep,
+                                uvq_quic_endpoint_stats_t* stats) {
+  if (ep == NULL || stats == NULL)
+    return UV_EINVAL;
+  *stats = ep->stats;
+  return 0;
+}
+
+/* ---- connection IDs --------------------------------------------------- */
+
+int uvq__ep_add_cid(uvq_quic_conn_t* c, const uint8_t* cid, size_t len) {
+  struct uvq__cid* grown;
+  int err;
+
+  if (c->ncids == c->cids_cap) {
+    size_t cap = c->cids_cap ? c->cids_cap * 2 : 8;
+    grown = realloc(c->cids, cap * sizeof(*grown));
+    if (grown == NULL)
+      return UV_ENOMEM;
+    c->cids = grown;
+    c->cids_cap = cap;
+  }
+  err = uvq__cidmap_put(&c->ep->cids, cid, len, c);
+  if (err)
+    return err;
+  c->cids[c->ncids].len = (uint8_t) len;
+  memcpy(c->cids[c->ncids].data, cid, len);
+  c->ncids++;
+  return 0;
+}
+
+void uvq__ep_remove_cid(uvq_quic_conn_t* c, const uint8_t* cid, size_t len) {
+  size_t i;
+
+  for (i = 0; i < c->ncids; i++) {
+    if (c->cids[i].len == len && memcmp(c->cids[i].data, cid, len) == 0) {
+      if (uvq__cidmap_get(&c->ep->cids, cid, len) == c)
+        uvq__cidmap_del(&c->ep->cids, cid, len);
+      c->cids[i] = c->cids[--c->ncids];
+      return;
+    }
+  }
+}
+
+/* ---- timers and the flush ----------------------------------------------- */
+
+void uvq__ep_update_timer(uvq_quic_endpoint_t* ep) {
+  struct uvq__heap_node* top;
+  uint64_t now;
+  uint64_t ms;
+
+  if (ep->closing)
+    return;
+  top = uvq__heap_top(&ep->timers);
+  if (top == NULL) {
+    uv_timer_stop(&ep->timer);
+    ep->timer_due = 0;
+    return;
+  }
+  if (top->key == ep->timer_due && uv_is_active((uv_handle_t*) &ep->timer))
+    return;
+  ep->timer_due = top->key;
+  now = uvq__now();
+  /* libuv timers count milliseconds; round up so that the timer never
+   * fires before the deadline and spins. */
+  ms = top->key > now ? (top->key - now + 999999) / 1000000 : 0;
+  uv_timer_start(&ep->timer, on_timer, ms, 0);
+}
+
+static void on_timer(uv_timer_t* t) {
+  uvq_quic_endpoint_t* ep;
+  struct uvq__heap_node* top;
+  uvq_quic_conn_t* c;
+  uint64_t now;
+  int rounds;
+
+  ep = t->data;
+  ep->timer_due = 0;
+  now = uvq__now();
+  uvq__ep_enter(ep);
+  /* Bounded: each connection's deadline moves forward when handled. */
+  for (rounds = 0; rounds < 100000; rounds++) {
+    top = uvq__heap_top(&ep->timers);
+    if (top == NULL || top->key > now)
+      break;
+    c = (uvq_quic_conn_t*) ((char*) top - offsetof(uvq_quic_conn_t, timer));
+    uvq__heap_remove(&ep->timers, top);
+    uvq__conn_on_timer(c, now);
+  }
+  uvq__ep_flush(ep);
+  uvq__ep_leave(ep);
+  uvq__ep_update_timer(ep);
+}
+
+static void on_nudge(uv_idle_t* idle) {
+  (void) idle;
+}
+
+/* The flush runs in the check phase, right after the poll phase that read
+ * the packets. Work asked for elsewhere (a timer, the application) must not
+ * wait for the poll phase to block first: an active idle handle makes that
+ * poll return at once. */
+static void start_flush(uvq_quic_endpoint_t* ep) {
+  ep->flush_active = 1;
+  uv_check_start(&ep->flush, on_flush);
+  uv_idle_start(&ep->nudge, on_nudge);
+}
+
+static void stop_flush(uvq_quic_endpoint_t* ep) {
+  ep->flush_active = 0;
+  uv_check_stop(&ep->flush);
+  uv_idle_stop(&ep->nudge);
+}
+
+void uvq__ep_mark_dirty(uvq_quic_conn_t* c) {
+  uvq_quic_endpoint_t* ep;
+
+  ep = c->ep;
+  if (c->dirty)
+    return;
+  c->dirty = 1;
+  c->next_dirty = ep->dirty;
+  ep->dirty = c;
+  if (!ep->flush_active && !ep->finished)
+    start_flush(ep);
+}
+
+/* Runs after the loop's poll phase: every connection that has something to
+ * send writes it now, so all packets of an iteration leave in as few
+ * sendmmsg calls as possible. */
+static void write_dirty(uvq_quic_endpoint_t* ep) {
+  uvq_quic_conn_t* c;
+  ngtcp2_tstamp ts;
+
+  ts = uvq__now();
+  while (ep->dirty != NULL && !ep->tx_blocked) {
+    c = ep->dirty;
+    ep->dirty = c->next_dirty;
+    c->next_dirty = NULL;
+    c->dirty = 0;
+    uvq__conn_write(c, ts);
+  }
+}
+
+static void on_flush(uv_check_t* check) {
+  uvq_quic_endpoint_t* ep;
+
+  ep = check->data;
+  uvq__ep_enter(ep);
+  write_dirty(ep);
+  uvq__ep_flush(ep);
+  if (ep->dirty == NULL || ep->tx_blocked || ep->closing)
+    stop_flush(ep);
+  uvq__ep_leave(ep);
+  uvq__ep_update_timer(ep);
+}
+
+/* ---- send staging ------------------------------------------------------- */
+
+static int same_addr(const struct sockaddr_storage* a,
+                     const ngtcp2_addr* b) {
+  return b->addrlen > 0 &&
+         memcmp(a, b->addr, (size_t) b->addrlen) == 0;
+}
+
+/* Per message bookkeeping lives in the mmsg entries themselves: the buffer
+ * length is the fill, gso_size the stride, and the ECN codepoint. */
+static uint8_t* msg_base(uvq_quic_endpoint_t* ep, unsigned int i) {
+  return ep->txbuf + (size_t) i * 65536;
+}
+
+uint8_t* uvq__ep_tx_space(uvq_quic_endpoint_t* ep, size_t* avail) {
+  uvq_udp_mmsg_t* m;
+  size_t used;
+
+  if (ep->ntx == UVQ__TX_MSGS)
+    uvq__ep_flush(ep);
+  if (ep->tx_blocked || ep->ntx == UVQ__TX_MSGS) {
+    *avail = 0;
+    return NULL;
+  }
+  m = &ep->txmsgs[ep->ntx];
+  used = ep->txbufs[ep->ntx].len;
+  /* A packet written after the current run either joins it or, if it
+   * cannot, is moved to the next message by uvq__ep_tx_commit. */
+  if (used + UVQ__MAX_UDP_PAYLOAD > 65507 ||
+      (used > 0 && (m->gso_size == 0 || used % m->gso_size != 0))) {
+    ep->ntx++;
+    return uvq__ep_tx_space(ep, avail);
+  }
+  *avail = 65536 - used;
+  return msg_base(ep, ep->ntx) + used;
+}
+
+static void start_msg(uvq_quic_endpoint_t* ep,
+                      unsigned int i,
+                      const ngtcp2_path* path,
+                      int ecn,
+                      size_t len) {
+  uvq_udp_mmsg_t* m;
+  int wildcard;
+
+  m = &ep->txmsgs[i];
+  memset(m, 0, sizeof(*m));
+  ep->txbufs[i] = uv_buf_init((char*) msg_base(ep, i), (unsigned int) len);
+  m->bufs = &ep->txbufs[i];
+  m->nbufs = 1;
+  memcpy(&ep->txaddr[i], path->remote.addr, (size_t) path->remote.addrlen);
+  m->addr = (struct sockaddr*) &ep->txaddr[i];
+  memset(&ep->txlocal[i], 0, sizeof(ep->txlocal[i]));
+  memcpy(&ep->txlocal[i], path->local.addr, (size_t) path->local.addrlen);
+  /* Choose the source address only when it is a specific one: a socket
+   * bound to a specific address needs no control message for it. */
+  wildcard = 1;
+  if (path->local.addr->sa_family == AF_INET)
+    wildcard = ((struct sockaddr_in*) path->local.addr)->sin_addr.s_addr == 0;
+  else if (path->local.addr->sa_family == AF_INET6)
+    wildcard = IN6_IS_ADDR_UNSPECIFIED(
+        &((struct sockaddr_in6*) path->local.addr)->sin6_addr);
+  m->local = wildcard ? NULL : (struct sockaddr*) &ep->txlocal[i];
+  m->ecn = ecn;
+  m->gso_size = (unsigned int) len;
+}
+
+void uvq__ep_tx_commit(uvq_quic_endpoint_t* ep,
+                       const ngtcp2_path* path,
+                       int ecn,
+                       size_t len,
+                       size_t gso_size,
+                       unsigned int nseg) {
+  uvq_udp_mmsg_t* m;
+  unsigned int i;
+  size_t used;
+
+  (void) gso_size;
+  (void) nseg;
+  i = ep->ntx;
+  m = &ep->txmsgs[i];
+  used = ep->txbufs[i].len;
+  if (used == 0) {
+    start_msg(ep, i, path, ecn, len);
+    return;
+  }
+  if (m->ecn == ecn && len <= m->gso_size &&
+      same_addr(&ep->txaddr[i], &path->remote) &&
+      same_addr(&ep->txlocal[i], &path->local) &&
+      used / m->gso_size < UVQ__TX_SEGMENTS) {
+    ep->txbufs[i].len += len;
+    return;
+  }
+  /* The packet cannot join this run: it starts the next message. */
+  ep->ntx++;
+  if (ep->ntx == UVQ__TX_MSGS) {
+    /* Keep the packet: flush the full runs, then move it to the front. */
+    uint8_t tmp[65536];
+    memcpy(tmp, msg_base(ep, i) + used, len);
+    uvq__ep_flush(ep);
+    if (ep->tx_blocked) {
+      /* The socket is full and the staging area waits for it; this packet
+       * is dropped like a packet lost on the path, and QUIC's loss
+       * recovery resends its frames. */
+      return;
+    }
+    memcpy(msg_base(ep, ep->ntx), tmp, len);
+  } else {
+    memmove(msg_base(ep, ep->ntx), msg_base(ep, i) + used, len);
+  }
+  start_msg(ep, ep->ntx, path, ecn, len);
+}
+
+int uvq__ep_stage(uvq_quic_endpoint_t* ep,
+                  const ngtcp2_path* path,
+                  int ecn,
+                  const uint8_t* data,
+                  size_t len,
+                  size_t gso_size) {
+  uint8_t* p;
+  size_t avail;
+
+  p = uvq__ep_tx_space(ep, &avail);
+  if (p == NULL || avail < len)
+    return UV_ENOBUFS;
+  memcpy(p, data, len);
+  uvq__ep_tx_commit(ep, path, ecn, len, gso_size, 1);
+  /* A packet sent on its own ends its run. */
+  ep->ntx++;
+  return 0;
+}
+
+static void on_queued_sent(uvq_udp_send_t* req, int status) {
+  uvq_quic_endpoint_t* ep;
+
+  ep = req->data;
+  free(req);
+  (void) status;
+  ep->tx_blocked = 0;
+  ep->ntx = 0;
+  memset(ep->txbufs, 0, sizeof(ep->txbufs));
+  if (!ep->closing && ep->dirty != NULL && !ep->flush_active)
+    start_flush(ep);
+}
+
+/* Sends every staged message. Messages whose gso_size equals their length
+ * are single datagrams. When the socket is full the rest is handed to a
+ * queued send and staging pauses until it completes: nothing is dropped
+ * and nothing is encrypted twice. */
+int uvq__ep_flush(uvq_quic_endpoint_t* ep) {
+  unsigned int n;
+  unsigned int i;
+  unsigned int off;
+  uvq_udp_send_t* req;
+  int r;
+
+  if (ep->tx_blocked)
+    return UV_EAGAIN;
+  n = ep->ntx;
+  if (n < UVQ__TX_MSGS && ep->txbufs[n].len > 0)
+    n++;
+  if (n == 0)
+    return 0;
+  for (i = 0; i < n; i++) {
+    if (ep->txbufs[i].len <= ep->txmsgs[i].gso_size)
+      ep->txmsgs[i].gso_size = 0;
+  }
+
+  off = 0;
+  while (off < n) {
+    r = uvq_udp_try_send_batch(&ep->udp, ep->txmsgs + off, n - off);
+    if (r > 0) {
+      off += (unsigned int) r;
+      continue;
+    }
+    if (r == UV_EAGAIN) {
+      req = malloc(sizeof(*req));
+      if (req != NULL) {
+        req->data = ep;
+        r = uvq_udp_send_batch(req, &ep->udp, ep->txmsgs + off, n - off,
+                               on_queued_sent);
+        if (r == 0) {
+          ep->tx_blocked = 1;
+          return UV_EAGAIN;
+        }
+        free(req);
+      }
+      break;
+    }
+    /* This message cannot go (EMSGSIZE for a path MTU probe larger than
+     * the route allows, an unreachable network): it is lost like a packet
+     * dropped on the path, and loss recovery or PMTUD deal with it. */
+    off++;
+  }
+  ep->ntx = 0;
+  memset(ep->txbufs, 0, sizeof(ep->txbufs));
+  return 0;
+}
+
+/* ---- packets without a connection ---------------------------------------- */
+
+static void make_path(uvq_quic_endpoint_t* ep,
+                      ngtcp2_path* path,
+                      struct sockaddr_storage* local,
+                      const struct sockaddr* remote) {
+  path->local.addr = (ngtcp2_sockaddr*) local;
+  path->local.addrlen = local->ss_family == AF_INET6
+                            ? sizeof(struct sockaddr_in6)
+                            : sizeof(struct sockaddr_in);
+  path->remote.addr = (ngtcp2_sockaddr*) remote;
+  path->remote.addrlen = remote->sa_family == AF_INET6
+                             ? sizeof(struct sockaddr_in6)
+                             : sizeof(struct sockaddr_in);
+  path->user_data = ep;
+}
+
+static void send_version_negotiation(uvq_quic_endpoint_t* ep,
+                                     const ngtcp2_path* path,
+                                     const ngtcp2_version_cid* vc,
+                                     size_t pktlen) {
+  uint32_t versions[2] = {NGTCP2_PROTO_VER_V1, NGTCP2_PROTO_VER_V2};
+  uint8_t buf[256];
+  uint8_t unused;
+  ngtcp2_ssize n;
+
+  /* Only a datagram as large as a client Initial gets an answer, so a
+   * spoofed small packet cannot be amplified (RFC 9000, 6.1). */
+  if (pktlen < NGTCP2_MAX_UDP_PAYLOAD_SIZE)
+    return;
+  uvq__ep_rand(&unused, 1);
+  n = ngtcp2_pkt_write_version_negotiation(buf, sizeof(buf), unused,
+                                           vc->scid, vc->scidlen, vc->dcid,
+                                           vc->dcidlen, versions, 2);
+  if (n > 0 && uvq__ep_stage(ep, path, 0, buf, (size_t) n, 0) == 0)
+    ep->stats.version_negotiations++;
+}
+
+static void send_stateless_reset(uvq_quic_endpoint_t* ep,
+                                 const ngtcp2_path* path,
+                                 const uint8_t* dcid,
+                                 size_t dcidlen,
+                                 size_t pktlen) {
+  uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN];
+  uint8_t rand[64];
+  uint8_t buf[128];
+  ngtcp2_cid cid;
+  size_t randlen;
+  ngtcp2_ssize n;
+
+  /* A reset must be shorter than what provoked it, so that two endpoints
+   * cannot reset each other forever, and at least 21 bytes long so that it
+   * looks like a short-header packet (RFC 9000, 10.3). */
+  if (pktlen <= 22)
+    return;
+  randlen = pktlen - 1 - 1 - NGTCP2_STATELESS_RESET_TOKENLEN;
+  if (randlen > sizeof(rand))
+    randlen = sizeof(rand);
+  if (randlen < NGTCP2_MIN_STATELESS_RESET_RANDLEN)
+    return;
+  ngtcp2_cid_init(&cid, dcid, dcidlen);
+  if (ngtcp2_crypto_generate_stateless_reset_token(
+          token, ep->static_secret, sizeof(ep->static_secret), &cid) != 0)
+    return;
+  uvq__ep_rand(rand, randlen);
+  n = ngtcp2_pkt_write_stateless_reset(buf, sizeof(buf), token, rand, randlen);
+  if (n > 0 && uvq__ep_stage(ep, path, 0, buf, (size_t) n, 0) == 0)
+    ep->stats.stateless_resets++;
+}
+
+/* Refuses a new connection without keeping state: a CONNECTION_CLOSE in an
+ * Initial packet, protected with the Initial keys anyone can derive. */
+static void send_refusal(uvq_quic_endpoint_t* ep,
+                         const ngtcp2_path* path,
+                         const ngtcp2_pkt_hd* hd,
+                         uint64_t code) {
+  uint8_t buf[256];
+  ngtcp2_cid scid;
+  ngtcp2_ssize n;
+
+  scid.datalen = UVQ__SCID_LEN;
+  uvq__ep_rand(scid.data, scid.datalen);
+  n = ngtcp2_crypto_write_connection_close(buf, sizeof(buf), hd->version,
+                                           &hd->scid, &scid, code, NULL, 0);
+  if (n > 0)
+    uvq__ep_stage(ep, path, 0, buf, (size_t) n, 0);
+  ep->stats.connections_refused++;
+}
+
+static void send_retry(uvq_quic_endpoint_t* ep,
+                       const ngtcp2_path* path,
+                       const ngtcp2_pkt_hd* hd) {
+  uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN2];
+  uint8_t buf[256];
+  ngtcp2_cid scid;
+  ngtcp2_ssize tokenlen;
+  ngtcp2_ssize n;
+
+  scid.datalen = UVQ__SCID_LEN;
+  uvq__ep_rand(scid.data, scid.datalen);
+  tokenlen = ngtcp2_crypto_generate_retry_token2(
+      token, ep->static_secret, sizeof(ep->static_secret), hd->version,
+      path->remote.addr, path->remote.addrlen, &scid, &hd->dcid, uvq__now());
+  if (tokenlen < 0)
+    return;
+  n = ngtcp2_crypto_write_retry(buf, sizeof(buf), hd->version, &hd->scid,
+                                &scid, &hd->dcid, token, (size_t) tokenlen);
+  if (n > 0 && uvq__ep_stage(ep, path, 0, buf, (size_t) n, 0) == 0)
+    ep->stats.retries++;
+}
+
+static void accept_initial(uvq_quic_endpoint_t* ep,
+                           const ngtcp2_path* path,
+                           const ngtcp2_pkt_info* pi,
+                           const uint8_t* data,
+                           size_t len,
+                           ngtcp2_tstamp ts) {
+  ngtcp2_pkt_hd hd;
+  ngtcp2_cid ocid;
+  ngtcp2_cid* ocidp;
+  uvq_quic_conn_t* c;
+
+  if (ngtcp2_accept(&hd, data, len) != 0) {
+    ep->stats.packets_dropped++;
+    return;
+  }
+  if (ep->closing || ep->nconns >= ep->cfg.max_connections ||
+      ep->nhandshakes >= ep->cfg.max_handshakes) {
+    send_refusal(ep, path, &hd, NGTCP2_CONNECTION_REFUSED);
+    return;
+  }
+
+  ocidp = NULL;
+  if (ep->cfg.require_address_validation) {
+    if (hd.tokenlen == 0) {
+      send_retry(ep, path, &hd);
+      return;
+    }
+    if (hd.token[0] != NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY2 ||
+        ngtcp2_crypto_verify_retry_token2(
+            &ocid, hd.token, hd.tokenlen, ep->static_secret,
+            sizeof(ep->static_secret), hd.version, path->remote.addr,
+            path->remote.addrlen, &hd.dcid, UVQ__RETRY_TOKEN_TIMEOUT,
+            ts) != 0) {
+      /* RFC 9000, 8.1.3: an invalid Retry token closes with
+       * INVALID_TOKEN. */
+      send_refusal(ep, path, &hd, NGTCP2_INVALID_TOKEN);
+      return;
+    }
+    ocidp = &ocid;
+  }
+
+  if (uvq__conn_new_server(ep, path, &hd, ocidp, ts, &c) != 0) {
+    ep->stats.packets_dropped++;
+    return;
+  }
+  if (ep->cb.accept != NULL && ep->cb.accept(ep, c) != 0) {
+    uvq__conn_discard(c);
+    send_refusal(ep, path, &hd, NGTCP2_CONNECTION_REFUSED);
+    return;
+  }
+  ep->stats.connections_accepted++;
+  uvq__conn_read(c, path, pi, data, len, ts);
+}
+
+static void dispatch(uvq_quic_endpoint_t* ep,
+                     const ngtcp2_path* path,
+                     const ngtcp2_pkt_info* pi,
+                     const uint8_t* data,
+                     size_t len,
+                     ngtcp2_tstamp ts) {
+  ngtcp2_version_cid vc;
+  uvq_quic_conn_t* c;
+  int rv;
+
+  rv = ngtcp2_pkt_decode_version_cid(&vc, data, len, UVQ__SCID_LEN);
+  if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {
+    if (ep->server_ctx != NULL)
+      send_version_negotiation(ep, path, &vc, len);
+    return;
+  }
+  if (rv != 0) {
+    ep->stats.packets_dropped++;
+    return;
+  }
+  c = uvq__cidmap_get(&ep->cids, vc.dcid, vc.dcidlen);
+  if (c != NULL) {
+    uvq__conn_read(c, path, pi, data, len, ts);
+    return;
+  }
+  if (vc.version != 0) {
+    /* Long header: only a server makes connections from it. */
+    if (ep->server_ctx != NULL)
+      accept_initial(ep, path, pi, data, len, ts);
+    else
+      ep->stats.packets_dropped++;
+    return;
+  }
+  ep->stats.packets_dropped++;
+  send_stateless_reset(ep, path, vc.dcid, vc.dcidlen, len);
+}
+
+/* ---- the socket ---------------------------------------------------------- */
+
+static void on_alloc(uvq_udp_t* udp, size_t suggested, uv_buf_t* buf) {
+  uvq_quic_endpoint_t* ep;
+  uint8_t* grown;
+
+  ep = udp->data;
+  /* uvq never hands out a second buffer before the first comes back, so
+   * one receive buffer per endpoint serves every read. */
+  if (ep->rxcap < suggested) {
+    grown = realloc(ep->rxbuf, suggested);
+    if (grown != NULL) {
+      ep->rxbuf = grown;
+      ep->rxcap = suggested;
+    }
+  }
+  buf->base = (char*) ep->rxbuf;
+  buf->len = ep->rxcap;
+}
+
+static void on_recv(uvq_udp_t* udp, const uvq_udp_recv_t* r) {
+  uvq_quic_endpoint_t* ep;
+  struct sockaddr_storage local;
+  ngtcp2_pkt_info pi;
+  ngtcp2_path path;
+  int namelen;
+
+  ep = udp->data;
+  if (r->nread <= 0 || r->addr == NULL || ep->closing ||
+      (r->flags & (UVQ_UDP_RECV_ERRQUEUE | UVQ_UDP_PARTIAL)))
+    return;
+  if (r->local.ss_family != 0) {
+    local = r->local;
+  } else {
+    namelen = sizeof(local);
+    uvq_udp_getsockname(udp, (struct sockaddr*) &local, &namelen);
+  }
+  make_path(ep, &path, &local, r->addr);
+  memset(&pi, 0, sizeof(pi));
+  pi.ecn = (uint8_t) r->ecn;
+  uvq__ep_enter(ep);
+  dispatch(ep, &path, &pi, (const uint8_t*) r->buf->base, (size_t) r->nread,
+           uvq__now());
+  uvq__ep_leave(ep);
+}
+
+int uvq_quic_endpoint_bind(uvq_quic_endpoint_t* ep,
+                           const struct sockaddr* addr) {
+  unsigned int flags;
+  int size;
+  int err;
+
+  if (ep == NULL || addr == NULL || ep->closing)
+    return UV_EINVAL;
+  if (ep->bound)
+    return UV_EALREADY;
+  flags = UVQ_UDP_RECVPKTINFO;
+  if (ep->cfg.ecn)
+    flags |= UVQ_UDP_RECVECN;
+  if (ep->cfg.pmtud)
+    flags |= UVQ_UDP_PMTUD;
+  if (ep->cfg.gro)
+    flags |= UVQ_UDP_GRO;
+  err = uvq_udp_bind(&ep->udp, addr, flags);
+  if (err)
+    return err;
+  /* Room for bursts: 4 MiB where the system allows it (the kernel caps
+   * the request at net.core.[rw]mem_max silently). */
+  size = 4 << 20;
+  uvq_udp_recv_buffer_size(&ep->udp, &size);
+  size = 4 << 20;
+  uvq_udp_send_buffer_size(&ep->udp, &size);
+  err = uvq_udp_recv_start2(&ep->udp, on_alloc, on_recv);
+  if (err)
+    return err;
+  ep->bound = 1;
+  return 0;
+}
+
+/* ---- entry points and closing ------------------------------------------- */
+
+void uvq__ep_enter(uvq_quic_endpoint_t* ep) {
+  ep->depth++;
+}
+
+static void finish_close(uvq_quic_endpoint_t* ep);
+
+void uvq__ep_leave(uvq_quic_endpoint_t* ep) {
+  uvq_quic_conn_t* c;
+
+  if (--ep->depth > 0)
+    return;
+  /* No callback is running: connections that ended can go. */
+  while ((c = ep->dead) != NULL) {
+    ep->dead = c->next_dead;
+    uvq__conn_free(c);
+  }
+  if (ep->closing && !ep->finished)
+    finish_close(ep);
+}
+
+static void on_handle_closed(uv_handle_t* h) {
+  uvq_quic_endpoint_t* ep;
+
+  ep = h->data;
+  if (--ep->pending_handles > 0)
+    return;
+  if (ep->close_cb != NULL)
+    ep->close_cb(ep);
+  free_endpoint(ep);
+}
+
+static void on_udp_closed(uvq_udp_t* udp) {
+  on_handle_closed((uv_handle_t*) &((uvq_quic_endpoint_t*) udp->data)->timer);
+}
+
+/* From the loop, with no callback running: report every connection
+ * closed, free them, and close the handles; close_cb comes last. */
+static void finish_close(uvq_quic_endpoint_t* ep) {
+  uvq_quic_conn_t* c;
+
+  ep->depth++;
+  while ((c = ep->conns) != NULL) {
+    uvq__conn_report_closed(c);
+    c->state = UVQ__CONN_DEAD;
+    uvq__conn_release(c);
+  }
+  ep->depth--;
+  while ((c = ep->dead) != NULL) {
+    ep->dead = c->next_dead;
+    uvq__conn_free(c);
+  }
+  ep->finished = 1;
+  ep->pending_handles = 4;
+  uv_close((uv_handle_t*) &ep->timer, on_handle_closed);
+  uv_close((uv_handle_t*) &ep->flush, on_handle_closed);
+  uv_close((uv_handle_t*) &ep->nudge, on_handle_closed);
+  uvq_udp_close(&ep->udp, on_udp_closed);
+}
+
+void uvq_quic_endpoint_close(uvq_quic_endpoint_t* ep,
+                             void (*close_cb)(uvq_quic_endpoint_t*)) {
+  uvq_quic_conn_t* c;
+
+  if (ep == NULL || ep->closing)
+    return;
+  ep->close_cb = close_cb;
+  /* Every open connection says goodbye (NO_ERROR) at once; its closed
+   * callback, reporting UVQ_QUIC_ERROR_ENDPOINT_CLOSED, and close_cb
+   * follow from the loop. */
+  for (c = ep->conns; c != NULL; c = c->next)
+    uvq__conn_close_local(c, UVQ_QUIC_ERROR_ENDPOINT_CLOSED, NGTCP2_NO_ERROR,
+                          0);
+  uvq__ep_flush(ep);
+  ep->closing = 1;
+  if (!ep->flush_active)
+    start_flush(ep);
+}

@@ -1,0 +1,247 @@
+/* Private declarations of the QUIC layer. quic/ reaches the network only
+ * through the public uvq_udp_* API. */
+#ifndef UVQ_QUIC_INTERNAL_H
+#define UVQ_QUIC_INTERNAL_H
+
+#include "uvq/quic.h"
+
+#include <stdio.h>
+
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+#include "cidmap.h"
+#include "heap.h"
+
+/* Connection IDs uvq issues are this long; 18 bytes of randomness make
+ * collisions and guessing irrelevant. */
+#define UVQ__SCID_LEN 18
+
+/* Send batching: up to this many GSO messages per sendmmsg, each up to 64
+ * segments of one path, one ECN codepoint and one size. */
+#define UVQ__TX_MSGS 16
+#define UVQ__TX_SEGMENTS 64
+#define UVQ__TX_BUF (UVQ__TX_MSGS * 65536)
+
+/* Largest UDP payload uvq sends before PMTUD raises it (RFC 9000, 14.1
+ * asks for at least 1200). */
+#define UVQ__MIN_UDP_PAYLOAD 1200
+/* What uvq accepts and probes up to. */
+#define UVQ__MAX_UDP_PAYLOAD 1452
+
+struct uvq__quic_write_state {
+  uvq_quic_write_t* req;
+  struct uvq__quic_write_state* next;
+  uvq_quic_write_cb cb;
+  uint64_t end;          /* stream offset just past this write's bytes */
+  size_t nbufs;
+  uv_buf_t bufs[1];      /* nbufs entries follow */
+};
+
+struct uvq__quic_stream {
+  int64_t id;
+  void* user_data;
+  /* Send side: writes in order; data is handed to ngtcp2 without copying
+   * and held until acknowledged. */
+  struct uvq__quic_write_state* wq_head;
+  struct uvq__quic_write_state* wq_tail;
+  uint64_t queued;       /* stream offset after the last queued byte */
+  uint64_t sent;         /* bytes handed to ngtcp2 */
+  uint64_t acked;        /* bytes the peer acknowledged */
+  int fin_queued;
+  int fin_sent;
+  int write_closed;      /* reset or stopped: no more writes */
+  int blocked;           /* flow control: wait for extend_max_stream_data */
+  int pending;           /* on the connection's pending list */
+  struct uvq__quic_stream* next_pending;
+};
+
+struct uvq__quic_dgram {
+  struct uvq__quic_dgram* next;
+  uint64_t id;
+  size_t len;
+  uint8_t data[1];
+};
+
+enum {
+  UVQ__CONN_HANDSHAKING = 0,
+  UVQ__CONN_OPEN,
+  UVQ__CONN_CLOSING,   /* CONNECTION_CLOSE sent; answering with it */
+  UVQ__CONN_DRAINING,  /* the peer closed; silent until the timer */
+  UVQ__CONN_DEAD       /* closed callback delivered; freed soon */
+};
+
+struct uvq_quic_conn_s {
+  uvq_quic_endpoint_t* ep;
+  ngtcp2_conn* conn;
+  ngtcp2_crypto_conn_ref conn_ref;
+  WOLFSSL* ssl;
+  void* user_data;
+  int is_server;
+  int state;
+  int handshake_reported;
+
+  struct uvq__heap_node timer;  /* in ep->timers, keyed by expiry */
+  struct uvq_quic_conn_s* next; /* ep->conns */
+  struct uvq_quic_conn_s* prev;
+  struct uvq_quic_conn_s* next_dirty;
+  int dirty;
+
+  /* Connection IDs routed to this connection (ours, and for a server the
+   * client's original DCID until the handshake completes). */
+  struct uvq__cid* cids;
+  size_t ncids;
+  size_t cids_cap;
+
+  struct uvq__cidmap streams;   /* stream ID (8 bytes) -> uvq__quic_stream */
+  struct uvq__quic_stream* pending_head;
+  struct uvq__quic_stream* pending_tail;
+
+  struct uvq__quic_dgram* dgram_head;
+  struct uvq__quic_dgram* dgram_tail;
+  size_t dgram_count;
+  uint64_t next_dgram_id;
+
+  /* The CONNECTION_CLOSE packet, resent while closing. */
+  uint8_t* close_pkt;
+  size_t close_pktlen;
+  ngtcp2_path_storage close_path;
+
+  uvq_quic_error_t error;
+  char* reason;
+
+  FILE* qlog;
+  uint64_t packets_sent;
+  uint64_t packets_received;
+  uint64_t bytes_sent;
+  uint64_t bytes_received;
+  uint64_t ecn_sent[4];
+  uint64_t ecn_received[4];
+  int last_tx_ecn;
+
+  /* uvq_quic_conn_close called from inside a callback: done after ngtcp2
+   * returns, since ngtcp2 may not be re-entered from its callbacks. */
+  int close_pending;
+  uint64_t close_pending_code;
+  int closed_pending;          /* closed callback waits for the loop */
+  int closed_reported;
+  struct uvq__cid odcid;       /* server: the client's first DCID */
+  int in_ngtcp2;
+  struct uvq_quic_conn_s* next_dead;
+};
+
+struct uvq_quic_endpoint_s {
+  uv_loop_t* loop;
+  uvq_udp_t udp;
+  int bound;
+  int closing;                 /* uvq_quic_endpoint_close was called */
+  int finished;                /* handles are closing */
+  void (*close_cb)(uvq_quic_endpoint_t*);
+  void* user_data;
+
+  uvq_quic_config_t cfg;       /* strings point into owned copies */
+  char* strings[6];
+  uvq_quic_callbacks_t cb;
+  WOLFSSL_CTX* server_ctx;
+  WOLFSSL_CTX* client_ctx;
+  uint8_t alpn_wire[256];      /* ALPN list in TLS wire format */
+  size_t alpn_wirelen;
+  FILE* keylog;
+
+  uint8_t static_secret[32];   /* stateless reset and token keys */
+
+  struct uvq__cidmap cids;
+  struct uvq__heap timers;
+  uv_timer_t timer;
+  uint64_t timer_due;
+  uv_check_t flush;
+  uv_idle_t nudge;
+  int flush_active;
+  uvq_quic_conn_t* conns;
+  uvq_quic_conn_t* dirty;
+  uvq_quic_conn_t* dead;       /* closed, freed when no callback runs */
+  int depth;                   /* entry points on the stack */
+  int close_pending;
+  uint8_t* rxbuf;
+  size_t rxcap;
+  size_t nconns;
+  size_t nhandshakes;
+  int pending_handles;
+
+  /* Send staging. */
+  uint8_t* txbuf;
+  size_t txlen;
+  uvq_udp_mmsg_t txmsgs[UVQ__TX_MSGS];
+  uv_buf_t txbufs[UVQ__TX_MSGS];
+  struct sockaddr_storage txaddr[UVQ__TX_MSGS];
+  struct sockaddr_storage txlocal[UVQ__TX_MSGS];
+  unsigned int ntx;
+  int tx_blocked;              /* a queued send is in flight */
+
+  uvq_quic_endpoint_stats_t stats;
+};
+
+/* Timestamps are uv_hrtime() nanoseconds, the clock ngtcp2 is given. */
+static inline ngtcp2_tstamp uvq__now(void) {
+  return (ngtcp2_tstamp) uv_hrtime();
+}
+
+/* tls.c */
+int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep);
+void uvq__tls_endpoint_free(uvq_quic_endpoint_t* ep);
+int uvq__tls_conn_init(uvq_quic_conn_t* c, const char* server_name);
+void uvq__tls_conn_free(uvq_quic_conn_t* c);
+
+/* conn.c */
+int uvq__conn_new_server(uvq_quic_endpoint_t* ep,
+                         const ngtcp2_path* path,
+                         const ngtcp2_pkt_hd* hd,
+                         const ngtcp2_cid* ocid,
+                         ngtcp2_tstamp ts,
+                         uvq_quic_conn_t** out);
+int uvq__conn_read(uvq_quic_conn_t* c,
+                   const ngtcp2_path* path,
+                   const ngtcp2_pkt_info* pi,
+                   const uint8_t* data,
+                   size_t len,
+                   ngtcp2_tstamp ts);
+void uvq__conn_write(uvq_quic_conn_t* c, ngtcp2_tstamp ts);
+void uvq__conn_on_timer(uvq_quic_conn_t* c, ngtcp2_tstamp ts);
+void uvq__conn_close_local(uvq_quic_conn_t* c, int kind, uint64_t code,
+                           int liberr);
+void uvq__conn_free(uvq_quic_conn_t* c);
+/* Marks a closed connection for freeing once no callback is running. */
+void uvq__conn_release(uvq_quic_conn_t* c);
+void uvq__conn_discard(uvq_quic_conn_t* c);
+void uvq__conn_report_closed(uvq_quic_conn_t* c);
+void uvq__conn_schedule(uvq_quic_conn_t* c);
+
+/* endpoint.c */
+void uvq__ep_mark_dirty(uvq_quic_conn_t* c);
+void uvq__ep_update_timer(uvq_quic_endpoint_t* ep);
+int uvq__ep_add_cid(uvq_quic_conn_t* c, const uint8_t* cid, size_t len);
+void uvq__ep_remove_cid(uvq_quic_conn_t* c, const uint8_t* cid, size_t len);
+/* Stages one packet (or a run of equal-size packets) for sending. */
+int uvq__ep_stage(uvq_quic_endpoint_t* ep,
+                  const ngtcp2_path* path,
+                  int ecn,
+                  const uint8_t* data,
+                  size_t len,
+                  size_t gso_size);
+uint8_t* uvq__ep_tx_space(uvq_quic_endpoint_t* ep, size_t* avail);
+void uvq__ep_tx_commit(uvq_quic_endpoint_t* ep,
+                       const ngtcp2_path* path,
+                       int ecn,
+                       size_t len,
+                       size_t gso_size,
+                       unsigned int nseg);
+int uvq__ep_flush(uvq_quic_endpoint_t* ep);
+void uvq__ep_rand(uint8_t* dest, size_t len);
+/* Entry points bracket their work with these; leaving the outermost one
+ * frees released connections and runs a deferred endpoint close. */
+void uvq__ep_enter(uvq_quic_endpoint_t* ep);
+void uvq__ep_leave(uvq_quic_endpoint_t* ep);
+
+#endif /* UVQ_QUIC_INTERNAL_H */
