@@ -136,7 +136,8 @@ struct uvq__udp_state {
   unsigned int flags;            /* UVQ__F_* */
   unsigned int features;         /* in effect; see uvq_udp_features() */
   unsigned int requested;        /* feature flags asked for */
-  int tos;                       /* the socket's TOS/TCLASS byte */
+  int tos;                       /* TOS/TCLASS of the socket's family */
+  int tos4;                      /* dual-stack: TOS of IPv4-mapped traffic */
   uint16_t port;                 /* bound port, host order */
 
   uv_poll_t poll;
@@ -213,8 +214,9 @@ int uvq__io_set_pmtud(struct uvq__udp_state* s, int mode);
 int uvq__io_getmtu(const struct uvq__udp_state* s, size_t* mtu);
 /* Reads the socket's TOS/TCLASS byte (the IPv6 one on AF_INET6). */
 int uvq__io_get_tos(const struct uvq__udp_state* s, int* tos);
-/* Sets the socket's TOS/TCLASS byte for its family (both on dual-stack). */
-int uvq__io_set_tos(struct uvq__udp_state* s, int tos);
+/* Sets the ECN bits of the socket's TOS/TCLASS, keeping each option's own
+ * DSCP bits (IPv4 and IPv6 on a dual-stack socket). */
+int uvq__io_set_ecn(struct uvq__udp_state* s, int ecn);
 /* Reads up to n messages into msgs; count, or -errno (-EAGAIN when none). */
 int uvq__io_recv(struct uvq__udp_state* s, struct uvq__mmsg* msgs,
                  unsigned int n);

@@ -184,17 +184,48 @@ int uvq__io_get_tos(const struct uvq__udp_state* s, int* tos) {
   return 0;
 }
 
-int uvq__io_set_tos(struct uvq__udp_state* s, int tos) {
-  int ok;
-  int err;
+/* Reads an int option and sets its two low bits to ecn; the new value in
+ * *out. 0, 1 when the platform lacks the option, or -errno. */
+static int set_ecn_bits(int fd, int level, int name, int ecn, int* out) {
+  socklen_t len;
+  int v;
 
-  ok = 0;
-  err = set_pair(s, IP_TOS, IPV6_TCLASS, tos, &ok);
-  if (err)
-    return err;
-  if (!ok)
+  v = 0;
+  len = sizeof(v);
+  if (getsockopt(fd, level, name, &v, &len))
+    return unsupported(errno) ? 1 : uvq__errno();
+  v = uvq__tos_for_ecn(v & 0xff, ecn);
+  if (setsockopt(fd, level, name, &v, sizeof(v)))
+    return unsupported(errno) ? 1 : uvq__errno();
+  *out = v;
+  return 0;
+}
+
+int uvq__io_set_ecn(struct uvq__udp_state* s, int ecn) {
+  int r4;
+  int r6;
+  int v;
+
+  r4 = 1;
+  r6 = 1;
+  if (wants_v4(s)) {
+    r4 = set_ecn_bits(s->fd, IPPROTO_IP, IP_TOS, ecn, &v);
+    if (r4 < 0)
+      return r4;
+    if (r4 == 0)
+      s->tos4 = v;
+  }
+  if (s->family == AF_INET6) {
+    r6 = set_ecn_bits(s->fd, IPPROTO_IPV6, IPV6_TCLASS, ecn, &v);
+    if (r6 < 0)
+      return r6;
+    if (r6 == 0)
+      s->tos = v;
+  } else if (r4 == 0) {
+    s->tos = s->tos4;
+  }
+  if (s->family == AF_INET6 ? r6 != 0 : r4 != 0)
     return UV_ENOTSUP;
-  s->tos = tos;
   return 0;
 }
 

@@ -236,6 +236,11 @@ void uvq__udp_read(struct uvq__udp_state* s) {
     n = (unsigned int) (buf.len / slot);
     if (n > batch)
       n = batch;
+    /* Without recvmmsg each datagram is a syscall: keep within the bound. */
+    if (!(s->features & UVQ_UDP_RECVMMSG) &&
+        n > UVQ__READS_PER_EVENT - (s->stats.recv_syscalls - start))
+      n = (unsigned int) (UVQ__READS_PER_EVENT -
+                          (s->stats.recv_syscalls - start));
     slot_len = slot;
     if (n == 0) {
       n = 1;

@@ -46,6 +46,7 @@ static int plan_msg(struct uvq__udp_state* s,
                     const uvq_udp_mmsg_t* m,
                     struct plan* p) {
   size_t limit;
+  int base;
   int v4;
   int err;
 
@@ -85,9 +86,10 @@ static int plan_msg(struct uvq__udp_state* s,
   p->meta.tos = -1;
   /* The socket already carries the default codepoint; a control message
    * is needed only for a different one. */
-  if (m->ecn >= 0 && m->ecn != (s->tos & 3) &&
+  base = (v4 && s->family == AF_INET6) ? s->tos4 : s->tos;
+  if (m->ecn >= 0 && m->ecn != (base & 3) &&
       (s->features & UVQ_UDP_FEATURE_ECN_SEND))
-    p->meta.tos = uvq__tos_for_ecn(s->tos, m->ecn);
+    p->meta.tos = uvq__tos_for_ecn(base, m->ecn);
   p->meta.local = m->local;
   p->meta.gso_size = (p->nseg > 1 && !p->software) ? m->gso_size : 0;
   p->meta.txtime = (s->features & UVQ_UDP_TXTIME) ? m->txtime : 0;
@@ -223,10 +225,20 @@ static int carry_flush(struct uvq__udp_state* s) {
       s->stats.send_eagain++;
       return -EAGAIN;
     }
-    if (r == -EINVAL && meta.tos >= 0 &&
-        (s->features & UVQ_UDP_FEATURE_ECN_SEND)) {
-      s->features &= ~UVQ_UDP_FEATURE_ECN_SEND;
-      continue;
+    if (r == -EINVAL && meta.tos >= 0) {
+      /* As in recover(): the ECN control message is switched off only if
+       * the same segment goes without it. */
+      meta.tos = -1;
+      if (build_entry(s, 0, &sb->iov[0], 1, addr, &meta) == 0 &&
+          uvq__io_send(s, sb->msgs, 1) == 1) {
+        s->features &= ~UVQ_UDP_FEATURE_ECN_SEND;
+        seglen = sb->iov[0].iov_len;
+        c->sent += seglen;
+        c->len -= seglen;
+        s->stats.datagrams_sent++;
+        s->stats.bytes_sent += seglen;
+        continue;
+      }
     }
     /* Rejected outright (the route went away, a pending ICMP error on a
      * connected socket): drop this one segment. */
@@ -287,10 +299,13 @@ static int software_send(struct uvq__udp_state* s,
   return 1;
 }
 
-/* Errors an ICMP message leaves pending on a socket. */
+/* Errors an ICMP message leaves pending on a socket. EMSGSIZE is left
+ * out: a local EMSGSIZE (the message is larger than the route allows) is
+ * far more common than a stale one, and sending it again would only fail
+ * twice. */
 static int is_icmp_error(int r) {
   return r == -ECONNREFUSED || r == -EHOSTUNREACH || r == -ENETUNREACH ||
-         r == -EHOSTDOWN || r == -EMSGSIZE || r == -EPROTO;
+         r == -EHOSTDOWN || r == -EPROTO;
 }
 
 /* The first message of a batch failed with r. Works out whose fault it is
@@ -397,6 +412,7 @@ static int send_now(struct uvq__udp_state* s,
           }
         }
         sent += (unsigned int) r;
+        retried = 0;
         /* On a short count the next round finds out why. */
         continue;
       }
@@ -407,6 +423,7 @@ static int send_now(struct uvq__udp_state* s,
       r = recover(s, &msgs[sent], r, &retried);
       if (r == 1) {
         sent++;
+        retried = 0;
         continue;
       }
       if (r == 0)
@@ -426,6 +443,7 @@ static int send_now(struct uvq__udp_state* s,
       r = recover(s, &msgs[sent], r, &retried);
       if (r == 1) {
         sent++;
+        retried = 0;
         continue;
       }
       if (r == 0)

@@ -26,6 +26,7 @@ _Static_assert(offsetof(uv_buf_t, len) == offsetof(struct iovec, iov_len),
    UVQ_UDP_GRO_RAW | UVQ_UDP_TXTIME | UVQ_UDP_RECVERR)
 
 static void on_poll(uv_poll_t* poll, int status, int events);
+static void refresh_local(struct uvq__udp_state* s);
 
 unsigned int uvq_version(void) {
   return (UVQ_VERSION_MAJOR << 16) | (UVQ_VERSION_MINOR << 8) |
@@ -58,8 +59,10 @@ static int attach_socket(struct uvq__udp_state* s, int fd, int family) {
   if (s->flags & UVQ__F_UNREF)
     uv_unref((uv_handle_t*) &s->poll);
   s->features |= uvq__io_base_features(s);
+  refresh_local(s);
   if (uvq__io_get_tos(s, &tos) == 0)
     s->tos = tos;
+  s->tos4 = s->tos;
   return 0;
 }
 
@@ -470,20 +473,13 @@ static void on_poll(uv_poll_t* poll, int status, int events) {
 
 int uvq_udp_set_ecn(uvq_udp_t* handle, int ecn) {
   struct uvq__udp_state* s;
-  int tos;
-  int err;
 
   s = uvq__live_state(handle);
   if (s == NULL || ecn < 0 || ecn > 3)
     return UV_EINVAL;
   if (s->fd == -1)
     return UV_EBADF;
-  /* The DSCP bits may have been set through uvq_udp_fileno(): keep what
-   * the socket has, not what uvq last wrote. */
-  err = uvq__io_get_tos(s, &tos);
-  if (err)
-    return err;
-  return uvq__io_set_tos(s, uvq__tos_for_ecn(tos, ecn));
+  return uvq__io_set_ecn(s, ecn);
 }
 
 int uvq_udp_set_pmtud(uvq_udp_t* handle, int mode) {
@@ -607,6 +603,12 @@ static void finish_close(struct uvq__udp_state* s) {
   uvq_udp_close_cb cb;
   uvq_udp_t* handle;
 
+  /* Segments of an accepted message that never went, counted
+   * before the callbacks below, which may read the counters. */
+  if (s->carry.len > 0 && s->carry.seg > 0)
+    s->stats.segments_dropped +=
+        (s->carry.len + s->carry.seg - 1) / s->carry.seg;
+
   /* Queued requests complete, oldest first: with their own result if
    * they were done, UV_ECANCELED if anything of theirs did not go. */
   while ((q = s->queue_head) != NULL)
@@ -615,10 +617,6 @@ static void finish_close(struct uvq__udp_state* s) {
                           : q->done == q->count ? 0
                                                 : UV_ECANCELED);
 
-  /* Segments of an accepted message that never went. */
-  if (s->carry.len > 0 && s->carry.seg > 0)
-    s->stats.segments_dropped +=
-        (s->carry.len + s->carry.seg - 1) / s->carry.seg;
 
   /* A parked batch buffer goes back to its owner. */
   if (s->rb != NULL && s->rb->held && s->recv_cb != NULL)

@@ -9,6 +9,11 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
 bash tools/setup.sh || exit 1
+# The QUIC layer's dependencies: Debian's ngtcp2/nghttp3 from backports,
+# and wolfSSL with QUIC plus ngtcp2's wolfSSL helper built from Debian
+# sources once, cached under /var/cache/uvq.
+deps=$(bash tools/deps-quic.sh) || { echo "tools/deps-quic.sh failed" >&2; exit 1; }
+export PKG_CONFIG_PATH="$deps/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 
 jobs=$(nproc 2>/dev/null || echo 2)
 total_pass=0
@@ -24,7 +29,7 @@ run_config() {
   local log="$dir/ctest.log"
 
   echo "=== $name: configure and build"
-  if ! cmake -S . -B "$dir" -DUVQ_WERROR=ON "$@" >/dev/null ||
+  if ! cmake -S . -B "$dir" -DUVQ_WERROR=ON -DUVQ_DEPS_PREFIX="$deps" "$@" >/dev/null ||
      ! cmake --build "$dir" -j"$jobs" >"$dir.build.log" 2>&1; then
     tail -n 40 "$dir.build.log" 2>/dev/null
     echo "=== $name: BUILD FAILED"
