@@ -56,11 +56,13 @@ typedef struct uvq_udp_stats_s uvq_udp_stats_t;
  * UVQ_UDP_RECV_ERRQUEUE its UV_UDP_RECV_LINUX_RECVERR).
  */
 enum uvq_udp_flags {
-  /* Bind: disable dual-stack mode (AF_INET6 addresses only). */
+  /* Bind: disable dual-stack mode (AF_INET6 addresses only). Features:
+   * the socket is IPv6-only (Linux also makes a socket bound to a specific
+   * IPv6 address IPv6-only). */
   UVQ_UDP_IPV6ONLY = 1,
   /* Receive: the datagram did not fit its buffer slot and was truncated. */
   UVQ_UDP_PARTIAL = 2,
-  /* Bind: set SO_REUSEADDR. */
+  /* Bind: set SO_REUSEADDR. Features: the socket has it. */
   UVQ_UDP_REUSEADDR = 4,
   /* Receive: buf points into a larger buffer that will come back later in a
    * callback without this flag; do not free it now. */
@@ -73,7 +75,8 @@ enum uvq_udp_flags {
    * socket's error queue and delivered to recv_cb with
    * UVQ_UDP_RECV_ERRQUEUE. */
   UVQ_UDP_RECVERR = 32,
-  /* Bind: set SO_REUSEPORT (load-balanced sharing of the port). */
+  /* Bind: set SO_REUSEPORT (load-balanced sharing of the port).
+   * Features: the socket has it. */
   UVQ_UDP_REUSEPORT = 64,
   /* Bind/init_ex: accepted for compatibility. uvq always batches receives
    * where the platform can; the features report says whether it does. */
@@ -138,11 +141,13 @@ enum uvq_ecn {
   UVQ_ECN_CE = 3
 };
 
-/* Called for a buffer to receive into. suggested_size is the handle's slot
- * size times its batch size (see uvq_udp_set_recv_slots()); a smaller
- * buffer means fewer datagrams per syscall, and a buffer smaller than one
- * slot truncates larger datagrams (UVQ_UDP_PARTIAL). Leaving buf->base NULL
- * or buf->len 0 reports UV_ENOBUFS to recv_cb. */
+/* Called for a buffer to receive into (a batch of datagrams, or one
+ * error-queue entry). suggested_size is the handle's slot size times its
+ * batch size (see uvq_udp_set_recv_slots()); a smaller buffer means fewer
+ * datagrams per syscall, and a buffer smaller than one slot truncates
+ * larger datagrams (UVQ_UDP_PARTIAL). Leaving buf->base NULL or buf->len 0
+ * reports UV_ENOBUFS to recv_cb. alloc_cb is never called while another
+ * buffer is still out, so one reusable buffer per handle is enough. */
 typedef void (*uvq_udp_alloc_cb)(uvq_udp_t* handle,
                                  size_t suggested_size,
                                  uv_buf_t* buf);
@@ -288,9 +293,10 @@ struct uvq_udp_stats_s {
   uint64_t errqueue_entries;
   /* Sends that failed with EAGAIN or ENOBUFS. */
   uint64_t send_eagain;
-  /* Segments of a software-segmented message that the kernel rejected
-   * after the message was accepted (its first segment had gone out), for
-   * example because the route disappeared. */
+  /* Segments of a software-segmented message that never went although
+   * the message was accepted (its first segment had gone out): the kernel
+   * rejected them later (the route disappeared), or the handle was closed
+   * first. */
   uint64_t segments_dropped;
   uint64_t reserved[15];
 };
@@ -379,18 +385,24 @@ UVQ_EXTERN int uvq_udp_set_recv_slots(uvq_udp_t* handle,
  * example UV_EMSGSIZE, which leaves the socket usable). A message that
  * fails its checks after the first ends the call early: the count of the
  * ones before it comes back, and the next call reports its error.
- * Argument errors, checked before UV_EBADF (no socket): UV_EINVAL (NULL
- * msgs, count 0, bufs NULL with nbufs > 0, nbufs over 1024, ecn outside
- * -1..3, gso_size over 65535). Then: UV_EMSGSIZE (more than 64 segments or
- * bytes over the datagram limit), UV_EAFNOSUPPORT (addr or local of the
- * wrong family), UV_EISCONN / UV_EDESTADDRREQ, UV_ENOTSUP (local without
- * UVQ_UDP_FEATURE_SRCADDR), UV_ENOMEM, and the kernel's own errors
- * (ENOBUFS from a full qdisc is UV_EAGAIN). nbufs 0 sends an empty
- * datagram.
- * A message with gso_size that the kernel refuses to segment (EIO,
- * EINVAL) is re-sent at once as separate datagrams and GSO is switched off
- * on this socket; a rejected ECN control message likewise switches
- * per-message ECN off. Nothing is lost in either case. */
+ * Argument errors, checked before UV_EBADF (no socket; then only msgs[0]
+ * is checked): UV_EINVAL (NULL msgs, count 0, bufs NULL with nbufs > 0,
+ * nbufs over 1024, ecn outside -1..3, gso_size over 65535). Then:
+ * UV_EMSGSIZE (more than 64 segments or bytes over the datagram limit),
+ * UV_EAFNOSUPPORT (addr or local of the wrong family), UV_EISCONN /
+ * UV_EDESTADDRREQ, UV_ENOTSUP (local without UVQ_UDP_FEATURE_SRCADDR),
+ * UV_ENOMEM, and the kernel's own errors (ENOBUFS from a full qdisc is
+ * UV_EAGAIN). nbufs 0 sends an empty datagram.
+ * Recovery, each proven before anything lasting changes: a message with
+ * gso_size that the kernel refuses to segment (EIO, EINVAL) is re-sent at
+ * once as separate datagrams, and GSO is switched off on this socket only
+ * if that works; an EINVAL with an ECN control message is re-sent without
+ * it, and per-message ECN is switched off only if that works; with
+ * UVQ_UDP_RECVERR on an unconnected socket, an ICMP error left pending by
+ * an earlier datagram (ECONNREFUSED, EHOSTUNREACH, ...) makes the kernel
+ * fail the next send once, so that message is sent again, once. Nothing is
+ * lost in any of these cases. After UV_EAGAIN there is no writability
+ * callback: hand the rest to uvq_udp_send_batch(), whose callback is it. */
 UVQ_EXTERN int uvq_udp_try_send_batch(uvq_udp_t* handle,
                                       const uvq_udp_mmsg_t* msgs,
                                       unsigned int count);
@@ -451,10 +463,12 @@ UVQ_EXTERN int uvq_udp_is_active(const uvq_udp_t* handle);
 UVQ_EXTERN void uvq_udp_ref(uvq_udp_t* handle);
 UVQ_EXTERN void uvq_udp_unref(uvq_udp_t* handle);
 
-/* Closes the handle and its socket. Queued sends complete with
- * UV_ECANCELED and a buffer with undelivered datagrams comes back through
- * recv_cb (UVQ_UDP_MMSG_FREE), all before close_cb, which runs on a later
- * loop iteration. close_cb may be NULL. A second call is ignored. */
+/* Closes the handle and its socket. Queued sends complete (with their own
+ * result if they were sent in full, UV_ECANCELED otherwise) and a buffer
+ * with undelivered datagrams comes back through recv_cb
+ * (UVQ_UDP_MMSG_FREE), all before close_cb, which runs on a later loop
+ * iteration. The counters cannot be read in close_cb: read them first.
+ * close_cb may be NULL. A second call is ignored. */
 UVQ_EXTERN void uvq_udp_close(uvq_udp_t* handle, uvq_udp_close_cb close_cb);
 
 /* Returns non-zero if uvq_udp_close() was called on the handle. */
