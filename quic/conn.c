@@ -114,6 +114,14 @@ static int cb_handshake_completed(ngtcp2_conn* conn, void* user_data) {
   (void) conn;
   if (c->state == UVQ__CONN_HANDSHAKING)
     c->state = UVQ__CONN_OPEN;
+  if (c->zero_rtt == UVQ_QUIC_0RTT_SENT)
+    c->zero_rtt = wolfSSL_get_early_data_status(c->ssl) ==
+                          WOLFSSL_EARLY_DATA_ACCEPTED
+                      ? UVQ_QUIC_0RTT_ACCEPTED
+                      : UVQ_QUIC_0RTT_REJECTED;
+  else if (c->is_server &&
+           wolfSSL_get_early_data_status(c->ssl) == WOLFSSL_EARLY_DATA_ACCEPTED)
+    c->zero_rtt = UVQ_QUIC_0RTT_ACCEPTED;
   if (c->is_server && !c->handshake_reported && c->ep->nhandshakes > 0)
     c->ep->nhandshakes--;
   /* The client's first DCID routed its Initials; from now on it uses ours
@@ -542,7 +550,7 @@ int uvq__conn_new_server(uvq_quic_endpoint_t* ep,
     uvq__conn_free(c);
     return UV_ENOMEM;
   }
-  if (uvq__tls_conn_init(c, NULL) != 0 ||
+  if (uvq__tls_conn_init(c, NULL, NULL, 0) != 0 ||
       uvq__ep_add_cid(c, scid.data, scid.datalen) != 0 ||
       uvq__ep_add_cid(c, hd->dcid.data, hd->dcid.datalen) != 0) {
     uvq__conn_free(c);
@@ -629,7 +637,8 @@ int uvq_quic_connect(uvq_quic_endpoint_t* ep,
                                        ep->cfg.keepalive_ms *
                                            NGTCP2_MILLISECONDS);
   sni = opts != NULL ? opts->server_name : NULL;
-  rv = uvq__tls_conn_init(c, sni);
+  rv = uvq__tls_conn_init(c, sni, opts ? opts->session_ticket : NULL,
+                          opts ? opts->session_ticket_len : 0);
   if (rv == 0)
     rv = uvq__ep_add_cid(c, scid.data, scid.datalen);
   if (rv != 0) {
@@ -1218,6 +1227,8 @@ int uvq_quic_conn_get_stats(uvq_quic_conn_t* c, uvq_quic_conn_stats_t* st) {
   st->ecn_marking = c->last_tx_ecn == NGTCP2_ECN_ECT_0;
   st->path_mtu = ngtcp2_conn_get_max_tx_udp_payload_size(c->conn);
   st->version = ngtcp2_conn_get_negotiated_version(c->conn);
+  st->zero_rtt = c->zero_rtt;
+  st->resumed = c->ssl != NULL && wolfSSL_session_reused(c->ssl);
   return 0;
 }
 

@@ -25,6 +25,7 @@ void uvq_quic_config_default(uvq_quic_config_t* cfg) {
   cfg->gso = 1;
   cfg->gro = 1;
   cfg->pacing = 1;
+  cfg->zero_rtt = 1;
 }
 
 const char* uvq_quic_strerror(int library_error) {
@@ -269,15 +270,16 @@ void uvq__ep_mark_dirty(uvq_quic_conn_t* c) {
  * sendmmsg calls as possible. */
 static void write_dirty(uvq_quic_endpoint_t* ep) {
   uvq_quic_conn_t* c;
-  ngtcp2_tstamp ts;
 
-  ts = uvq__now();
   while (ep->dirty != NULL && !ep->tx_blocked) {
     c = ep->dirty;
     ep->dirty = c->next_dirty;
     c->next_dirty = NULL;
     c->dirty = 0;
-    uvq__conn_write(c, ts);
+    /* A timestamp per connection: one made by a callback during this loop
+     * starts its clock later than the loop did, and ngtcp2 requires time
+     * never to go back. */
+    uvq__conn_write(c, uvq__now());
   }
 }
 

@@ -127,6 +127,7 @@ struct uvq_quic_conn_s {
   uint64_t close_pending_code;
   int closed_pending;          /* closed callback waits for the loop */
   int closed_reported;
+  int zero_rtt;                /* enum uvq_quic_0rtt */
   struct uvq__cid odcid;       /* server: the client's first DCID */
   int in_ngtcp2;
   struct uvq_quic_conn_s* next_dead;
@@ -191,7 +192,10 @@ static inline ngtcp2_tstamp uvq__now(void) {
 /* tls.c */
 int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep);
 void uvq__tls_endpoint_free(uvq_quic_endpoint_t* ep);
-int uvq__tls_conn_init(uvq_quic_conn_t* c, const char* server_name);
+int uvq__tls_conn_init(uvq_quic_conn_t* c,
+                       const char* server_name,
+                       const uint8_t* ticket,
+                       size_t ticketlen);
 void uvq__tls_conn_free(uvq_quic_conn_t* c);
 
 /* conn.c */

@@ -3,6 +3,7 @@
 #include "internal.h"
 
 #include <ngtcp2/ngtcp2_crypto_wolfssl.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Turns "h3,uvq-test" into the TLS wire format: length-prefixed names. */
@@ -63,6 +64,92 @@ static int alpn_select(WOLFSSL* ssl,
   return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
+/* Session tickets, as uvq hands them to the application: the TLS session
+ * and the server's transport parameters that 0-RTT must respect
+ * (RFC 9000, 7.4.1), in one opaque blob:
+ *   "uvq1" | u32 session length | session | u32 params length | params. */
+#define UVQ__TICKET_MAGIC "uvq1"
+
+static void put32(uint8_t* p, uint32_t v) {
+  p[0] = (uint8_t) (v >> 24);
+  p[1] = (uint8_t) (v >> 16);
+  p[2] = (uint8_t) (v >> 8);
+  p[3] = (uint8_t) v;
+}
+
+static uint32_t get32(const uint8_t* p) {
+  return ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16) |
+         ((uint32_t) p[2] << 8) | p[3];
+}
+
+static int new_session(WOLFSSL* ssl, WOLFSSL_SESSION* session) {
+  ngtcp2_crypto_conn_ref* ref;
+  uvq_quic_conn_t* c;
+  uint8_t params[256];
+  uint8_t* blob;
+  uint8_t* p;
+  ngtcp2_ssize plen;
+  int slen;
+  size_t len;
+
+  ref = wolfSSL_get_app_data(ssl);
+  if (ref == NULL)
+    return 0;
+  c = ref->user_data;
+  if (c->ep->cb.session_ticket == NULL)
+    return 0;
+  slen = wolfSSL_i2d_SSL_SESSION(session, NULL);
+  plen = ngtcp2_conn_encode_0rtt_transport_params(c->conn, params,
+                                                  sizeof(params));
+  if (slen <= 0 || plen < 0)
+    return 0;
+  len = 4 + 4 + (size_t) slen + 4 + (size_t) plen;
+  blob = malloc(len);
+  if (blob == NULL)
+    return 0;
+  memcpy(blob, UVQ__TICKET_MAGIC, 4);
+  put32(blob + 4, (uint32_t) slen);
+  p = blob + 8;
+  wolfSSL_i2d_SSL_SESSION(session, &p);
+  put32(blob + 8 + slen, (uint32_t) plen);
+  memcpy(blob + 12 + slen, params, (size_t) plen);
+  c->ep->cb.session_ticket(c, blob, len);
+  free(blob);
+  return 0; /* the session was not kept */
+}
+
+/* Resumes from a ticket blob: the TLS session for the handshake, and the
+ * remembered transport parameters so that 0-RTT data can be sent at once.
+ * A blob that does not parse is ignored: the handshake is then a full one,
+ * which is always safe. */
+static void resume(uvq_quic_conn_t* c, const uint8_t* blob, size_t len) {
+  WOLFSSL_SESSION* session;
+  const unsigned char* p;
+  uint32_t slen;
+  uint32_t plen;
+
+  if (len < 12 || memcmp(blob, UVQ__TICKET_MAGIC, 4) != 0)
+    return;
+  slen = get32(blob + 4);
+  if (slen > len - 12)
+    return;
+  plen = get32(blob + 8 + slen);
+  if (plen != len - 12 - slen)
+    return;
+  p = blob + 8;
+  session = wolfSSL_d2i_SSL_SESSION(NULL, &p, (long) slen);
+  if (session == NULL)
+    return;
+  if (wolfSSL_set_session(c->ssl, session) == WOLFSSL_SUCCESS &&
+      wolfSSL_SESSION_get_max_early_data(session) > 0 &&
+      ngtcp2_conn_decode_and_set_0rtt_transport_params(
+          c->conn, blob + 12 + slen, plen) == 0) {
+    wolfSSL_set_quic_early_data_enabled(c->ssl, 1);
+    c->zero_rtt = UVQ_QUIC_0RTT_SENT;
+  }
+  wolfSSL_SESSION_free(session);
+}
+
 static void keylog_line(const WOLFSSL* ssl, const char* line) {
   ngtcp2_crypto_conn_ref* ref;
   uvq_quic_conn_t* c;
@@ -110,6 +197,12 @@ int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep) {
         wolfSSL_CTX_check_private_key(ep->server_ctx) != WOLFSSL_SUCCESS)
       return UV_EIO;
     wolfSSL_CTX_set_alpn_select_cb(ep->server_ctx, alpn_select, ep);
+    /* Session tickets for resumption; QUIC allows 0-RTT only with
+     * max_early_data_size 0xffffffff (RFC 9001, 4.6.1). */
+    wolfSSL_CTX_set_session_id_context(ep->server_ctx,
+                                       (const unsigned char*) "uvq", 3);
+    if (cfg->zero_rtt)
+      wolfSSL_CTX_set_max_early_data(ep->server_ctx, UINT32_MAX);
     if (ep->keylog != NULL)
       wolfSSL_CTX_set_keylog_callback(ep->server_ctx, keylog_line);
   }
@@ -132,6 +225,8 @@ int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep) {
   }
   if (ep->keylog != NULL)
     wolfSSL_CTX_set_keylog_callback(ep->client_ctx, keylog_line);
+  wolfSSL_CTX_UseSessionTicket(ep->client_ctx);
+  wolfSSL_CTX_sess_set_new_cb(ep->client_ctx, new_session);
   return 0;
 }
 
@@ -147,7 +242,10 @@ void uvq__tls_endpoint_free(uvq_quic_endpoint_t* ep) {
   ep->keylog = NULL;
 }
 
-int uvq__tls_conn_init(uvq_quic_conn_t* c, const char* server_name) {
+int uvq__tls_conn_init(uvq_quic_conn_t* c,
+                       const char* server_name,
+                       const uint8_t* ticket,
+                       size_t ticketlen) {
   uvq_quic_endpoint_t* ep;
 
   ep = c->ep;
@@ -159,6 +257,8 @@ int uvq__tls_conn_init(uvq_quic_conn_t* c, const char* server_name) {
   wolfSSL_set_quic_use_legacy_codepoint(c->ssl, 0);
   if (c->is_server) {
     wolfSSL_set_accept_state(c->ssl);
+    if (ep->cfg.zero_rtt)
+      wolfSSL_set_quic_early_data_enabled(c->ssl, 1);
   } else {
     wolfSSL_set_connect_state(c->ssl);
     /* OpenSSL convention: 0 is success. */
@@ -174,8 +274,11 @@ int uvq__tls_conn_init(uvq_quic_conn_t* c, const char* server_name) {
           wolfSSL_check_domain_name(c->ssl, server_name) != WOLFSSL_SUCCESS)
         return UV_EINVAL;
     }
+    wolfSSL_UseSessionTicket(c->ssl);
   }
   ngtcp2_conn_set_tls_native_handle(c->conn, c->ssl);
+  if (!c->is_server && ticket != NULL && ticketlen > 0)
+    resume(c, ticket, ticketlen);
   return 0;
 }
 

@@ -108,6 +108,7 @@ typedef struct uvq_quic_config_s {
   uint32_t preferred_version;
 
   /* Server policy. */
+  int zero_rtt;                    /* accept 0-RTT data (RFC 9001, 4.6); 1 */
   int require_address_validation;  /* Retry every new client (RFC 9000, 8.1) */
   unsigned int max_connections;    /* 0: 10000 */
   unsigned int max_handshakes;     /* connections not yet confirmed; 0: 1000 */
@@ -188,6 +189,16 @@ struct uvq_quic_write_s {
   struct uvq__quic_write_state* state_;
 };
 
+/* What became of 0-RTT (uvq_quic_conn_stats_t.zero_rtt). */
+enum uvq_quic_0rtt {
+  UVQ_QUIC_0RTT_NONE = 0,      /* not attempted (no usable ticket) */
+  UVQ_QUIC_0RTT_SENT = 1,      /* client: attempted, handshake not done */
+  UVQ_QUIC_0RTT_ACCEPTED = 2,  /* the server took the early data */
+  UVQ_QUIC_0RTT_REJECTED = 3   /* the server refused it: streams written
+                                * before the handshake are resent by ngtcp2
+                                * only if it kept them; see docs */
+};
+
 typedef struct uvq_quic_conn_stats_s {
   uint64_t smoothed_rtt_ns;
   uint64_t min_rtt_ns;
@@ -206,6 +217,8 @@ typedef struct uvq_quic_conn_stats_s {
   int ecn_marking;
   size_t path_mtu;              /* largest UDP payload sent on the path */
   uint32_t version;             /* negotiated QUIC version */
+  int zero_rtt;                 /* enum uvq_quic_0rtt */
+  int resumed;                  /* the TLS session was resumed */
   uint64_t reserved[16];
 } uvq_quic_conn_stats_t;
 
