@@ -1245,9 +1245,39 @@ int uvq_quic_conn_update_key(uvq_quic_conn_t* c) {
 }
 
 int uvq_quic_conn_migrate(uvq_quic_conn_t* c, const struct sockaddr* local) {
-  (void) c;
-  (void) local;
-  return UV_ENOSYS;
+  struct sockaddr_storage bound;
+  const ngtcp2_path* cur;
+  ngtcp2_path path;
+  int err;
+  int rv;
+
+  if (c == NULL || local == NULL)
+    return UV_EINVAL;
+  if (c->is_server)
+    return UV_EINVAL;
+  if (c->state != UVQ__CONN_OPEN)
+    return UV_EAGAIN;
+  cur = ngtcp2_conn_get_path(c->conn);
+  if (local->sa_family != cur->remote.addr->sa_family)
+    return UV_EAFNOSUPPORT;
+  /* A new socket for the new local port; the old one stays with the
+   * endpoint for any connection still using it. */
+  err = uvq__ep_add_socket(c->ep, local, &bound);
+  if (err)
+    return err;
+  path.local.addr = (ngtcp2_sockaddr*) &bound;
+  path.local.addrlen = bound.ss_family == AF_INET6
+                           ? sizeof(struct sockaddr_in6)
+                           : sizeof(struct sockaddr_in);
+  path.remote = cur->remote;
+  path.user_data = c->ep;
+  /* Validated migration: ngtcp2 probes the new path with PATH_CHALLENGE and
+   * moves to it once the server answers (RFC 9000, 9.2). */
+  rv = ngtcp2_conn_initiate_migration(c->conn, &path, uvq__now());
+  if (rv != 0)
+    return rv == NGTCP2_ERR_CONN_ID_BLOCKED ? UV_EAGAIN : UV_EINVAL;
+  uvq__ep_mark_dirty(c);
+  return 0;
 }
 
 int uvq_quic_stream_open(uvq_quic_conn_t* c, int bidi, int64_t* stream_id) {

@@ -52,6 +52,11 @@ static void free_endpoint(uvq_quic_endpoint_t* ep) {
   uvq__tls_endpoint_free(ep);
   uvq__cidmap_free(&ep->cids);
   uvq__heap_free(&ep->timers);
+  while (ep->socks != NULL) {
+    struct uvq__quic_sock* s = ep->socks;
+    ep->socks = s->next;
+    free(s);
+  }
   free(ep->txbuf);
   free(ep->rxbuf);
   for (i = 0; i < sizeof(ep->strings) / sizeof(ep->strings[0]); i++)
@@ -359,6 +364,7 @@ static void start_msg(uvq_quic_endpoint_t* ep,
     wildcard = IN6_IS_ADDR_UNSPECIFIED(
         &((struct sockaddr_in6*) path->local.addr)->sin6_addr);
   m->local = wildcard ? NULL : (struct sockaddr*) &ep->txlocal[i];
+  ep->txsock[i] = uvq__ep_socket_for(ep, path->local.addr);
   m->ecn = ecn;
   m->gso_size = (unsigned int) len;
 }
@@ -383,6 +389,7 @@ void uvq__ep_tx_commit(uvq_quic_endpoint_t* ep,
     return;
   }
   if (m->ecn == ecn && len <= m->gso_size &&
+      ep->txsock[i] == uvq__ep_socket_for(ep, path->local.addr) &&
       same_addr(&ep->txaddr[i], &path->remote) &&
       same_addr(&ep->txlocal[i], &path->local) &&
       used / m->gso_size < UVQ__TX_SEGMENTS) {
@@ -434,6 +441,8 @@ static void on_queued_sent(uvq_udp_send_t* req, int status) {
   ep = req->data;
   free(req);
   (void) status;
+  if (--ep->tx_pending > 0)
+    return;
   ep->tx_blocked = 0;
   ep->ntx = 0;
   memset(ep->txbufs, 0, sizeof(ep->txbufs));
@@ -441,15 +450,37 @@ static void on_queued_sent(uvq_udp_send_t* req, int status) {
     start_flush(ep);
 }
 
-/* Sends every staged message. Messages whose gso_size equals their length
- * are single datagrams. When the socket is full the rest is handed to a
- * queued send and staging pauses until it completes: nothing is dropped
- * and nothing is encrypted twice. */
+/* Queues msgs on their socket; the staging area stays busy until the
+ * callback. */
+static int queue_rest(uvq_quic_endpoint_t* ep, uvq_udp_t* udp,
+                      uvq_udp_mmsg_t* msgs, unsigned int n) {
+  uvq_udp_send_t* req;
+  int r;
+
+  req = malloc(sizeof(*req));
+  if (req == NULL)
+    return UV_ENOMEM;
+  req->data = ep;
+  r = uvq_udp_send_batch(req, udp, msgs, n, on_queued_sent);
+  if (r != 0) {
+    free(req);
+    return r;
+  }
+  ep->tx_pending++;
+  ep->tx_blocked = 1;
+  return 0;
+}
+
+/* Sends every staged message, each run of messages through the socket its
+ * path's local port belongs to. Messages whose gso_size equals their
+ * length are single datagrams. When a socket is full, what is left for it
+ * and after it is handed to queued sends and staging pauses until they
+ * complete: nothing is dropped and nothing is encrypted twice. */
 int uvq__ep_flush(uvq_quic_endpoint_t* ep) {
   unsigned int n;
   unsigned int i;
+  unsigned int j;
   unsigned int off;
-  uvq_udp_send_t* req;
   int r;
 
   if (ep->tx_blocked)
@@ -466,23 +497,24 @@ int uvq__ep_flush(uvq_quic_endpoint_t* ep) {
 
   off = 0;
   while (off < n) {
-    r = uvq_udp_try_send_batch(&ep->udp, ep->txmsgs + off, n - off);
+    /* The run of messages that share this message's socket. */
+    for (j = off + 1; j < n && ep->txsock[j] == ep->txsock[off]; j++)
+      ;
+    r = uvq_udp_try_send_batch(ep->txsock[off], ep->txmsgs + off, j - off);
     if (r > 0) {
       off += (unsigned int) r;
       continue;
     }
     if (r == UV_EAGAIN) {
-      req = malloc(sizeof(*req));
-      if (req != NULL) {
-        req->data = ep;
-        r = uvq_udp_send_batch(req, &ep->udp, ep->txmsgs + off, n - off,
-                               on_queued_sent);
-        if (r == 0) {
-          ep->tx_blocked = 1;
-          return UV_EAGAIN;
-        }
-        free(req);
+      while (off < n) {
+        for (j = off + 1; j < n && ep->txsock[j] == ep->txsock[off]; j++)
+          ;
+        if (queue_rest(ep, ep->txsock[off], ep->txmsgs + off, j - off) != 0)
+          break;
+        off = j;
       }
+      if (ep->tx_blocked)
+        return UV_EAGAIN;
       break;
     }
     /* This message cannot go (EMSGSIZE for a path MTU probe larger than
@@ -492,6 +524,84 @@ int uvq__ep_flush(uvq_quic_endpoint_t* ep) {
   }
   ep->ntx = 0;
   memset(ep->txbufs, 0, sizeof(ep->txbufs));
+  return 0;
+}
+
+/* ---- sockets --------------------------------------------------------------- */
+
+static uint16_t addr_port(const struct sockaddr* sa) {
+  if (sa->sa_family == AF_INET6)
+    return ntohs(((const struct sockaddr_in6*) sa)->sin6_port);
+  return ntohs(((const struct sockaddr_in*) sa)->sin_port);
+}
+
+/* The socket a path's packets leave from: the one bound to its local port
+ * (a client that migrated has more than one). */
+uvq_udp_t* uvq__ep_socket_for(uvq_quic_endpoint_t* ep,
+                              const struct sockaddr* local) {
+  struct uvq__quic_sock* s;
+  uint16_t port;
+
+  if (ep->socks == NULL)
+    return &ep->udp;
+  port = addr_port(local);
+  for (s = ep->socks; s != NULL; s = s->next)
+    if (s->port == port)
+      return &s->udp;
+  return &ep->udp;
+}
+
+static unsigned int bind_flags(const uvq_quic_endpoint_t* ep) {
+  unsigned int flags;
+
+  flags = UVQ_UDP_RECVPKTINFO;
+  if (ep->cfg.ecn)
+    flags |= UVQ_UDP_RECVECN;
+  if (ep->cfg.pmtud)
+    flags |= UVQ_UDP_PMTUD;
+  if (ep->cfg.gro)
+    flags |= UVQ_UDP_GRO;
+  return flags;
+}
+
+static void on_alloc(uvq_udp_t* udp, size_t suggested, uv_buf_t* buf);
+static void on_recv(uvq_udp_t* udp, const uvq_udp_recv_t* r);
+
+/* Opens another socket of the endpoint, for a client moving to a new
+ * local address or port; *bound receives its address. */
+int uvq__ep_add_socket(uvq_quic_endpoint_t* ep,
+                       const struct sockaddr* addr,
+                       struct sockaddr_storage* bound) {
+  struct uvq__quic_sock* s;
+  int namelen;
+  int err;
+
+  s = calloc(1, sizeof(*s));
+  if (s == NULL)
+    return UV_ENOMEM;
+  err = uvq_udp_init(ep->loop, &s->udp);
+  if (err) {
+    free(s);
+    return err;
+  }
+  s->udp.data = ep;
+  s->ep = ep;
+  err = uvq_udp_bind(&s->udp, addr, bind_flags(ep));
+  if (err == 0) {
+    namelen = sizeof(*bound);
+    err = uvq_udp_getsockname(&s->udp, (struct sockaddr*) bound, &namelen);
+  }
+  if (err == 0)
+    err = uvq_udp_recv_start2(&s->udp, on_alloc, on_recv);
+  if (err) {
+    s->closing_only = 1;
+    s->next = ep->socks;
+    ep->socks = s;
+    return err;
+  }
+  s->port = addr_port((struct sockaddr*) bound);
+  s->next = ep->socks;
+  ep->socks = s;
   return 0;
 }
 
@@ -753,13 +863,7 @@ int uvq_quic_endpoint_bind(uvq_quic_endpoint_t* ep,
     return UV_EINVAL;
   if (ep->bound)
     return UV_EALREADY;
-  flags = UVQ_UDP_RECVPKTINFO;
-  if (ep->cfg.ecn)
-    flags |= UVQ_UDP_RECVECN;
-  if (ep->cfg.pmtud)
-    flags |= UVQ_UDP_PMTUD;
-  if (ep->cfg.gro)
-    flags |= UVQ_UDP_GRO;
+  flags = bind_flags(ep);
   err = uvq_udp_bind(&ep->udp, addr, flags);
   if (err)
     return err;
@@ -809,6 +913,13 @@ static void on_handle_closed(uv_handle_t* h) {
   free_endpoint(ep);
 }
 
+static void on_sock_closed(uvq_udp_t* udp) {
+  uvq_quic_endpoint_t* ep;
+
+  ep = udp->data;
+  on_handle_closed((uv_handle_t*) &ep->timer);
+}
+
 static void on_udp_closed(uvq_udp_t* udp) {
   on_handle_closed((uv_handle_t*) &((uvq_quic_endpoint_t*) udp->data)->timer);
 }
@@ -816,6 +927,7 @@ static void on_udp_closed(uvq_udp_t* udp) {
 /* From the loop, with no callback running: report every connection
  * closed, free them, and close the handles; close_cb comes last. */
 static void finish_close(uvq_quic_endpoint_t* ep) {
+  struct uvq__quic_sock* s;
   uvq_quic_conn_t* c;
 
   ep->depth++;
@@ -831,6 +943,10 @@ static void finish_close(uvq_quic_endpoint_t* ep) {
   }
   ep->finished = 1;
   ep->pending_handles = 4;
+  for (s = ep->socks; s != NULL; s = s->next) {
+    ep->pending_handles++;
+    uvq_udp_close(&s->udp, on_sock_closed);
+  }
   uv_close((uv_handle_t*) &ep->timer, on_handle_closed);
   uv_close((uv_handle_t*) &ep->flush, on_handle_closed);
   uv_close((uv_handle_t*) &ep->nudge, on_handle_closed);

@@ -133,6 +133,15 @@ struct uvq_quic_conn_s {
   struct uvq_quic_conn_s* next_dead;
 };
 
+/* A further socket of an endpoint (a client that migrated). */
+struct uvq__quic_sock {
+  uvq_udp_t udp;
+  uvq_quic_endpoint_t* ep;
+  uint16_t port;
+  int closing_only;            /* failed to open; only needs closing */
+  struct uvq__quic_sock* next;
+};
+
 struct uvq_quic_endpoint_s {
   uv_loop_t* loop;
   uvq_udp_t udp;
@@ -178,8 +187,11 @@ struct uvq_quic_endpoint_s {
   uv_buf_t txbufs[UVQ__TX_MSGS];
   struct sockaddr_storage txaddr[UVQ__TX_MSGS];
   struct sockaddr_storage txlocal[UVQ__TX_MSGS];
+  uvq_udp_t* txsock[UVQ__TX_MSGS];
   unsigned int ntx;
-  int tx_blocked;              /* a queued send is in flight */
+  int tx_blocked;              /* queued sends are in flight */
+  int tx_pending;
+  struct uvq__quic_sock* socks;
 
   uvq_quic_endpoint_stats_t stats;
 };
@@ -243,6 +255,11 @@ void uvq__ep_tx_commit(uvq_quic_endpoint_t* ep,
                        unsigned int nseg);
 int uvq__ep_flush(uvq_quic_endpoint_t* ep);
 void uvq__ep_rand(uint8_t* dest, size_t len);
+uvq_udp_t* uvq__ep_socket_for(uvq_quic_endpoint_t* ep,
+                              const struct sockaddr* local);
+int uvq__ep_add_socket(uvq_quic_endpoint_t* ep,
+                       const struct sockaddr* addr,
+                       struct sockaddr_storage* bound);
 /* Entry points bracket their work with these; leaving the outermost one
  * frees released connections and runs a deferred endpoint close. */
 void uvq__ep_enter(uvq_quic_endpoint_t* ep);
