@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ngtcp2/ngtcp2_crypto.h>
 
@@ -151,6 +152,16 @@ static int cb_recv_stream_data(ngtcp2_conn* conn,
   (void) conn;
   (void) offset;
   (void) stream_user_data;
+  if (c->app != NULL) {
+    int64_t consumed = c->app->recv(c->app_data, stream_id, data, datalen,
+                                    (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0);
+    if (consumed < 0)
+      return NGTCP2_ERR_CALLBACK_FAILURE;
+    ngtcp2_conn_extend_max_stream_offset(c->conn, stream_id,
+                                         (uint64_t) consumed);
+    ngtcp2_conn_extend_max_offset(c->conn, (uint64_t) consumed);
+    return 0;
+  }
   if (c->ep->cb.stream_data != NULL)
     c->ep->cb.stream_data(c, stream_id, data, datalen,
                           (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0);
@@ -183,6 +194,13 @@ static int cb_stream_close(ngtcp2_conn* conn,
   (void) conn;
   if (!(flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET))
     app_error_code = 0;
+  if (c->app != NULL) {
+    if (s != NULL)
+      free_stream(c, s);
+    return c->app->stream_close(c->app_data, stream_id, app_error_code) == 0
+               ? 0
+               : NGTCP2_ERR_CALLBACK_FAILURE;
+  }
   if (s != NULL)
     free_stream(c, s);
   if (c->ep->cb.stream_closed != NULL)
@@ -201,6 +219,10 @@ static int cb_stream_reset(ngtcp2_conn* conn,
   (void) conn;
   (void) final_size;
   (void) stream_user_data;
+  if (c->app != NULL)
+    return c->app->shutdown_read(c->app_data, stream_id) == 0
+               ? 0
+               : NGTCP2_ERR_CALLBACK_FAILURE;
   if (c->ep->cb.stream_reset != NULL)
     c->ep->cb.stream_reset(c, stream_id, app_error_code);
   return 0;
@@ -215,6 +237,10 @@ static int cb_stream_stop_sending(ngtcp2_conn* conn,
   struct uvq__quic_stream* s = stream_user_data;
 
   (void) conn;
+  if (c->app != NULL)
+    return c->app->shutdown_read(c->app_data, stream_id) == 0
+               ? 0
+               : NGTCP2_ERR_CALLBACK_FAILURE;
   /* ngtcp2 answers STOP_SENDING with RESET_STREAM itself; what was queued
    * will never be delivered. */
   if (s != NULL) {
@@ -233,10 +259,14 @@ static int cb_acked_stream_data_offset(ngtcp2_conn* conn,
                                        void* user_data,
                                        void* stream_user_data) {
   struct uvq__quic_stream* s = stream_user_data;
+  uvq_quic_conn_t* c = user_data;
 
   (void) conn;
-  (void) stream_id;
-  (void) user_data;
+  (void) offset;
+  if (c->app != NULL)
+    return c->app->acked(c->app_data, stream_id, datalen) == 0
+               ? 0
+               : NGTCP2_ERR_CALLBACK_FAILURE;
   if (s == NULL)
     return 0;
   /* ngtcp2 reports acknowledged ranges in order. */
@@ -267,13 +297,27 @@ static int cb_extend_max_stream_data(ngtcp2_conn* conn,
   struct uvq__quic_stream* s = stream_user_data;
 
   (void) conn;
-  (void) stream_id;
   (void) max_data;
+  if (c->app != NULL)
+    return c->app->unblock(c->app_data, stream_id) == 0
+               ? 0
+               : NGTCP2_ERR_CALLBACK_FAILURE;
   if (s != NULL && s->blocked) {
     s->blocked = 0;
     pending_add(c, s);
     uvq__ep_mark_dirty(c);
   }
+  return 0;
+}
+
+static int cb_extend_max_remote_streams_bidi(ngtcp2_conn* conn,
+                                            uint64_t max_streams,
+                                            void* user_data) {
+  uvq_quic_conn_t* c = user_data;
+
+  (void) conn;
+  if (c->app != NULL)
+    c->app->max_remote_streams(c->app_data, max_streams);
   return 0;
 }
 
@@ -385,6 +429,7 @@ static void fill_callbacks(ngtcp2_callbacks* cb, int server) {
   cb->extend_max_local_streams_bidi = cb_extend_max_local_streams;
   cb->extend_max_local_streams_uni = cb_extend_max_local_streams;
   cb->extend_max_stream_data = cb_extend_max_stream_data;
+  cb->extend_max_remote_streams_bidi = cb_extend_max_remote_streams_bidi;
   cb->get_new_connection_id = cb_get_new_connection_id;
   cb->remove_connection_id = cb_remove_connection_id;
   cb->recv_datagram = cb_recv_datagram;
@@ -564,6 +609,46 @@ int uvq__conn_new_server(uvq_quic_endpoint_t* ep,
   return 0;
 }
 
+static int is_wildcard(const struct sockaddr* sa) {
+  if (sa->sa_family == AF_INET)
+    return ((const struct sockaddr_in*) sa)->sin_addr.s_addr == 0;
+  return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6*) sa)->sin6_addr);
+}
+
+/* A connection's path names a real local address: packets arrive with the
+ * address they were sent to (pktinfo), and ngtcp2 discards packets of a
+ * path it does not know. For a socket bound to a wildcard address, the
+ * kernel's choice of source towards the peer is what a connected socket
+ * reports; the port stays the endpoint's. */
+static int route_source(const struct sockaddr* remote,
+                        struct sockaddr_storage* local) {
+  struct sockaddr_storage ss;
+  socklen_t len;
+  uint16_t port;
+  int fd;
+  int err;
+
+  fd = socket(remote->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return uvq__quic_errno();
+  err = connect(fd, remote,
+                remote->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                              : sizeof(struct sockaddr_in));
+  len = sizeof(ss);
+  if (err == 0)
+    err = getsockname(fd, (struct sockaddr*) &ss, &len);
+  if (err != 0) {
+    err = uvq__quic_errno();
+    close(fd);
+    return err;
+  }
+  close(fd);
+  port = ((struct sockaddr_in*) local)->sin_port; /* same offset in v6 */
+  memcpy(local, &ss, len);
+  ((struct sockaddr_in*) local)->sin_port = port;
+  return 0;
+}
+
 int uvq_quic_connect(uvq_quic_endpoint_t* ep,
                      const struct sockaddr* remote,
                      const uvq_quic_connect_opts_t* opts,
@@ -601,6 +686,12 @@ int uvq_quic_connect(uvq_quic_endpoint_t* ep,
            opts->local->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                               : sizeof(struct sockaddr_in));
     ((struct sockaddr_in*) &local)->sin_port = port;
+  }
+
+  if (is_wildcard((struct sockaddr*) &local)) {
+    rv = route_source(remote, &local);
+    if (rv)
+      return rv;
   }
 
   c = conn_alloc(ep, 0);
@@ -1017,6 +1108,43 @@ void uvq__conn_write(uvq_quic_conn_t* c, ngtcp2_tstamp ts) {
           nwrite == NGTCP2_ERR_INVALID_STATE ||
           nwrite == NGTCP2_ERR_INVALID_ARGUMENT)
         continue;
+    } else if (c->app != NULL) {
+      int64_t sid;
+      int64_t n;
+
+      sid = -1;
+      fin = 0;
+      n = c->app->writev(c->app_data, &sid, &fin, vec,
+                         sizeof(vec) / sizeof(vec[0]));
+      if (n < 0) {
+        c->in_ngtcp2 = 0;
+        uvq__conn_close_local(c, UVQ_QUIC_ERROR_APPLICATION, c->app_error, 0);
+        return;
+      }
+      flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
+      if (fin)
+        flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
+      ndatalen = -1;
+      nwrite = ngtcp2_conn_writev_stream(c->conn, &ps.path, &pi, buf, avail,
+                                         &ndatalen, flags, sid, vec,
+                                         (size_t) n, ts);
+      if (nwrite < 0) {
+        if (nwrite == NGTCP2_ERR_STREAM_DATA_BLOCKED) {
+          c->app->block(c->app_data, sid);
+          continue;
+        }
+        if (nwrite == NGTCP2_ERR_STREAM_SHUT_WR ||
+            nwrite == NGTCP2_ERR_STREAM_NOT_FOUND) {
+          c->app->shutdown_write(c->app_data, sid);
+          continue;
+        }
+        if (nwrite == NGTCP2_ERR_WRITE_MORE) {
+          c->app->written(c->app_data, sid, (size_t) ndatalen);
+          continue;
+        }
+      } else if (ndatalen >= 0 && sid >= 0) {
+        c->app->written(c->app_data, sid, (size_t) ndatalen);
+      }
     } else {
       s = c->pending_head;
       nvec = 0;
@@ -1079,6 +1207,21 @@ void uvq__conn_write(uvq_quic_conn_t* c, ngtcp2_tstamp ts) {
   ngtcp2_conn_update_pkt_tx_time(c->conn, ts);
   run_pending_close(c);
   uvq__conn_schedule(c);
+}
+
+void uvq__conn_set_app(uvq_quic_conn_t* c, const struct uvq__quic_app* app,
+                       void* app_data) {
+  c->app = app;
+  c->app_data = app_data;
+}
+
+ngtcp2_conn* uvq__conn_ngtcp2(uvq_quic_conn_t* c) {
+  return c->conn;
+}
+
+void uvq__conn_mark_dirty(uvq_quic_conn_t* c) {
+  if (c->state < UVQ__CONN_CLOSING)
+    uvq__ep_mark_dirty(c);
 }
 
 /* ---- freeing ---------------------------------------------------------------- */

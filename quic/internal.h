@@ -5,6 +5,7 @@
 
 #include "uvq/quic.h"
 
+#include <errno.h>
 #include <stdio.h>
 
 #include <ngtcp2/ngtcp2.h>
@@ -30,6 +31,28 @@
 #define UVQ__MIN_UDP_PAYLOAD 1200
 /* What uvq accepts and probes up to. */
 #define UVQ__MAX_UDP_PAYLOAD 1452
+
+/* An application protocol that owns a connection's streams (HTTP/3):
+ * ngtcp2's stream events go to it, and the write loop pulls stream data
+ * from it instead of from the per-stream write queues. Each function
+ * returns 0 (or a count) or an ngtcp2/nghttp3 style negative error. */
+struct uvq__quic_app {
+  /* Stream data in order; returns the bytes consumed at once (their flow
+   * control credit goes back to the peer), or a negative error. */
+  int64_t (*recv)(void* app, int64_t stream_id, const uint8_t* data,
+                  size_t len, int fin);
+  int (*acked)(void* app, int64_t stream_id, uint64_t len);
+  int (*stream_close)(void* app, int64_t stream_id, uint64_t app_error);
+  int (*shutdown_read)(void* app, int64_t stream_id);
+  int (*unblock)(void* app, int64_t stream_id);
+  void (*max_remote_streams)(void* app, uint64_t max);
+  /* Data to send: fills vec (up to n) for *stream_id; negative error. */
+  int64_t (*writev)(void* app, int64_t* stream_id, int* fin, ngtcp2_vec* vec,
+                    size_t n);
+  int (*written)(void* app, int64_t stream_id, size_t len);
+  int (*block)(void* app, int64_t stream_id);
+  int (*shutdown_write)(void* app, int64_t stream_id);
+};
 
 struct uvq__quic_write_state {
   uvq_quic_write_t* req;
@@ -128,6 +151,9 @@ struct uvq_quic_conn_s {
   int closed_pending;          /* closed callback waits for the loop */
   int closed_reported;
   int zero_rtt;                /* enum uvq_quic_0rtt */
+  const struct uvq__quic_app* app;
+  void* app_data;
+  uint64_t app_error;          /* application error for an app failure */
   struct uvq__cid odcid;       /* server: the client's first DCID */
   int in_ngtcp2;
   struct uvq_quic_conn_s* next_dead;
@@ -196,6 +222,10 @@ struct uvq_quic_endpoint_s {
   uvq_quic_endpoint_stats_t stats;
 };
 
+static inline int uvq__quic_errno(void) {
+  return -errno;
+}
+
 /* Timestamps are uv_hrtime() nanoseconds, the clock ngtcp2 is given. */
 static inline ngtcp2_tstamp uvq__now(void) {
   return (ngtcp2_tstamp) uv_hrtime();
@@ -233,6 +263,12 @@ void uvq__conn_release(uvq_quic_conn_t* c);
 void uvq__conn_discard(uvq_quic_conn_t* c);
 void uvq__conn_report_closed(uvq_quic_conn_t* c);
 void uvq__conn_schedule(uvq_quic_conn_t* c);
+
+/* Hands the connection's streams to an application protocol. */
+void uvq__conn_set_app(uvq_quic_conn_t* c, const struct uvq__quic_app* app,
+                       void* app_data);
+ngtcp2_conn* uvq__conn_ngtcp2(uvq_quic_conn_t* c);
+void uvq__conn_mark_dirty(uvq_quic_conn_t* c);
 
 /* endpoint.c */
 void uvq__ep_mark_dirty(uvq_quic_conn_t* c);
