@@ -86,7 +86,7 @@ struct uvq_h3_req_s {
   int close_fd;           /* uvq opened body.fd (serve_file) */
   uint64_t produced;      /* body bytes handed to nghttp3 */
   uint64_t acked;         /* of those, acknowledged */
-  uint64_t chunks_end;    /* body offset after the last chunk */
+  uint64_t chunks_start;  /* body offset of the first unacknowledged chunk */
   int eof;
   int would_block;
   struct uvq__h3_chunk* chunks;      /* unacknowledged, oldest first */
@@ -194,7 +194,6 @@ static int h3_acked(nghttp3_conn* conn, int64_t stream_id, uint64_t datalen,
                     void* conn_user_data, void* stream_user_data) {
   uvq_h3_req_t* req = stream_user_data;
   struct uvq__h3_chunk* c;
-  uint64_t start;
 
   (void) conn;
   (void) stream_id;
@@ -203,11 +202,9 @@ static int h3_acked(nghttp3_conn* conn, int64_t stream_id, uint64_t datalen,
     return 0;
   req->acked += datalen;
   /* Chunks the peer has all of go back to the spare list. */
-  start = req->chunks_end;
-  for (c = req->chunks; c != NULL; c = c->next)
-    start -= c->len;
-  while ((c = req->chunks) != NULL && start + c->len <= req->acked) {
-    start += c->len;
+  while ((c = req->chunks) != NULL &&
+         req->chunks_start + c->len <= req->acked) {
+    req->chunks_start += c->len;
     req->chunks = c->next;
     if (req->chunks == NULL)
       req->chunks_tail = NULL;
@@ -845,6 +842,9 @@ static nghttp3_ssize read_body(nghttp3_conn* conn, int64_t stream_id,
     return 0;
 
   if (req->body.kind == UVQ_H3_BODY_MEMORY) {
+    /* In place: the application keeps the memory until done. (Files are
+     * read, not mapped: a file truncated while mapped would raise SIGBUS
+     * in the server.) */
     vec[0].base = (uint8_t*) req->body.data;
     vec[0].len = req->body.len;
     req->produced = req->body.len;
@@ -908,7 +908,6 @@ static nghttp3_ssize read_body(nghttp3_conn* conn, int64_t stream_id,
     else
       req->chunks = c;
     req->chunks_tail = c;
-    req->chunks_end += c->len;
     req->produced += c->len;
     vec[n].base = c->data;
     vec[n].len = c->len;

@@ -202,6 +202,7 @@ int uvq__io_set_ecn(struct uvq__udp_state* s, int ecn) {
   int r6;
   int v;
 
+  v = 0;
   r4 = 1;
   r6 = 1;
   if (wants_v4(s)) {
