@@ -202,6 +202,7 @@ struct uvq_quic_endpoint_s {
   int close_pending;
   uint8_t* rxbuf;
   size_t rxcap;
+  ngtcp2_tstamp batch_ts;      /* timestamp of the receive batch in progress */
   size_t nconns;
   size_t nhandshakes;
   int pending_handles;
