@@ -185,6 +185,15 @@ int uvq__cmsg_encode(char* buf,
                      size_t* len);
 int uvq__ecn_from_tos(int tos);
 
+/* sockopt.c: options set the same way on every platform. */
+int uvq__sockopt_unsupported(int err);
+int uvq__sockopt_set_int(int fd, int level, int name, int value);
+int uvq__wants_v4(const struct uvq__udp_state* s);
+int uvq__sockopt_enable_pair(struct uvq__udp_state* s,
+                             int v4name,
+                             int v6name,
+                             unsigned int feature);
+
 /* segment.c: slicing a gather list into segments. */
 size_t uvq__bufs_total(const uv_buf_t* bufs, unsigned int nbufs);
 int uvq__slice_iov(const uv_buf_t* bufs,

@@ -40,52 +40,6 @@ int uvq__io_socket(int family) {
   return fd;
 }
 
-/* True when an option failed because this kernel or this socket cannot do
- * it, as opposed to a real error. */
-static int unsupported(int err) {
-  return err == ENOPROTOOPT || err == EOPNOTSUPP || err == EINVAL ||
-         err == EAFNOSUPPORT || err == EPROTONOSUPPORT;
-}
-
-/* Sets an int option; 0, 1 when unsupported, or -errno. */
-static int set_int(int fd, int level, int name, int value) {
-  if (setsockopt(fd, level, name, &value, sizeof(value)) == 0)
-    return 0;
-  return unsupported(errno) ? 1 : uvq__errno();
-}
-
-/* The IPv4 form of an option applies to an AF_INET socket and to the
- * IPv4-mapped traffic of a dual-stack AF_INET6 socket. */
-static int wants_v4(const struct uvq__udp_state* s) {
-  return s->family == AF_INET || !(s->flags & UVQ__F_V6ONLY);
-}
-
-/* Sets the IPv4 and/or IPv6 form of an option, as the socket needs. The
- * feature is in effect if the form for the socket's own family took. */
-static int set_pair(struct uvq__udp_state* s,
-                    int v4name,
-                    int v6name,
-                    int value,
-                    int* ok) {
-  int r4;
-  int r6;
-
-  r4 = 1;
-  r6 = 1;
-  if (wants_v4(s)) {
-    r4 = set_int(s->fd, IPPROTO_IP, v4name, value);
-    if (r4 < 0)
-      return r4;
-  }
-  if (s->family == AF_INET6) {
-    r6 = set_int(s->fd, IPPROTO_IPV6, v6name, value);
-    if (r6 < 0)
-      return r6;
-  }
-  *ok = s->family == AF_INET6 ? r6 == 0 : r4 == 0;
-  return 0;
-}
-
 static int probe_gso(int fd) {
   int v;
   socklen_t len;
@@ -104,153 +58,29 @@ unsigned int uvq__io_base_features(struct uvq__udp_state* s) {
     f |= UVQ_UDP_FEATURE_GSO;
   /* SO_RXQ_OVFL costs one small control message per datagram and tells
    * the caller how many datagrams the kernel dropped for lack of room. */
-  if (set_int(s->fd, SOL_SOCKET, SO_RXQ_OVFL, 1) == 0)
+  if (uvq__sockopt_set_int(s->fd, SOL_SOCKET, SO_RXQ_OVFL, 1) == 0)
     f |= UVQ_UDP_FEATURE_DROPS;
   return f;
 }
 
-int uvq__io_set_pmtud(struct uvq__udp_state* s, int mode) {
-  int v4;
-  int v6;
-  int ok;
-  int err;
-
-  switch (mode) {
-    case UVQ_UDP_PMTUD_OFF:
-      v4 = IP_PMTUDISC_DONT;
-      v6 = IPV6_PMTUDISC_DONT;
-      break;
-    case UVQ_UDP_PMTUD_DO:
-      v4 = IP_PMTUDISC_DO;
-      v6 = IPV6_PMTUDISC_DO;
-      break;
-    default:
-      v4 = IP_PMTUDISC_PROBE;
-      v6 = IPV6_PMTUDISC_PROBE;
-      break;
-  }
-  ok = 0;
-  if (wants_v4(s)) {
-    err = set_int(s->fd, IPPROTO_IP, IP_MTU_DISCOVER, v4);
-    if (err < 0)
-      return err;
-    ok = err == 0;
-  }
-  if (s->family == AF_INET6) {
-    err = set_int(s->fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, v6);
-    if (err < 0)
-      return err;
-    ok = err == 0;
-  }
-  if (!ok)
-    return UV_ENOTSUP;
-  if (mode == UVQ_UDP_PMTUD_OFF)
-    s->features &= ~UVQ_UDP_PMTUD;
-  else
-    s->features |= UVQ_UDP_PMTUD;
-  return 0;
-}
-
-int uvq__io_getmtu(const struct uvq__udp_state* s, size_t* mtu) {
-  socklen_t len;
-  int v;
-
-  len = sizeof(v);
-  if (s->family == AF_INET) {
-    if (getsockopt(s->fd, IPPROTO_IP, IP_MTU, &v, &len))
-      return uvq__errno();
-  } else {
-    if (getsockopt(s->fd, IPPROTO_IPV6, IPV6_MTU, &v, &len))
-      return uvq__errno();
-  }
-  *mtu = (size_t) v;
-  return 0;
-}
-
-int uvq__io_get_tos(const struct uvq__udp_state* s, int* tos) {
-  socklen_t len;
-  int v;
-
-  v = 0;
-  len = sizeof(v);
-  if (s->family == AF_INET6) {
-    if (getsockopt(s->fd, IPPROTO_IPV6, IPV6_TCLASS, &v, &len))
-      return uvq__errno();
-  } else {
-    if (getsockopt(s->fd, IPPROTO_IP, IP_TOS, &v, &len))
-      return uvq__errno();
-  }
-  *tos = v & 0xff;
-  return 0;
-}
-
-/* Reads an int option and sets its two low bits to ecn; the new value in
- * *out. 0, 1 when the platform lacks the option, or -errno. */
-static int set_ecn_bits(int fd, int level, int name, int ecn, int* out) {
-  socklen_t len;
-  int v;
-
-  v = 0;
-  len = sizeof(v);
-  if (getsockopt(fd, level, name, &v, &len))
-    return unsupported(errno) ? 1 : uvq__errno();
-  v = uvq__tos_for_ecn(v & 0xff, ecn);
-  if (setsockopt(fd, level, name, &v, sizeof(v)))
-    return unsupported(errno) ? 1 : uvq__errno();
-  *out = v;
-  return 0;
-}
-
-int uvq__io_set_ecn(struct uvq__udp_state* s, int ecn) {
-  int r4;
-  int r6;
-  int v;
-
-  v = 0;
-  r4 = 1;
-  r6 = 1;
-  if (wants_v4(s)) {
-    r4 = set_ecn_bits(s->fd, IPPROTO_IP, IP_TOS, ecn, &v);
-    if (r4 < 0)
-      return r4;
-    if (r4 == 0)
-      s->tos4 = v;
-  }
-  if (s->family == AF_INET6) {
-    r6 = set_ecn_bits(s->fd, IPPROTO_IPV6, IPV6_TCLASS, ecn, &v);
-    if (r6 < 0)
-      return r6;
-    if (r6 == 0)
-      s->tos = v;
-  } else if (r4 == 0) {
-    s->tos = s->tos4;
-  }
-  if (s->family == AF_INET6 ? r6 != 0 : r4 != 0)
-    return UV_ENOTSUP;
-  return 0;
-}
-
 int uvq__io_configure(struct uvq__udp_state* s, unsigned int flags) {
   struct sock_txtime txt;
-  int ok;
   int err;
 
   s->requested |= flags;
 
   if (flags & UVQ_UDP_RECVECN) {
-    err = set_pair(s, IP_RECVTOS, IPV6_RECVTCLASS, 1, &ok);
+    err = uvq__sockopt_enable_pair(s, IP_RECVTOS, IPV6_RECVTCLASS,
+                                   UVQ_UDP_RECVECN);
     if (err)
       return err;
-    if (ok)
-      s->features |= UVQ_UDP_RECVECN;
   }
 
   if (flags & UVQ_UDP_RECVPKTINFO) {
-    err = set_pair(s, IP_PKTINFO, IPV6_RECVPKTINFO, 1, &ok);
+    err = uvq__sockopt_enable_pair(s, IP_PKTINFO, IPV6_RECVPKTINFO,
+                                   UVQ_UDP_RECVPKTINFO);
     if (err)
       return err;
-    if (ok)
-      s->features |= UVQ_UDP_RECVPKTINFO;
   }
 
   if (flags & UVQ_UDP_PMTUD) {
@@ -260,15 +90,14 @@ int uvq__io_configure(struct uvq__udp_state* s, unsigned int flags) {
   }
 
   if (flags & UVQ_UDP_RECVERR) {
-    err = set_pair(s, IP_RECVERR, IPV6_RECVERR, 1, &ok);
+    err = uvq__sockopt_enable_pair(s, IP_RECVERR, IPV6_RECVERR,
+                                   UVQ_UDP_RECVERR);
     if (err)
       return err;
-    if (ok)
-      s->features |= UVQ_UDP_RECVERR;
   }
 
   if (flags & (UVQ_UDP_GRO | UVQ_UDP_GRO_RAW)) {
-    err = set_int(s->fd, SOL_UDP, UDP_GRO, 1);
+    err = uvq__sockopt_set_int(s->fd, SOL_UDP, UDP_GRO, 1);
     if (err < 0)
       return err;
     if (err == 0) {
@@ -285,7 +114,7 @@ int uvq__io_configure(struct uvq__udp_state* s, unsigned int flags) {
     txt.flags = 0;
     if (setsockopt(s->fd, SOL_SOCKET, SO_TXTIME, &txt, sizeof(txt)) == 0)
       s->features |= UVQ_UDP_TXTIME;
-    else if (!unsupported(errno) && errno != EPERM)
+    else if (!uvq__sockopt_unsupported(errno) && errno != EPERM)
       return uvq__errno();
   }
   return 0;
