@@ -420,39 +420,32 @@ static int send_now(struct uvq__udp_state* s,
         s->stats.send_eagain++;
         break;
       }
-      r = recover(s, &msgs[sent], r, &retried);
+    } else {
+      /* Message `sent` is invalid, or must be segmented in software. */
+      if (err)
+        return sent ? (int) sent : err;
+      r = software_send(s, &msgs[sent], &p);
       if (r == 1) {
         sent++;
         retried = 0;
         continue;
       }
-      if (r == 0)
-        continue;
       if (r == UV_EAGAIN)
         break;
-      return sent ? (int) sent : r;
     }
 
-    /* Message `sent` is invalid, or must be segmented in software. */
-    if (err)
-      return sent ? (int) sent : err;
-    r = software_send(s, &msgs[sent], &p);
+    /* The first message failed with r: find out whose fault it is. */
+    r = recover(s, &msgs[sent], r, &retried);
+    if (r == 1) {
+      sent++;
+      retried = 0;
+      continue;
+    }
+    if (r == 0)
+      continue;
     if (r == UV_EAGAIN)
       break;
-    if (r < 0) {
-      r = recover(s, &msgs[sent], r, &retried);
-      if (r == 1) {
-        sent++;
-        retried = 0;
-        continue;
-      }
-      if (r == 0)
-        continue;
-      if (r == UV_EAGAIN)
-        break;
-      return sent ? (int) sent : r;
-    }
-    sent++;
+    return sent ? (int) sent : r;
   }
 
   if (s->carry.len > 0)

@@ -348,9 +348,11 @@ int uvq_udp_connect(uvq_udp_t* handle, const struct sockaddr* addr) {
   return 0;
 }
 
-int uvq_udp_getsockname(const uvq_udp_t* handle,
-                        struct sockaddr* name,
-                        int* namelen) {
+/* getsockname or getpeername with uv_udp_getsockname()'s conventions. */
+static int get_name(const uvq_udp_t* handle,
+                    struct sockaddr* name,
+                    int* namelen,
+                    int (*get)(int, struct sockaddr*, socklen_t*)) {
   struct uvq__udp_state* s;
   socklen_t len;
 
@@ -360,28 +362,22 @@ int uvq_udp_getsockname(const uvq_udp_t* handle,
   if (s->fd == -1)
     return UV_EBADF;
   len = (socklen_t) *namelen;
-  if (getsockname(s->fd, name, &len))
+  if (get(s->fd, name, &len))
     return uvq__errno();
   *namelen = (int) len;
   return 0;
 }
 
+int uvq_udp_getsockname(const uvq_udp_t* handle,
+                        struct sockaddr* name,
+                        int* namelen) {
+  return get_name(handle, name, namelen, getsockname);
+}
+
 int uvq_udp_getpeername(const uvq_udp_t* handle,
                         struct sockaddr* name,
                         int* namelen) {
-  struct uvq__udp_state* s;
-  socklen_t len;
-
-  s = uvq__live_state(handle);
-  if (s == NULL || name == NULL || namelen == NULL || *namelen < 0)
-    return UV_EINVAL;
-  if (s->fd == -1)
-    return UV_EBADF;
-  len = (socklen_t) *namelen;
-  if (getpeername(s->fd, name, &len))
-    return uvq__errno();
-  *namelen = (int) len;
-  return 0;
+  return get_name(handle, name, namelen, getpeername);
 }
 
 int uvq_udp_fileno(const uvq_udp_t* handle, uv_os_fd_t* fd) {
