@@ -293,6 +293,7 @@ static void on_flush(uv_check_t* check) {
 
   ep = check->data;
   uvq__ep_enter(ep);
+  ep->rx_since_flush = 0;
   write_dirty(ep);
   uvq__ep_flush(ep);
   if (ep->dirty == NULL || ep->tx_blocked || ep->closing)
@@ -809,6 +810,26 @@ static void dispatch(uvq_quic_endpoint_t* ep,
 
 /* ---- the socket ---------------------------------------------------------- */
 
+/* A readable event can bring many megabytes (32 reads of GRO batches).
+ * Waiting for the check phase to answer all of it would hold back ACKs
+ * that long and starve the sender's congestion window, so after each
+ * batch that brought a few dozen packets the connections write (and ACK)
+ * at once. */
+#define UVQ__ACK_EVERY 32
+
+static void ack_if_due(uvq_quic_endpoint_t* ep) {
+  if (!ep->batch_end)
+    return;
+  ep->batch_end = 0;
+  if (ep->rx_since_flush < UVQ__ACK_EVERY || ep->closing)
+    return;
+  ep->rx_since_flush = 0;
+  uvq__ep_enter(ep);
+  write_dirty(ep);
+  uvq__ep_flush(ep);
+  uvq__ep_leave(ep);
+}
+
 static void on_alloc(uvq_udp_t* udp, size_t suggested, uv_buf_t* buf) {
   uvq_quic_endpoint_t* ep;
   uint8_t* grown;
@@ -842,14 +863,17 @@ static void on_recv(uvq_udp_t* udp, const uvq_udp_recv_t* r) {
   if (!(r->flags & UVQ_UDP_MMSG_CHUNK)) {
     ts = ep->batch_ts != 0 ? ep->batch_ts : uvq__now();
     ep->batch_ts = 0;
+    ep->batch_end = 1;
   } else {
     if (ep->batch_ts == 0)
       ep->batch_ts = uvq__now();
     ts = ep->batch_ts;
   }
   if (r->nread <= 0 || r->addr == NULL || ep->closing ||
-      (r->flags & (UVQ_UDP_RECV_ERRQUEUE | UVQ_UDP_PARTIAL)))
+      (r->flags & (UVQ_UDP_RECV_ERRQUEUE | UVQ_UDP_PARTIAL))) {
+    ack_if_due(ep);
     return;
+  }
   if (r->local.ss_family != 0) {
     local = r->local;
   } else {
@@ -862,7 +886,9 @@ static void on_recv(uvq_udp_t* udp, const uvq_udp_recv_t* r) {
   uvq__ep_enter(ep);
   dispatch(ep, &path, &pi, (const uint8_t*) r->buf->base, (size_t) r->nread,
            ts);
+  ep->rx_since_flush++;
   uvq__ep_leave(ep);
+  ack_if_due(ep);
 }
 
 int uvq_quic_endpoint_bind(uvq_quic_endpoint_t* ep,

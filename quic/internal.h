@@ -203,6 +203,8 @@ struct uvq_quic_endpoint_s {
   uint8_t* rxbuf;
   size_t rxcap;
   ngtcp2_tstamp batch_ts;      /* timestamp of the receive batch in progress */
+  int batch_end;               /* the callback ends a receive batch */
+  unsigned int rx_since_flush; /* packets read since connections wrote */
   size_t nconns;
   size_t nhandshakes;
   int pending_handles;
