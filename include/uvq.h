@@ -117,7 +117,7 @@ enum uvq_udp_flags {
   UVQ_UDP_FEATURE_ECN_SEND = 1 << 19,
   /* Per-message source address (uvq_udp_mmsg_t.local). */
   UVQ_UDP_FEATURE_SRCADDR = 1 << 20,
-  /* Kernel receive-queue drop counting (SO_RXQ_OVFL). */
+  /* The kernel's receive-queue drop count is readable (SO_MEMINFO). */
   UVQ_UDP_FEATURE_DROPS = 1 << 21
 };
 
@@ -286,8 +286,9 @@ struct uvq_udp_stats_s {
   uint64_t truncated;
   /* Datagrams whose control data was truncated (UVQ_UDP_CTRUNC). */
   uint64_t control_truncated;
-  /* Datagrams the kernel dropped because the receive queue was full, as
-   * last reported by SO_RXQ_OVFL (UVQ_UDP_FEATURE_DROPS). */
+  /* Datagrams the kernel dropped because the receive queue was full, read
+   * from the socket when the counters are (SO_MEMINFO;
+   * UVQ_UDP_FEATURE_DROPS), counted since the socket was created. */
   uint64_t kernel_drops;
   /* Error-queue entries read (UVQ_UDP_RECVERR). */
   uint64_t errqueue_entries;

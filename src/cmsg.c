@@ -81,12 +81,10 @@ void uvq__cmsg_decode(struct msghdr* hdr,
   size_t dlen;
   int v;
 
-  memset(&m->local, 0, sizeof(m->local));
+  m->local.ss_family = 0; /* filled in full only when pktinfo is there */
   m->ifindex = 0;
   m->ecn = -1;
   m->segment_size = 0;
-  m->has_drops = 0;
-  m->drops = 0;
 
   if (hdr->msg_controllen == 0)
     return;
@@ -170,14 +168,6 @@ void uvq__cmsg_decode(struct msghdr* hdr,
           memcpy(&s16, CMSG_DATA(c), sizeof(s16));
           m->segment_size = s16;
         }
-        continue;
-      }
-#endif
-    } else if (c->cmsg_level == SOL_SOCKET) {
-#ifdef SO_RXQ_OVFL
-      if (c->cmsg_type == SO_RXQ_OVFL && dlen >= sizeof(uint32_t)) {
-        memcpy(&m->drops, CMSG_DATA(c), sizeof(m->drops));
-        m->has_drops = 1;
         continue;
       }
 #endif

@@ -39,7 +39,7 @@
 #define UVQ__MAX_PAYLOAD_V6 65527u
 
 /* Control buffer room per message. Receive: TOS or TCLASS, IP_PKTINFO or
- * IPV6_PKTINFO, UDP_GRO and SO_RXQ_OVFL at once, with slack for a dual-stack
+ * IPV6_PKTINFO and UDP_GRO at once, with slack for a dual-stack
  * socket that gets the IPv4 forms. Send: TOS/TCLASS, pktinfo, UDP_SEGMENT
  * and SCM_TXTIME. test-udp-cmsg checks that everything enabled fits. */
 #define UVQ__CMSG_RECV_SPACE 256
@@ -70,8 +70,6 @@ struct uvq__recv_meta {
   unsigned int ifindex;
   int ecn;                       /* -1 when absent */
   unsigned int segment_size;     /* GRO stride, 0 when absent */
-  int has_drops;
-  uint32_t drops;                /* SO_RXQ_OVFL running count */
 };
 
 /* What a message to send asks of its control data. */
@@ -92,8 +90,15 @@ struct uvq__recv_batch {
   unsigned int count;            /* messages read into buf */
   unsigned int next;             /* next message to deliver */
   size_t seg_offset;             /* GRO split: offset in message `next` */
-  int meta_valid;                /* meta describes message `next` */
+  int meta_valid;                /* meta and cur describe message `next` */
   struct uvq__recv_meta meta;
+  uvq_udp_recv_t cur;            /* the callback argument for `next` */
+  uv_buf_t cur_buf;
+  size_t cur_len;                /* its bytes (clamped to the slot) */
+  unsigned int cur_seg;          /* GRO stride, 0 if none */
+  unsigned int cur_nseg;         /* datagrams it carries */
+  unsigned int cur_extra;        /* UVQ_UDP_PARTIAL / UVQ_UDP_CTRUNC */
+  int cur_split;
   struct uvq__mmsg msgs[UVQ__RECV_BATCH_MAX];
   struct iovec iov[UVQ__RECV_BATCH_MAX];
   struct sockaddr_storage peers[UVQ__RECV_BATCH_MAX];
@@ -232,6 +237,9 @@ int uvq__io_recv(struct uvq__udp_state* s, struct uvq__mmsg* msgs,
 /* Sends up to n messages; count sent, or -errno of the first. */
 int uvq__io_send(struct uvq__udp_state* s, struct uvq__mmsg* msgs,
                  unsigned int n);
+/* The kernel's count of datagrams dropped for lack of room; UV_ENOTSUP
+ * where the platform cannot tell. */
+int uvq__io_drops(const struct uvq__udp_state* s, uint64_t* drops);
 /* Reads one error-queue entry and delivers it; 1 if one was delivered,
  * 0 when the queue is empty, -errno. Linux only (0 elsewhere). */
 int uvq__io_errqueue(struct uvq__udp_state* s);

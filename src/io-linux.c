@@ -1,10 +1,11 @@
 /* The Linux datapath: recvmmsg/sendmmsg, UDP GSO and GRO, SO_TXTIME,
- * IP_RECVERR and SO_RXQ_OVFL. */
+ * IP_RECVERR and SO_MEMINFO. */
 #include "internal.h"
 
 #include <fcntl.h>
 #include <linux/errqueue.h>
 #include <linux/net_tstamp.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <string.h>
@@ -49,16 +50,31 @@ static int probe_gso(int fd) {
   return getsockopt(fd, SOL_UDP, UDP_SEGMENT, &v, &len) == 0;
 }
 
+int uvq__io_drops(const struct uvq__udp_state* s, uint64_t* drops) {
+  uint32_t info[SK_MEMINFO_VARS];
+  socklen_t len;
+
+  len = sizeof(info);
+  if (getsockopt(s->fd, SOL_SOCKET, SO_MEMINFO, info, &len) != 0)
+    return uvq__errno();
+  if (len < (SK_MEMINFO_DROPS + 1) * sizeof(uint32_t))
+    return UV_ENOTSUP;
+  *drops = info[SK_MEMINFO_DROPS];
+  return 0;
+}
+
 unsigned int uvq__io_base_features(struct uvq__udp_state* s) {
+  uint64_t drops;
   unsigned int f;
 
   f = UVQ_UDP_RECVMMSG | UVQ_UDP_FEATURE_SENDMMSG | UVQ_UDP_FEATURE_SRCADDR |
       UVQ_UDP_FEATURE_ECN_SEND;
   if (probe_gso(s->fd))
     f |= UVQ_UDP_FEATURE_GSO;
-  /* SO_RXQ_OVFL costs one small control message per datagram and tells
-   * the caller how many datagrams the kernel dropped for lack of room. */
-  if (uvq__sockopt_set_int(s->fd, SOL_SOCKET, SO_RXQ_OVFL, 1) == 0)
+  /* The kernel's drop count is read when the counters are (SO_MEMINFO,
+   * Linux 4.6): SO_RXQ_OVFL would put a control message on every datagram,
+   * which measurably slows the receive path. */
+  if (uvq__io_drops(s, &drops) == 0)
     f |= UVQ_UDP_FEATURE_DROPS;
   return f;
 }

@@ -137,6 +137,12 @@ int uvq__io_send(struct uvq__udp_state* s,
   return (int) i;
 }
 
+int uvq__io_drops(const struct uvq__udp_state* s, uint64_t* drops) {
+  (void) s;
+  (void) drops;
+  return UV_ENOTSUP;
+}
+
 int uvq__io_errqueue(struct uvq__udp_state* s) {
   (void) s;
   return 0;

@@ -70,6 +70,60 @@ void uvq__udp_deliver_one(struct uvq__udp_state* s, uvq_udp_recv_t* r) {
   call_recv(s, r);
 }
 
+/* Describes message `next` once, when it is first looked at: its metadata
+ * and counters. The callbacks for its segments then only change nread,
+ * buf and flags (the GRO split path runs per segment, so this matters). */
+static void prepare(struct uvq__udp_state* s, struct uvq__recv_batch* rb) {
+  struct uvq__mmsg* m;
+  uvq_udp_recv_t* r;
+  size_t slot_len;
+  unsigned int extra;
+
+  m = &rb->msgs[rb->next];
+  uvq__cmsg_decode(&m->hdr, s->port, s->family, &rb->meta);
+  rb->meta_valid = 1;
+  slot_len = rb->iov[rb->next].iov_len;
+  rb->cur_len = m->len < slot_len ? m->len : slot_len;
+  rb->cur_seg = rb->meta.segment_size;
+  rb->cur_nseg = uvq__segments_of(rb->cur_len, rb->cur_seg);
+  rb->cur_split = (s->features & UVQ_UDP_GRO) && rb->cur_nseg > 1;
+  extra = 0;
+  if (m->hdr.msg_flags & MSG_TRUNC)
+    extra |= UVQ_UDP_PARTIAL;
+  if (m->hdr.msg_flags & MSG_CTRUNC)
+    extra |= UVQ_UDP_CTRUNC;
+  rb->cur_extra = extra;
+
+  r = &rb->cur;
+  r->addr = m->hdr.msg_namelen > 0
+                ? (const struct sockaddr*) &rb->peers[rb->next]
+                : NULL;
+  if (s->features & UVQ_UDP_RECVPKTINFO)
+    r->local = rb->meta.local;
+  else
+    r->local.ss_family = 0;
+  r->ifindex = rb->meta.ifindex;
+  r->ecn = rb->meta.ecn < 0 ? 0 : rb->meta.ecn;
+  r->segment_size = rb->cur_nseg > 1 ? rb->cur_seg : 0;
+  r->error = 0;
+  r->mtu = 0;
+  r->offender = NULL;
+
+  /* Counted once per message, when first seen. */
+  s->stats.datagrams_received += rb->cur_nseg;
+  s->stats.bytes_received += rb->cur_len;
+  if (rb->cur_nseg > 1) {
+    s->stats.gro_packets++;
+    s->stats.gro_segments += rb->cur_nseg;
+  }
+  if (rb->meta.ecn >= 0 && (s->features & UVQ_UDP_RECVECN))
+    s->stats.ecn_received[rb->meta.ecn] += rb->cur_nseg;
+  if (extra & UVQ_UDP_PARTIAL)
+    s->stats.truncated++;
+  if (extra & UVQ_UDP_CTRUNC)
+    s->stats.control_truncated++;
+}
+
 /* Delivers the datagrams read into the batch buffer, in order, until all
  * are delivered, the caller stops receiving, or the handle closes. Then,
  * unless a sole datagram already took it back, returns the buffer with one
@@ -77,103 +131,57 @@ void uvq__udp_deliver_one(struct uvq__udp_state* s, uvq_udp_recv_t* r) {
  * callback may stop, restart or close the handle. */
 void uvq__udp_deliver(struct uvq__udp_state* s) {
   struct uvq__recv_batch* rb;
-  struct uvq__mmsg* m;
-  uvq_udp_recv_t r;
-  uv_buf_t chunk;
-  size_t len;
-  size_t slot_len;
-  unsigned int seg;
-  unsigned int nseg;
-  unsigned int extra;
-  int split;
-  int sole;
+  uvq_udp_recv_t* r;
+  uvq_udp_recv_t fr;
+  uv_buf_t* chunk;
+  size_t left;
 
   rb = s->rb;
+  r = &rb->cur;
+  chunk = &rb->cur_buf;
   while (rb->held && rb->next < rb->count) {
     if (!(s->flags & UVQ__F_RECEIVING) || (s->flags & UVQ__F_CLOSING))
       break;
+    if (!rb->meta_valid)
+      prepare(s, rb);
 
-    m = &rb->msgs[rb->next];
-    slot_len = rb->iov[rb->next].iov_len;
-    len = m->len < slot_len ? m->len : slot_len;
-    if (!rb->meta_valid) {
-      uvq__cmsg_decode(&m->hdr, s->port, s->family, &rb->meta);
-      rb->meta_valid = 1;
-      if (rb->meta.has_drops)
-        s->stats.kernel_drops = rb->meta.drops;
-    }
-    seg = rb->meta.segment_size;
-    nseg = uvq__segments_of(len, seg);
-    split = (s->features & UVQ_UDP_GRO) && nseg > 1;
-
-    extra = 0;
-    if (m->hdr.msg_flags & MSG_TRUNC)
-      extra |= UVQ_UDP_PARTIAL;
-    if (m->hdr.msg_flags & MSG_CTRUNC)
-      extra |= UVQ_UDP_CTRUNC;
-
-    recv_init(&r);
-    r.addr = m->hdr.msg_namelen > 0 ? (const struct sockaddr*) &rb->peers[rb->next]
-                                    : NULL;
-    r.local = rb->meta.local;
-    r.ifindex = rb->meta.ifindex;
-    r.ecn = rb->meta.ecn < 0 ? 0 : rb->meta.ecn;
-    r.segment_size = nseg > 1 ? seg : 0;
-
-    if (rb->seg_offset == 0) {
-      /* First look at this message: count it once. */
-      s->stats.datagrams_received += nseg;
-      s->stats.bytes_received += len;
-      if (nseg > 1) {
-        s->stats.gro_packets++;
-        s->stats.gro_segments += nseg;
-      }
-      if (rb->meta.ecn >= 0 && (s->features & UVQ_UDP_RECVECN))
-        s->stats.ecn_received[rb->meta.ecn] += nseg;
-      if (extra & UVQ_UDP_PARTIAL)
-        s->stats.truncated++;
-      if (extra & UVQ_UDP_CTRUNC)
-        s->stats.control_truncated++;
-    }
-
-    if (split) {
-      chunk.base = (char*) rb->iov[rb->next].iov_base + rb->seg_offset;
-      chunk.len = len - rb->seg_offset < seg ? len - rb->seg_offset : seg;
-      r.nread = (ssize_t) chunk.len;
-      r.buf = &chunk;
-      r.flags = UVQ_UDP_MMSG_CHUNK | (extra & UVQ_UDP_CTRUNC);
-      rb->seg_offset += chunk.len;
-      if (rb->seg_offset >= len) {
+    if (rb->cur_split) {
+      left = rb->cur_len - rb->seg_offset;
+      chunk->base = (char*) rb->iov[rb->next].iov_base + rb->seg_offset;
+      chunk->len = left < rb->cur_seg ? left : rb->cur_seg;
+      r->nread = (ssize_t) chunk->len;
+      r->buf = chunk;
+      r->flags = UVQ_UDP_MMSG_CHUNK | (rb->cur_extra & UVQ_UDP_CTRUNC);
+      rb->seg_offset += chunk->len;
+      if (rb->seg_offset >= rb->cur_len) {
         /* A truncated super-packet lost its tail: say so on its last
          * segment, the one that was cut. */
-        r.flags |= extra & UVQ_UDP_PARTIAL;
+        r->flags |= rb->cur_extra & UVQ_UDP_PARTIAL;
         rb->next++;
         rb->seg_offset = 0;
         rb->meta_valid = 0;
       }
-      call_recv(s, &r);
+      call_recv(s, r);
       continue;
     }
 
-    sole = rb->count == 1;
-    rb->next++;
-    rb->seg_offset = 0;
-    rb->meta_valid = 0;
-    r.nread = (ssize_t) len;
-    r.flags = extra;
-    if (sole) {
+    r->nread = (ssize_t) rb->cur_len;
+    r->flags = rb->cur_extra;
+    if (rb->count == 1) {
       /* The buffer held just this datagram: hand it back with it and save
        * the caller a FREE callback. Slot 0 starts at the buffer's base. */
       rb->held = 0;
-      chunk = rb->buf;
-      r.buf = &chunk;
+      *chunk = rb->buf;
     } else {
-      chunk.base = rb->iov[rb->next - 1].iov_base;
-      chunk.len = len;
-      r.buf = &chunk;
-      r.flags |= UVQ_UDP_MMSG_CHUNK;
+      chunk->base = rb->iov[rb->next].iov_base;
+      chunk->len = rb->cur_len;
+      r->flags |= UVQ_UDP_MMSG_CHUNK;
     }
-    call_recv(s, &r);
+    r->buf = chunk;
+    rb->next++;
+    rb->seg_offset = 0;
+    rb->meta_valid = 0;
+    call_recv(s, r);
   }
 
   /* Return the buffer once everything in it was delivered, or when the
@@ -182,12 +190,11 @@ void uvq__udp_deliver(struct uvq__udp_state* s) {
   if (rb->held &&
       (rb->next >= rb->count || (s->flags & UVQ__F_CLOSING))) {
     rb->held = 0;
-    chunk = rb->buf;
-    recv_init(&r);
-    r.nread = 0;
-    r.buf = &chunk;
-    r.flags = UVQ_UDP_MMSG_FREE;
-    call_recv(s, &r);
+    recv_init(&fr);
+    fr.nread = 0;
+    fr.buf = &rb->buf;
+    fr.flags = UVQ_UDP_MMSG_FREE;
+    call_recv(s, &fr);
   }
 }
 

@@ -552,9 +552,16 @@ unsigned int uvq_udp_features(const uvq_udp_t* handle) {
 }
 
 int uvq_udp_get_stats(const uvq_udp_t* handle, uvq_udp_stats_t* stats) {
+  const struct uvq__udp_state* s;
+  uint64_t drops;
+
   if (handle == NULL || handle->state_ == NULL || stats == NULL)
     return UV_EINVAL;
-  *stats = handle->state_->stats;
+  s = handle->state_;
+  *stats = s->stats;
+  if (s->fd != -1 && (s->features & UVQ_UDP_FEATURE_DROPS) &&
+      uvq__io_drops(s, &drops) == 0)
+    stats->kernel_drops = drops;
   return 0;
 }
 
