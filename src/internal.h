@@ -41,7 +41,7 @@
 /* Control buffer room per message. Receive: TOS or TCLASS, IP_PKTINFO or
  * IPV6_PKTINFO and UDP_GRO at once, with slack for a dual-stack
  * socket that gets the IPv4 forms. Send: TOS/TCLASS, pktinfo, UDP_SEGMENT
- * and SCM_TXTIME. test-udp-cmsg checks that everything enabled fits. */
+ * and SCM_TXTIME. test-udp-recv checks that everything enabled fits. */
 #define UVQ__CMSG_RECV_SPACE 256
 #define UVQ__CMSG_SEND_SPACE 128
 
