@@ -31,6 +31,17 @@ static void rand_cb(uint8_t* dest, size_t len, const ngtcp2_rand_ctx* ctx) {
   uvq__ep_rand(dest, len);
 }
 
+/* ngtcp2 requires each connection's clock never to go back, but one
+ * receive batch shares a timestamp taken before the application, from a
+ * callback, may have acted on this connection with a later one. Every
+ * timestamp handed to ngtcp2 goes through here. */
+static ngtcp2_tstamp conn_ts(uvq_quic_conn_t* c, ngtcp2_tstamp ts) {
+  if (ts < c->last_ts)
+    return c->last_ts;
+  c->last_ts = ts;
+  return ts;
+}
+
 /* ---- streams ------------------------------------------------------------- */
 
 static struct uvq__quic_stream* find_stream(uvq_quic_conn_t* c, int64_t id) {
@@ -111,8 +122,16 @@ static void free_stream(uvq_quic_conn_t* c, struct uvq__quic_stream* s) {
 
 static int cb_handshake_completed(ngtcp2_conn* conn, void* user_data) {
   uvq_quic_conn_t* c = user_data;
+  size_t alpnlen;
 
   (void) conn;
+  /* QUIC requires an application protocol (RFC 9001, 8.1). wolfSSL lets a
+   * handshake through without one when the server's selection fails, so
+   * the check is made here: no_application_protocol (alert 120). */
+  if (uvq_quic_conn_alpn(c, &alpnlen) == NULL || alpnlen == 0) {
+    c->tls_alert = 120;
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+  }
   if (c->state == UVQ__CONN_HANDSHAKING)
     c->state = UVQ__CONN_OPEN;
   if (c->zero_rtt == UVQ_QUIC_0RTT_SENT)
@@ -120,7 +139,7 @@ static int cb_handshake_completed(ngtcp2_conn* conn, void* user_data) {
                           WOLFSSL_EARLY_DATA_ACCEPTED
                       ? UVQ_QUIC_0RTT_ACCEPTED
                       : UVQ_QUIC_0RTT_REJECTED;
-  else if (c->is_server &&
+  else if (c->is_server && wolfSSL_session_reused(c->ssl) &&
            wolfSSL_get_early_data_status(c->ssl) == WOLFSSL_EARLY_DATA_ACCEPTED)
     c->zero_rtt = UVQ_QUIC_0RTT_ACCEPTED;
   if (c->is_server && !c->handshake_reported && c->ep->nhandshakes > 0)
@@ -191,9 +210,16 @@ static int cb_stream_close(ngtcp2_conn* conn,
   uvq_quic_conn_t* c = user_data;
   struct uvq__quic_stream* s = stream_user_data;
 
-  (void) conn;
   if (!(flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET))
     app_error_code = 0;
+  /* A stream the peer opened is gone: it may open another (MAX_STREAMS,
+   * RFC 9000, 4.6). */
+  if (!ngtcp2_conn_is_local_stream(conn, stream_id)) {
+    if (ngtcp2_is_bidi_stream(stream_id))
+      ngtcp2_conn_extend_max_streams_bidi(conn, 1);
+    else
+      ngtcp2_conn_extend_max_streams_uni(conn, 1);
+  }
   if (c->app != NULL) {
     if (s != NULL)
       free_stream(c, s);
@@ -348,6 +374,28 @@ static int cb_remove_connection_id(ngtcp2_conn* conn,
   return 0;
 }
 
+/* The peer's stateless reset tokens, one per destination connection ID in
+ * use, go into the endpoint's token map: a reset carries a random DCID, so
+ * only its trailing token says which connection it is for. */
+static int cb_dcid_status(ngtcp2_conn* conn,
+                          ngtcp2_connection_id_status_type type,
+                          uint64_t seq,
+                          const ngtcp2_cid* cid,
+                          const uint8_t* token,
+                          void* user_data) {
+  uvq_quic_conn_t* c = user_data;
+
+  (void) conn;
+  (void) seq;
+  (void) cid;
+  if (token == NULL)
+    return 0;
+  if (type == NGTCP2_CONNECTION_ID_STATUS_TYPE_ACTIVATE)
+    return uvq__ep_add_token(c, token) == 0 ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
+  uvq__ep_remove_token(c, token);
+  return 0;
+}
+
 static int cb_recv_datagram(ngtcp2_conn* conn,
                             uint32_t flags,
                             const uint8_t* data,
@@ -436,6 +484,7 @@ static void fill_callbacks(ngtcp2_callbacks* cb, int server) {
   cb->ack_datagram = cb_ack_datagram;
   cb->lost_datagram = cb_lost_datagram;
   cb->recv_stateless_reset = cb_recv_stateless_reset;
+  cb->dcid_status = cb_dcid_status;
 }
 
 /* ---- creation ------------------------------------------------------------- */
@@ -603,6 +652,10 @@ int uvq__conn_new_server(uvq_quic_endpoint_t* ep,
   }
   c->odcid.len = (uint8_t) hd->dcid.datalen;
   memcpy(c->odcid.data, hd->dcid.data, hd->dcid.datalen);
+  if (ep->cfg.keepalive_ms)
+    ngtcp2_conn_set_keep_alive_timeout(c->conn,
+                                       ep->cfg.keepalive_ms *
+                                           NGTCP2_MILLISECONDS);
   link_conn(c);
   ep->nhandshakes++;
   *out = c;
@@ -763,7 +816,17 @@ void uvq__conn_report_closed(uvq_quic_conn_t* c) {
   if (c->is_server && !c->handshake_reported && c->ep->nhandshakes > 0)
     c->ep->nhandshakes--;
   c->handshake_reported = 1;
-  /* Writes that can no longer be acknowledged complete first. */
+  /* Datagrams that never went are lost, and writes that can no longer be
+   * acknowledged complete, first. */
+  while (c->dgram_head != NULL) {
+    struct uvq__quic_dgram* d = c->dgram_head;
+    c->dgram_head = d->next;
+    c->dgram_count--;
+    if (c->ep->cb.datagram_lost != NULL)
+      c->ep->cb.datagram_lost(c, d->id);
+    free(d);
+  }
+  c->dgram_tail = NULL;
   for (i = 0; i < c->streams.cap; i++) {
     s = c->streams.slots[i].value;
     if (s != NULL)
@@ -797,6 +860,7 @@ void uvq__conn_close_local(uvq_quic_conn_t* c, int kind, uint64_t code,
     return;
   if (c->in_ngtcp2) {
     c->close_pending = 1;
+    c->close_pending_kind = kind;
     c->close_pending_code = code;
     return;
   }
@@ -817,7 +881,7 @@ void uvq__conn_close_local(uvq_quic_conn_t* c, int kind, uint64_t code,
   c->error.reason = c->reason;
   c->error.reasonlen = c->reason ? strlen(c->reason) : 0;
 
-  ts = uvq__now();
+  ts = conn_ts(c, uvq__now());
   ngtcp2_path_storage_zero(&ps);
   n = ngtcp2_conn_write_connection_close(c->conn, &ps.path, &pi, buf,
                                          sizeof(buf), &ccerr, ts);
@@ -840,7 +904,7 @@ int uvq_quic_conn_close(uvq_quic_conn_t* c, uint64_t app_error,
                         const char* reason) {
   if (c == NULL)
     return UV_EINVAL;
-  if (c->state >= UVQ__CONN_CLOSING)
+  if (c->state >= UVQ__CONN_CLOSING || c->close_pending)
     return UV_EALREADY;
   free(c->reason);
   c->reason = reason ? strdup(reason) : NULL;
@@ -903,6 +967,15 @@ static void handle_error(uvq_quic_conn_t* c, int rv, ngtcp2_tstamp ts) {
     case NGTCP2_ERR_RECV_VERSION_NEGOTIATION:
       close_silently(c, UVQ_QUIC_ERROR_VERSION, rv);
       return;
+    case NGTCP2_ERR_CALLBACK_FAILURE:
+      if (c->tls_alert != 0) {
+        uvq__conn_close_local(c, UVQ_QUIC_ERROR_TRANSPORT,
+                              NGTCP2_CRYPTO_ERROR + c->tls_alert, 0);
+        return;
+      }
+      uvq__conn_close_local(c, UVQ_QUIC_ERROR_TRANSPORT,
+                            ngtcp2_err_infer_quic_transport_error_code(rv), rv);
+      return;
     case NGTCP2_ERR_CRYPTO:
       uvq__conn_close_local(c, UVQ_QUIC_ERROR_TRANSPORT,
                             NGTCP2_CRYPTO_ERROR +
@@ -921,8 +994,7 @@ static void handle_error(uvq_quic_conn_t* c, int rv, ngtcp2_tstamp ts) {
 static void run_pending_close(uvq_quic_conn_t* c) {
   if (c->close_pending && c->state < UVQ__CONN_CLOSING) {
     c->close_pending = 0;
-    uvq__conn_close_local(c, UVQ_QUIC_ERROR_APPLICATION,
-                          c->close_pending_code, 0);
+    uvq__conn_close_local(c, c->close_pending_kind, c->close_pending_code, 0);
   }
 }
 
@@ -949,6 +1021,7 @@ int uvq__conn_read(uvq_quic_conn_t* c,
   c->packets_received++;
   c->bytes_received += len;
   c->ecn_received[pi->ecn & 3]++;
+  ts = conn_ts(c, ts);
   c->in_ngtcp2 = 1;
   rv = ngtcp2_conn_read_pkt(c->conn, path, pi, data, len, ts);
   c->in_ngtcp2 = 0;
@@ -984,6 +1057,7 @@ void uvq__conn_on_timer(uvq_quic_conn_t* c, ngtcp2_tstamp ts) {
     uvq__conn_release(c);
     return;
   }
+  ts = conn_ts(c, ts);
   c->in_ngtcp2 = 1;
   rv = ngtcp2_conn_handle_expiry(c->conn, ts);
   c->in_ngtcp2 = 0;
@@ -1065,6 +1139,7 @@ void uvq__conn_write(uvq_quic_conn_t* c, ngtcp2_tstamp ts) {
   if (c->state >= UVQ__CONN_CLOSING)
     return;
   ep = c->ep;
+  ts = conn_ts(c, ts);
   ngtcp2_path_storage_zero(&ps);
   max_payload = ngtcp2_conn_get_max_tx_udp_payload_size(c->conn);
   quantum = ep->cfg.pacing ? ngtcp2_conn_get_send_quantum(c->conn) : SIZE_MAX;
@@ -1196,7 +1271,12 @@ void uvq__conn_write(uvq_quic_conn_t* c, ngtcp2_tstamp ts) {
     }
     if (nwrite == 0)
       break;
-    uvq__ep_tx_commit(ep, &ps.path, pi.ecn, (size_t) nwrite, 0, 1);
+    /* With ECN off the packets go Not-ECT; ngtcp2's validation then fails
+     * and it stops asking for ECT on its own. */
+    if (!ep->cfg.ecn)
+      pi.ecn = NGTCP2_ECN_NOT_ECT;
+    c->sends += (uint64_t) uvq__ep_tx_commit(ep, &ps.path, pi.ecn,
+                                             (size_t) nwrite, 0, 1);
     c->packets_sent++;
     c->bytes_sent += (uint64_t) nwrite;
     c->ecn_sent[pi.ecn & 3]++;
@@ -1235,6 +1315,8 @@ void uvq__conn_release(uvq_quic_conn_t* c) {
   /* Unlinked now so that no dispatch, flush or timer reaches it again. */
   while (c->ncids > 0)
     uvq__ep_remove_cid(c, c->cids[0].data, c->cids[0].len);
+  while (c->ntokens > 0)
+    uvq__ep_remove_token(c, c->tokens[0].data);
   if (c->dirty) {
     for (pp = &ep->dirty; *pp != NULL; pp = &(*pp)->next_dirty) {
       if (*pp == c) {
@@ -1285,6 +1367,8 @@ void uvq__conn_free(uvq_quic_conn_t* c) {
   }
   while (c->ncids > 0)
     uvq__ep_remove_cid(c, c->cids[0].data, c->cids[0].len);
+  while (c->ntokens > 0)
+    uvq__ep_remove_token(c, c->tokens[0].data);
   uvq__heap_remove(&c->ep->timers, &c->timer);
   if (c->conn != NULL)
     ngtcp2_conn_del(c->conn);
@@ -1292,6 +1376,7 @@ void uvq__conn_free(uvq_quic_conn_t* c) {
   if (c->qlog != NULL)
     fclose(c->qlog);
   free(c->cids);
+  free(c->tokens);
   free(c->close_pkt);
   free(c->reason);
   free(c);
@@ -1365,6 +1450,7 @@ int uvq_quic_conn_get_stats(uvq_quic_conn_t* c, uvq_quic_conn_stats_t* st) {
   st->bytes_received = c->bytes_received;
   st->packets_sent = c->packets_sent;
   st->packets_received = c->packets_received;
+  st->sends = c->sends;
   memcpy(st->ecn_sent, c->ecn_sent, sizeof(st->ecn_sent));
   memcpy(st->ecn_received, c->ecn_received, sizeof(st->ecn_received));
   st->ecn_marking = c->last_tx_ecn == NGTCP2_ECN_ECT_0;
@@ -1380,7 +1466,12 @@ int uvq_quic_conn_update_key(uvq_quic_conn_t* c) {
 
   if (c == NULL || c->state >= UVQ__CONN_CLOSING)
     return UV_EINVAL;
-  rv = ngtcp2_conn_initiate_key_update(c->conn, uvq__now());
+  /* ngtcp2 asserts the handshake is over and may not be re-entered from
+   * its own callbacks: ask only then. */
+  if (c->state != UVQ__CONN_OPEN || c->in_ngtcp2 ||
+      !ngtcp2_conn_get_handshake_completed(c->conn))
+    return UV_EAGAIN;
+  rv = ngtcp2_conn_initiate_key_update(c->conn, conn_ts(c, uvq__now()));
   if (rv != 0)
     return UV_EAGAIN;
   uvq__ep_mark_dirty(c);
@@ -1398,7 +1489,7 @@ int uvq_quic_conn_migrate(uvq_quic_conn_t* c, const struct sockaddr* local) {
     return UV_EINVAL;
   if (c->is_server)
     return UV_EINVAL;
-  if (c->state != UVQ__CONN_OPEN)
+  if (c->state != UVQ__CONN_OPEN || c->in_ngtcp2)
     return UV_EAGAIN;
   cur = ngtcp2_conn_get_path(c->conn);
   if (local->sa_family != cur->remote.addr->sa_family)
@@ -1416,9 +1507,11 @@ int uvq_quic_conn_migrate(uvq_quic_conn_t* c, const struct sockaddr* local) {
   path.user_data = c->ep;
   /* Validated migration: ngtcp2 probes the new path with PATH_CHALLENGE and
    * moves to it once the server answers (RFC 9000, 9.2). */
-  rv = ngtcp2_conn_initiate_migration(c->conn, &path, uvq__now());
-  if (rv != 0)
+  rv = ngtcp2_conn_initiate_migration(c->conn, &path, conn_ts(c, uvq__now()));
+  if (rv != 0) {
+    uvq__ep_remove_socket(c->ep, (struct sockaddr*) &bound);
     return rv == NGTCP2_ERR_CONN_ID_BLOCKED ? UV_EAGAIN : UV_EINVAL;
+  }
   uvq__ep_mark_dirty(c);
   return 0;
 }
@@ -1504,6 +1597,8 @@ int uvq_quic_stream_consume(uvq_quic_conn_t* c, int64_t stream_id, size_t n) {
     return UV_EINVAL;
   if (c->state >= UVQ__CONN_CLOSING)
     return UV_EPIPE;
+  if (find_stream(c, stream_id) == NULL)
+    return UV_ENOENT;
   ngtcp2_conn_extend_max_stream_offset(c->conn, stream_id, n);
   ngtcp2_conn_extend_max_offset(c->conn, n);
   uvq__ep_mark_dirty(c);

@@ -51,6 +51,7 @@ static void free_endpoint(uvq_quic_endpoint_t* ep) {
 
   uvq__tls_endpoint_free(ep);
   uvq__cidmap_free(&ep->cids);
+  uvq__cidmap_free(&ep->tokens);
   uvq__heap_free(&ep->timers);
   while (ep->socks != NULL) {
     struct uvq__quic_sock* s = ep->socks;
@@ -110,6 +111,8 @@ int uvq_quic_endpoint_new(uv_loop_t* loop,
   uvq__heap_init(&ep->timers);
 
   err = uvq__cidmap_init(&ep->cids);
+  if (err == 0)
+    err = uvq__cidmap_init(&ep->tokens);
   if (err == 0) {
     ep->txbuf = malloc(UVQ__TX_BUF);
     if (ep->txbuf == NULL)
@@ -182,6 +185,55 @@ void uvq__ep_remove_cid(uvq_quic_conn_t* c, const uint8_t* cid, size_t len) {
       if (uvq__cidmap_get(&c->ep->cids, cid, len) == c)
         uvq__cidmap_del(&c->ep->cids, cid, len);
       c->cids[i] = c->cids[--c->ncids];
+      return;
+    }
+  }
+}
+
+/* The same bookkeeping for stateless reset tokens (16 bytes). */
+static int list_add(struct uvq__cid** list, size_t* n, size_t* cap,
+                    const uint8_t* data, size_t len) {
+  struct uvq__cid* grown;
+
+  if (*n == *cap) {
+    size_t ncap = *cap ? *cap * 2 : 8;
+    grown = realloc(*list, ncap * sizeof(*grown));
+    if (grown == NULL)
+      return UV_ENOMEM;
+    *list = grown;
+    *cap = ncap;
+  }
+  (*list)[*n].len = (uint8_t) len;
+  memcpy((*list)[*n].data, data, len);
+  (*n)++;
+  return 0;
+}
+
+int uvq__ep_add_token(uvq_quic_conn_t* c, const uint8_t* token) {
+  int err;
+
+  err = uvq__cidmap_put(&c->ep->tokens, token,
+                        NGTCP2_STATELESS_RESET_TOKENLEN, c);
+  if (err)
+    return err;
+  err = list_add(&c->tokens, &c->ntokens, &c->tokens_cap, token,
+                 NGTCP2_STATELESS_RESET_TOKENLEN);
+  if (err)
+    uvq__cidmap_del(&c->ep->tokens, token, NGTCP2_STATELESS_RESET_TOKENLEN);
+  return err;
+}
+
+void uvq__ep_remove_token(uvq_quic_conn_t* c, const uint8_t* token) {
+  size_t i;
+
+  for (i = 0; i < c->ntokens; i++) {
+    if (memcmp(c->tokens[i].data, token, NGTCP2_STATELESS_RESET_TOKENLEN) ==
+        0) {
+      if (uvq__cidmap_get(&c->ep->tokens, token,
+                          NGTCP2_STATELESS_RESET_TOKENLEN) == c)
+        uvq__cidmap_del(&c->ep->tokens, token,
+                        NGTCP2_STATELESS_RESET_TOKENLEN);
+      c->tokens[i] = c->tokens[--c->ntokens];
       return;
     }
   }
@@ -320,23 +372,29 @@ uint8_t* uvq__ep_tx_space(uvq_quic_endpoint_t* ep, size_t* avail) {
   uvq_udp_mmsg_t* m;
   size_t used;
 
-  if (ep->ntx == UVQ__TX_MSGS)
-    uvq__ep_flush(ep);
-  if (ep->tx_blocked || ep->ntx == UVQ__TX_MSGS) {
-    *avail = 0;
-    return NULL;
+  for (;;) {
+    /* The last slot stays free for a packet that cannot join the current
+     * run, so an encrypted packet never has to be dropped for lack of
+     * room: flush before that could happen. */
+    if (ep->ntx >= UVQ__TX_MSGS - 1 &&
+        (ep->ntx == UVQ__TX_MSGS || ep->txbufs[ep->ntx].len > 0))
+      uvq__ep_flush(ep);
+    if (ep->tx_blocked || ep->ntx >= UVQ__TX_MSGS) {
+      *avail = 0;
+      return NULL;
+    }
+    m = &ep->txmsgs[ep->ntx];
+    used = ep->txbufs[ep->ntx].len;
+    /* A packet written after the current run either joins it or, if it
+     * cannot, is moved to the next message by uvq__ep_tx_commit. */
+    if (used > 0 && (used + UVQ__MAX_UDP_PAYLOAD > 65507 || m->gso_size == 0 ||
+                     used % m->gso_size != 0)) {
+      ep->ntx++;
+      continue;
+    }
+    *avail = 65536 - used;
+    return msg_base(ep, ep->ntx) + used;
   }
-  m = &ep->txmsgs[ep->ntx];
-  used = ep->txbufs[ep->ntx].len;
-  /* A packet written after the current run either joins it or, if it
-   * cannot, is moved to the next message by uvq__ep_tx_commit. */
-  if (used + UVQ__MAX_UDP_PAYLOAD > 65507 ||
-      (used > 0 && (m->gso_size == 0 || used % m->gso_size != 0))) {
-    ep->ntx++;
-    return uvq__ep_tx_space(ep, avail);
-  }
-  *avail = 65536 - used;
-  return msg_base(ep, ep->ntx) + used;
 }
 
 static void start_msg(uvq_quic_endpoint_t* ep,
@@ -370,12 +428,16 @@ static void start_msg(uvq_quic_endpoint_t* ep,
   m->gso_size = (unsigned int) len;
 }
 
-void uvq__ep_tx_commit(uvq_quic_endpoint_t* ep,
-                       const ngtcp2_path* path,
-                       int ecn,
-                       size_t len,
-                       size_t gso_size,
-                       unsigned int nseg) {
+/* Records a packet written at uvq__ep_tx_space(): it joins the current run
+ * (same path, socket and ECN codepoint, not longer than the run's stride,
+ * at most 64 segments; GSO on), or starts the next message. Returns 1 when
+ * it started a message. */
+int uvq__ep_tx_commit(uvq_quic_endpoint_t* ep,
+                      const ngtcp2_path* path,
+                      int ecn,
+                      size_t len,
+                      size_t gso_size,
+                      unsigned int nseg) {
   uvq_udp_mmsg_t* m;
   unsigned int i;
   size_t used;
@@ -387,34 +449,22 @@ void uvq__ep_tx_commit(uvq_quic_endpoint_t* ep,
   used = ep->txbufs[i].len;
   if (used == 0) {
     start_msg(ep, i, path, ecn, len);
-    return;
+    return 1;
   }
-  if (m->ecn == ecn && len <= m->gso_size &&
+  if (ep->cfg.gso && m->ecn == ecn && len <= m->gso_size &&
       ep->txsock[i] == uvq__ep_socket_for(ep, path->local.addr) &&
       same_addr(&ep->txaddr[i], &path->remote) &&
       same_addr(&ep->txlocal[i], &path->local) &&
       used / m->gso_size < UVQ__TX_SEGMENTS) {
     ep->txbufs[i].len += len;
-    return;
+    return 0;
   }
-  /* The packet cannot join this run: it starts the next message. */
+  /* The packet cannot join this run: it starts the next message, in the
+   * slot uvq__ep_tx_space() kept free. */
   ep->ntx++;
-  if (ep->ntx == UVQ__TX_MSGS) {
-    /* Keep the packet: flush the full runs, then move it to the front. */
-    uint8_t tmp[65536];
-    memcpy(tmp, msg_base(ep, i) + used, len);
-    uvq__ep_flush(ep);
-    if (ep->tx_blocked) {
-      /* The socket is full and the staging area waits for it; this packet
-       * is dropped like a packet lost on the path, and QUIC's loss
-       * recovery resends its frames. */
-      return;
-    }
-    memcpy(msg_base(ep, ep->ntx), tmp, len);
-  } else {
-    memmove(msg_base(ep, ep->ntx), msg_base(ep, i) + used, len);
-  }
+  memmove(msg_base(ep, ep->ntx), msg_base(ep, i) + used, len);
   start_msg(ep, ep->ntx, path, ecn, len);
+  return 1;
 }
 
 int uvq__ep_stage(uvq_quic_endpoint_t* ep,
@@ -433,6 +483,11 @@ int uvq__ep_stage(uvq_quic_endpoint_t* ep,
   uvq__ep_tx_commit(ep, path, ecn, len, gso_size, 1);
   /* A packet sent on its own ends its run. */
   ep->ntx++;
+  /* Packets without a connection (Retry, Version Negotiation, resets,
+   * refusals) go out with the next flush, which nothing else may be about
+   * to run. */
+  if (!ep->flush_active && !ep->finished)
+    start_flush(ep);
   return 0;
 }
 
@@ -568,6 +623,29 @@ static unsigned int bind_flags(const uvq_quic_endpoint_t* ep) {
 static void on_alloc(uvq_udp_t* udp, size_t suggested, uv_buf_t* buf);
 static void on_recv(uvq_udp_t* udp, const uvq_udp_recv_t* r);
 
+static void on_sock_removed(uvq_udp_t* udp) {
+  free(udp->data);
+}
+
+/* Closes the socket bound to bound, opened by uvq__ep_add_socket, when the
+ * migration it was for could not start. */
+void uvq__ep_remove_socket(uvq_quic_endpoint_t* ep,
+                           const struct sockaddr* bound) {
+  struct uvq__quic_sock** pp;
+  struct uvq__quic_sock* s;
+  uint16_t port;
+
+  port = addr_port(bound);
+  for (pp = &ep->socks; (s = *pp) != NULL; pp = &s->next) {
+    if (s->port == port) {
+      *pp = s->next;
+      s->udp.data = s;
+      uvq_udp_close(&s->udp, on_sock_removed);
+      return;
+    }
+  }
+}
+
 /* Opens another socket of the endpoint, for a client moving to a new
  * local address or port; *bound receives its address. */
 int uvq__ep_add_socket(uvq_quic_endpoint_t* ep,
@@ -686,10 +764,12 @@ static void send_refusal(uvq_quic_endpoint_t* ep,
   ngtcp2_cid scid;
   ngtcp2_ssize n;
 
-  scid.datalen = UVQ__SCID_LEN;
-  uvq__ep_rand(scid.data, scid.datalen);
+  /* The Initial keys derive from the client's original DCID, which ngtcp2
+   * takes as the SCID argument here (the server answers from it). */
+  (void) scid;
   n = ngtcp2_crypto_write_connection_close(buf, sizeof(buf), hd->version,
-                                           &hd->scid, &scid, code, NULL, 0);
+                                           &hd->scid, &hd->dcid, code, NULL,
+                                           0);
   if (n > 0)
     uvq__ep_stage(ep, path, 0, buf, (size_t) n, 0);
   ep->stats.connections_refused++;
@@ -796,7 +876,13 @@ static void dispatch(uvq_quic_endpoint_t* ep,
     uvq__conn_read(c, path, pi, data, len, ts);
     return;
   }
-  if (vc.version != 0) {
+  if (data[0] & 0x80) {
+    /* Long header. Version 0 is a Version Negotiation packet, which only
+     * means something to the connection it names. */
+    if (vc.version == 0) {
+      ep->stats.packets_dropped++;
+      return;
+    }
     /* Long header: only a server makes connections from it. */
     if (ep->server_ctx != NULL)
       accept_initial(ep, path, pi, data, len, ts);
@@ -804,8 +890,21 @@ static void dispatch(uvq_quic_endpoint_t* ep,
       ep->stats.packets_dropped++;
     return;
   }
+  /* A short-header packet for no known connection ID may be a stateless
+   * reset for one of ours: its last 16 bytes would be the token the peer
+   * gave for the ID it has stopped knowing (RFC 9000, 10.3.1). ngtcp2
+   * checks the token when the connection reads it. */
+  if (len >= NGTCP2_STATELESS_RESET_TOKENLEN + 5) {
+    c = uvq__cidmap_get(&ep->tokens, data + len - NGTCP2_STATELESS_RESET_TOKENLEN,
+                        NGTCP2_STATELESS_RESET_TOKENLEN);
+    if (c != NULL) {
+      uvq__conn_read(c, path, pi, data, len, ts);
+      return;
+    }
+  }
   ep->stats.packets_dropped++;
-  send_stateless_reset(ep, path, vc.dcid, vc.dcidlen, len);
+  if (vc.dcidlen <= NGTCP2_MAX_CIDLEN)
+    send_stateless_reset(ep, path, vc.dcid, vc.dcidlen, len);
 }
 
 /* ---- the socket ---------------------------------------------------------- */

@@ -6,6 +6,7 @@
 #include "uvq/h3.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,10 +90,14 @@ struct uvq_h3_req_s {
   uint64_t chunks_start;  /* body offset of the first unacknowledged chunk */
   int eof;
   int would_block;
+  int window_blocked;     /* would_block because of the in-flight limit */
+  size_t header_bytes;    /* the peer's header section, as RFC 9114 4.2.2 counts */
+  int too_large;
   struct uvq__h3_chunk* chunks;      /* unacknowledged, oldest first */
   struct uvq__h3_chunk* chunks_tail;
   struct uvq__h3_chunk* spare;
   int done;
+  int peer_ended;         /* the peer's message arrived in full */
   struct uvq_h3_req_s* next;
   struct uvq_h3_req_s* prev;
 };
@@ -211,9 +216,11 @@ static int h3_acked(nghttp3_conn* conn, int64_t stream_id, uint64_t datalen,
     c->next = req->spare;
     req->spare = c;
   }
-  if (req->would_block && !req->eof &&
-      req->produced - req->acked < UVQ__H3_MAX_INFLIGHT &&
-      req->body.kind == UVQ_H3_BODY_FILE) {
+  /* A body held back by the in-flight limit (not one waiting for its
+   * application) goes on as acknowledgements free room. */
+  if (req->window_blocked && !req->eof &&
+      req->produced - req->acked < UVQ__H3_MAX_INFLIGHT) {
+    req->window_blocked = 0;
     req->would_block = 0;
     nghttp3_conn_resume_stream(conn, req->stream_id);
   }
@@ -308,6 +315,13 @@ static int h3_recv_header(nghttp3_conn* conn, int64_t stream_id,
     return 0;
   n = nghttp3_rcbuf_get_buf(name);
   v = nghttp3_rcbuf_get_buf(value);
+  /* nghttp3 1.8 only announces SETTINGS_MAX_FIELD_SECTION_SIZE; uvq holds
+   * the peer to it (RFC 9114, 4.2.2: name + value + 32 per field). */
+  req->header_bytes += n.len + v.len + 32;
+  if (req->header_bytes > req->h3->cfg.max_field_section_size) {
+    req->too_large = 1;
+    return 0;
+  }
   /* nghttp3 has already checked the fields (RFC 9114, 4.3). */
   if (n.len > 0 && n.base[0] == ':') {
     if (n.len == 7 && memcmp(n.base, ":method", 7) == 0)
@@ -347,6 +361,8 @@ static int h3_recv_header(nghttp3_conn* conn, int64_t stream_id,
   return 0;
 }
 
+static int respond_text(uvq_h3_req_t* req, int status, const char* text);
+
 static int h3_end_headers(nghttp3_conn* conn, int64_t stream_id, int fin,
                           void* conn_user_data, void* stream_user_data) {
   uvq_h3_req_t* req = stream_user_data;
@@ -358,7 +374,9 @@ static int h3_end_headers(nghttp3_conn* conn, int64_t stream_id, int fin,
   if (req == NULL)
     return 0;
   if (req->h3->is_server) {
-    if (req->h3->cb.request != NULL)
+    if (req->too_large)
+      respond_text(req, 431, "request header fields too large\n");
+    else if (req->h3->cb.request != NULL)
       req->h3->cb.request(req);
     else
       uvq_h3_respond(req, 404, NULL, 0, NULL);
@@ -387,7 +405,10 @@ static int h3_end_stream(nghttp3_conn* conn, int64_t stream_id,
   (void) conn;
   (void) stream_id;
   (void) conn_user_data;
-  if (req != NULL && req->h3->cb.end != NULL)
+  if (req == NULL)
+    return 0;
+  req->peer_ended = 1;
+  if (req->h3->cb.end != NULL)
     req->h3->cb.end(req);
   return 0;
 }
@@ -666,9 +687,20 @@ static void on_handshake(uvq_quic_conn_t* qc) {
 
 /* Ends every exchange still open on a connection that is gone: nghttp3
  * does not report them when it is deleted. */
-static void fail_requests(struct uvq__h3_conn* hc, uint64_t code) {
-  while (hc->reqs != NULL)
-    req_done(hc->reqs, code);
+static void fail_requests(struct uvq__h3_conn* hc, uint64_t code,
+                          int graceful) {
+  uvq_h3_req_t* req;
+
+  while ((req = hc->reqs) != NULL) {
+    /* The peer closed gracefully after its message ended and ours was
+     * handed over in full: the exchange is complete even though the
+     * final acknowledgement never came (clients often close right after
+     * the last response). */
+    if (graceful && req->peer_ended && (req->eof || req->body.kind == 0))
+      req_done(req, UVQ_H3_NO_ERROR);
+    else
+      req_done(req, code);
+  }
 }
 
 static void on_closed(uvq_quic_conn_t* qc, const uvq_quic_error_t* err) {
@@ -682,7 +714,10 @@ static void on_closed(uvq_quic_conn_t* qc, const uvq_quic_error_t* err) {
   h3 = hc->h3;
   code = err->kind == UVQ_QUIC_ERROR_APPLICATION ? err->code
                                                  : UVQ_H3_REQUEST_CANCELLED;
-  fail_requests(hc, code);
+  fail_requests(hc, code,
+                (err->kind == UVQ_QUIC_ERROR_TRANSPORT && err->code == 0) ||
+                    (err->kind == UVQ_QUIC_ERROR_APPLICATION &&
+                     err->code == UVQ_H3_NO_ERROR));
   hc_free(hc);
   if (!h3->is_server) {
     if (!h3->connected) {
@@ -824,6 +859,15 @@ static int valid_header(const uvq_h3_header_t* h) {
          nghttp3_check_header_value((const uint8_t*) h->value, h->valuelen);
 }
 
+/* A body source failed: reset this stream only (H3_INTERNAL_ERROR); the
+ * done callback reports it. */
+static nghttp3_ssize body_failed(uvq_h3_req_t* req) {
+  ngtcp2_conn_shutdown_stream(uvq__conn_ngtcp2(req->hc->qc), 0,
+                              req->stream_id, NGHTTP3_H3_INTERNAL_ERROR);
+  req->would_block = 1;
+  return NGHTTP3_ERR_WOULDBLOCK;
+}
+
 /* Gives nghttp3 the next piece of body: memory is handed over in place;
  * file and callback bodies are read into chunks held until acknowledged. */
 static nghttp3_ssize read_body(nghttp3_conn* conn, int64_t stream_id,
@@ -857,6 +901,7 @@ static nghttp3_ssize read_body(nghttp3_conn* conn, int64_t stream_id,
   while (n < veccnt && !req->eof) {
     if (req->produced - req->acked >= UVQ__H3_MAX_INFLIGHT) {
       req->would_block = 1;
+      req->window_blocked = 1;
       break;
     }
     c = req->spare;
@@ -875,11 +920,12 @@ static nghttp3_ssize read_body(nghttp3_conn* conn, int64_t stream_id,
                  : 0;
       while (r == -1 && errno == EINTR);
       if (r < 0 || (r == 0 && want > 0)) {
-        /* The file shrank or failed under us: the response cannot be
-         * completed as announced. */
+        /* The file shrank or failed under us: this response cannot be
+         * completed as announced, so its stream is reset; the connection
+         * and its other exchanges go on. */
         c->next = req->spare;
         req->spare = c;
-        return NGHTTP3_ERR_CALLBACK_FAILURE;
+        return body_failed(req);
       }
     } else {
       r = req->body.read(req, c->data, UVQ__H3_CHUNK);
@@ -892,7 +938,7 @@ static nghttp3_ssize read_body(nghttp3_conn* conn, int64_t stream_id,
       if (r < 0) {
         c->next = req->spare;
         req->spare = c;
-        return NGHTTP3_ERR_CALLBACK_FAILURE;
+        return body_failed(req);
       }
     }
     if (r == 0) {
@@ -930,6 +976,16 @@ static int submit(uvq_h3_req_t* req, nghttp3_nv* nva, size_t nv,
   int rv;
 
   dr.read_data = read_body;
+  if (body != NULL && body->kind == UVQ_H3_BODY_NONE && body->ntrailers > 0) {
+    /* Trailers need an open stream after the header: an empty body. */
+    static const char empty[1];
+    uvq_h3_body_t* b = (uvq_h3_body_t*) &req->body;
+    *b = *body;
+    b->kind = UVQ_H3_BODY_MEMORY;
+    b->data = empty;
+    b->len = 0;
+    body = b;
+  }
   if (body != NULL && body->kind != UVQ_H3_BODY_NONE) {
     req->body = *body;
     req->body.trailers = NULL;
@@ -1209,8 +1265,8 @@ static int sanitize_path(const char* path, size_t len, char* out, size_t cap) {
 }
 
 /* Opens rel beneath root: openat2 with RESOLVE_BENEATH also stops symbolic
- * links from leading out (Linux 5.6+); elsewhere, or on older kernels,
- * symbolic links are refused outright. */
+ * links from leading out (Linux 5.6+); elsewhere, or on older kernels, the
+ * opened file's real path must lie under the root's. */
 static int open_beneath(const char* root, const char* rel) {
   int dirfd;
   int fd;
@@ -1232,8 +1288,24 @@ static int open_beneath(const char* root, const char* rel) {
     }
   }
 #endif
-  if (fd < 0)
+  if (fd < 0) {
+    /* Without openat2 only the last component can refuse to be a link, so
+     * the file's real path is checked against the root's. */
+    char rootreal[PATH_MAX];
+    char fullreal[PATH_MAX];
+    char full[PATH_MAX * 2];
+    size_t rl;
+
     fd = openat(dirfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    snprintf(full, sizeof(full), "%s/%s", root, rel);
+    if (fd >= 0 && (realpath(root, rootreal) == NULL ||
+                    realpath(full, fullreal) == NULL ||
+                    strncmp(fullreal, rootreal, rl = strlen(rootreal)) != 0 ||
+                    (fullreal[rl] != '/' && fullreal[rl] != '\0'))) {
+      close(fd);
+      fd = -1;
+    }
+  }
   close(dirfd);
   return fd;
 }

@@ -117,6 +117,10 @@ struct uvq_quic_conn_s {
   struct uvq__cid* cids;
   size_t ncids;
   size_t cids_cap;
+  /* The peer's stateless reset tokens in ep->tokens (16 bytes each). */
+  struct uvq__cid* tokens;
+  size_t ntokens;
+  size_t tokens_cap;
 
   struct uvq__cidmap streams;   /* stream ID (8 bytes) -> uvq__quic_stream */
   struct uvq__quic_stream* pending_head;
@@ -147,10 +151,14 @@ struct uvq_quic_conn_s {
   /* uvq_quic_conn_close called from inside a callback: done after ngtcp2
    * returns, since ngtcp2 may not be re-entered from its callbacks. */
   int close_pending;
+  int close_pending_kind;
   uint64_t close_pending_code;
+  ngtcp2_tstamp last_ts;       /* latest timestamp given to ngtcp2 */
+  uint64_t sends;              /* UDP messages this connection started */
   int closed_pending;          /* closed callback waits for the loop */
   int closed_reported;
   int zero_rtt;                /* enum uvq_quic_0rtt */
+  uint8_t tls_alert;           /* a TLS alert uvq raised itself */
   const struct uvq__quic_app* app;
   void* app_data;
   uint64_t app_error;          /* application error for an app failure */
@@ -189,6 +197,7 @@ struct uvq_quic_endpoint_s {
   uint8_t static_secret[32];   /* stateless reset and token keys */
 
   struct uvq__cidmap cids;
+  struct uvq__cidmap tokens;   /* stateless reset token -> connection */
   struct uvq__heap timers;
   uv_timer_t timer;
   uint64_t timer_due;
@@ -278,6 +287,8 @@ void uvq__ep_mark_dirty(uvq_quic_conn_t* c);
 void uvq__ep_update_timer(uvq_quic_endpoint_t* ep);
 int uvq__ep_add_cid(uvq_quic_conn_t* c, const uint8_t* cid, size_t len);
 void uvq__ep_remove_cid(uvq_quic_conn_t* c, const uint8_t* cid, size_t len);
+int uvq__ep_add_token(uvq_quic_conn_t* c, const uint8_t* token);
+void uvq__ep_remove_token(uvq_quic_conn_t* c, const uint8_t* token);
 /* Stages one packet (or a run of equal-size packets) for sending. */
 int uvq__ep_stage(uvq_quic_endpoint_t* ep,
                   const ngtcp2_path* path,
@@ -286,7 +297,7 @@ int uvq__ep_stage(uvq_quic_endpoint_t* ep,
                   size_t len,
                   size_t gso_size);
 uint8_t* uvq__ep_tx_space(uvq_quic_endpoint_t* ep, size_t* avail);
-void uvq__ep_tx_commit(uvq_quic_endpoint_t* ep,
+int uvq__ep_tx_commit(uvq_quic_endpoint_t* ep,
                        const ngtcp2_path* path,
                        int ecn,
                        size_t len,
@@ -299,6 +310,8 @@ uvq_udp_t* uvq__ep_socket_for(uvq_quic_endpoint_t* ep,
 int uvq__ep_add_socket(uvq_quic_endpoint_t* ep,
                        const struct sockaddr* addr,
                        struct sockaddr_storage* bound);
+void uvq__ep_remove_socket(uvq_quic_endpoint_t* ep,
+                           const struct sockaddr* bound);
 /* Entry points bracket their work with these; leaving the outermost one
  * frees released connections and runs a deferred endpoint close. */
 void uvq__ep_enter(uvq_quic_endpoint_t* ep);

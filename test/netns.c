@@ -59,6 +59,9 @@ static int run_command(char* out, size_t out_len, const char* cmd) {
   return WEXITSTATUS(status);
 }
 
+static int vrun(char* out, size_t out_len, const char* fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
 static int vrun(char* out, size_t out_len, const char* fmt, va_list ap) {
   char cmd[1024];
   char full[1100];

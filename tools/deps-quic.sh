@@ -3,6 +3,9 @@
 #
 #   * libngtcp2-dev, libnghttp3-dev, ngtcp2-client, ngtcp2-server: binary
 #     packages from the <codename>-backports suite, installed into /usr.
+#   * libcurl4-gnutls-dev, also from backports, where libcurl is built with
+#     ngtcp2 + nghttp3: the HTTP/3 client of the interop tests
+#     (test/interop/curl-h3-fetch.c).
 #   * wolfSSL with QUIC enabled, and ngtcp2's wolfSSL crypto helper
 #     (libngtcp2_crypto_wolfssl): built from Debian *source* packages into a
 #     cached prefix (default /var/cache/uvq/deps).
@@ -36,7 +39,7 @@ CACHE=${CACHE%/}
 # Bump RECIPE_REV when the way things are built changes; the recipe hash
 # below also covers the flag lists, so editing them forces a rebuild.
 RECIPE_REV=1
-BIN_PKGS=(libngtcp2-dev libnghttp3-dev ngtcp2-client ngtcp2-server)
+BIN_PKGS=(libngtcp2-dev libnghttp3-dev ngtcp2-client ngtcp2-server libcurl4-gnutls-dev)
 # Command -> Debian package needed to fetch and build.
 TOOLS=(cc:gcc make:make dpkg-source:dpkg-dev autoreconf:autoconf automake:automake
        libtoolize:libtool pkg-config:pkgconf xz:xz-utils patch:patch

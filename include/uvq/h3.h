@@ -80,9 +80,12 @@ typedef struct uvq_h3_callbacks_s {
   void (*body)(uvq_h3_req_t* req, const uint8_t* data, size_t len);
   /* The peer's message is complete (its stream ended). */
   void (*end)(uvq_h3_req_t* req);
-  /* The exchange is over: app_error is 0 (UVQ_H3_NO_ERROR) if both
-   * messages went through in full, else the HTTP/3 or QUIC error code that
-   * ended it. req is freed when this returns. */
+  /* The exchange is over: app_error is UVQ_H3_NO_ERROR (0x100) if both
+   * messages went through in full (also when the peer closed the
+   * connection gracefully before acknowledging the last bytes of a
+   * response handed over in full), else the HTTP/3 error code that ended
+   * it (UVQ_H3_REQUEST_CANCELLED when the connection failed). req is
+   * freed when this returns. */
   void (*done)(uvq_h3_req_t* req, uint64_t app_error);
   /* Client: the connection is ready (error NULL) or could not be made, or
    * it ended (error not NULL). */

@@ -7,8 +7,10 @@
  * address each connection was reached on.
  *
  * Errors: functions return 0, a count, or a negative UV_E* code, as in
- * libuv. QUIC and TLS errors never travel in those ints (ngtcp2's error
- * values overlap UV_E* on Linux); they are reported in uvq_quic_error_t.
+ * libuv. QUIC, TLS and HTTP/3 library errors never travel in those ints:
+ * nghttp3's values overlap UV_E* codes on Linux (NGHTTP3_ERR_WOULDBLOCK
+ * is -103, UV_ECONNABORTED), and ngtcp2's could tomorrow; they are reported
+ * in uvq_quic_error_t instead.
  *
  * Reference: docs/quic.md. Embedding guide: docs/guide-quic-embedding.md.
  */
@@ -52,9 +54,7 @@ enum uvq_quic_error_kind {
   /* No version in common (version negotiation failed). */
   UVQ_QUIC_ERROR_VERSION = 6,
   /* The endpoint was closed with the connection still open. */
-  UVQ_QUIC_ERROR_ENDPOINT_CLOSED = 7,
-  /* The UDP datapath failed (uv_error says how). */
-  UVQ_QUIC_ERROR_DATAPATH = 8
+  UVQ_QUIC_ERROR_ENDPOINT_CLOSED = 7
 };
 
 typedef struct uvq_quic_error_s {
@@ -64,7 +64,6 @@ typedef struct uvq_quic_error_s {
   /* ngtcp2's library error behind a local close (an NGTCP2_ERR_* value,
    * readable with uvq_quic_strerror()); 0 if none. Never a UV_E* code. */
   int library_error;
-  int uv_error;        /* with UVQ_QUIC_ERROR_DATAPATH: a UV_E* code */
   const char* reason;  /* the CONNECTION_CLOSE reason phrase, or NULL */
   size_t reasonlen;
 } uvq_quic_error_t;
@@ -111,7 +110,7 @@ typedef struct uvq_quic_config_s {
   int zero_rtt;                    /* accept 0-RTT data (RFC 9001, 4.6); 1 */
   int require_address_validation;  /* Retry every new client (RFC 9000, 8.1) */
   unsigned int max_connections;    /* 0: 10000 */
-  unsigned int max_handshakes;     /* connections not yet confirmed; 0: 1000 */
+  unsigned int max_handshakes;     /* handshakes not yet complete; 0: 1000 */
 
   /* 32 bytes from which stateless reset tokens and Retry tokens are
    * derived. Give the same secret to a restarted server so that it can
@@ -244,8 +243,9 @@ typedef struct uvq_quic_connect_opts_s {
   const struct sockaddr* local;
 } uvq_quic_connect_opts_t;
 
-/* Creates an endpoint on loop. config and callbacks are copied. Errors:
- * UV_EINVAL (NULL arguments, unknown config version, bad values),
+/* Creates an endpoint on loop. config and callbacks are copied; callbacks
+ * may be NULL (no callbacks). Errors: UV_EINVAL (NULL loop, config or ep,
+ * unknown config version, bad values),
  * UV_ENOMEM, UV_EIO (the TLS context could not be set up: certificate,
  * key or CA file unreadable). */
 UVQ_EXTERN int uvq_quic_endpoint_new(uv_loop_t* loop,

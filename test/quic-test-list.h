@@ -1,0 +1,60 @@
+/* Every QUIC test, one per line (see test-list.h for how the list is
+ * used). The QUIC suite is its own binary, uvq-quic-tests, built only
+ * with the QUIC layer. */
+#ifndef UVQ_TEST_QUIC_LIST_H
+#define UVQ_TEST_QUIC_LIST_H
+
+#include "task.h"
+
+#define UVQ_TEST_LIST(TEST_ENTRY) \
+  TEST_ENTRY(quic_unit_heap_random) \
+  TEST_ENTRY(quic_unit_cidmap_random) \
+  TEST_ENTRY(quic_unit_cidmap_collisions) \
+  TEST_ENTRY(quic_unit_siphash_vectors) \
+  TEST_ENTRY(quic_handshake_alpn_ipv4) \
+  TEST_ENTRY(quic_handshake_alpn_ipv6) \
+  TEST_ENTRY(quic_handshake_alpn_mismatch) \
+  TEST_ENTRY(quic_handshake_wrong_ca) \
+  TEST_ENTRY(quic_handshake_insecure_skip_verify) \
+  TEST_ENTRY(quic_handshake_server_name_mismatch) \
+  TEST_ENTRY(quic_handshake_v2) \
+  TEST_ENTRY(quic_handshake_v1_default) \
+  TEST_ENTRY(quic_handshake_retry) \
+  TEST_ENTRY(quic_handshake_conn_limit) \
+  TEST_ENTRY(quic_handshake_accept_refused) \
+  TEST_ENTRY(quic_transfer_upload_16m) \
+  TEST_ENTRY(quic_transfer_download_16m) \
+  TEST_ENTRY(quic_transfer_many_streams) \
+  TEST_ENTRY(quic_transfer_stream_limit) \
+  TEST_ENTRY(quic_transfer_flow_control) \
+  TEST_ENTRY(quic_transfer_key_update) \
+  TEST_ENTRY(quic_datagram_exchange) \
+  TEST_ENTRY(quic_datagram_not_allowed) \
+  TEST_ENTRY(quic_datagram_too_large) \
+  TEST_ENTRY(quic_close_application) \
+  TEST_ENTRY(quic_close_twice) \
+  TEST_ENTRY(quic_close_twice_outside_callback) \
+  TEST_ENTRY(quic_close_endpoint_with_conns) \
+  TEST_ENTRY(quic_close_client_endpoint) \
+  TEST_ENTRY(quic_idle_timeout) \
+  TEST_ENTRY(quic_idle_keepalive) \
+  TEST_ENTRY(quic_version_negotiation) \
+  TEST_ENTRY(quic_version_negotiation_short) \
+  TEST_ENTRY(quic_stateless_reset_reply) \
+  TEST_ENTRY(quic_stateless_reset_restart) \
+  TEST_ENTRY(quic_ecn_ipv4) \
+  TEST_ENTRY(quic_ecn_ipv6) \
+  TEST_ENTRY(quic_ecn_off) \
+  TEST_ENTRY(quic_netns_loss_reorder) \
+  TEST_ENTRY(quic_netns_loss_initial) \
+  TEST_ENTRY(quic_netns_ce_all) \
+  TEST_ENTRY(quic_robust_random_datagrams) \
+  TEST_ENTRY(quic_robust_version0_long_cid) \
+  TEST_ENTRY(quic_api_errors) \
+  TEST_ENTRY(quic_api_key_update_early) \
+  TEST_ENTRY(quic_migrate) \
+  /* end of list */
+
+UVQ_TEST_LIST(TEST_DECLARE)
+
+#endif /* UVQ_TEST_QUIC_LIST_H */

@@ -1,0 +1,354 @@
+/* uvq-h3-server: serves a directory over HTTP/3 with uvq.
+ *
+ *   uvq-h3-server --cert cert.pem --key key.pem --root www --port 0
+ *
+ * Every request is answered with uvq_h3_serve_file() from --root. The
+ * first line on stdout is "listening on ADDR PORT", so that a script can
+ * start it on port 0 and read the port back. SIGINT or SIGTERM (or
+ * --max-requests / --timeout) shut it down gracefully: GOAWAY, requests in
+ * progress finish, then a one-line summary. A second signal closes at
+ * once. */
+#include "tool-common.h"
+#include "uvq/h3.h"
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct server {
+  uv_loop_t* loop;
+  uvq_h3_t* h3;
+  const char* root;
+  int quiet;
+  int verbose;
+  uint64_t max_requests;      /* 0: no limit */
+  uint64_t requests;          /* exchanges finished */
+  uint64_t failed;            /* of which ended with an error code */
+  uvq_quic_endpoint_stats_t endpoint; /* as last read */
+  uvq_udp_stats_t udp;        /* the socket's counters, as last read */
+  uv_signal_t sigint;
+  uv_signal_t sigterm;
+  uv_timer_t timer;
+  int timer_started;
+  int stopping;               /* graceful shutdown begun */
+  const char* stop_reason;
+};
+
+static void usage(FILE* f) {
+  fprintf(f,
+"usage: uvq-h3-server --cert FILE --key FILE [options]\n"
+"\n"
+"Serves the files under --root over HTTP/3 (GET and HEAD).\n"
+"\n"
+"  --listen ADDR       address to bind: IPv4 or IPv6 literal, 0.0.0.0 or\n"
+"                      :: (or *) for any (default 127.0.0.1)\n"
+"  --port N            UDP port, 0 picks a free one (default 4433); the\n"
+"                      first line on stdout is \"listening on ADDR PORT\"\n"
+"  --cert FILE         certificate chain, PEM (required)\n"
+"  --key FILE          private key, PEM (required)\n"
+"  --root DIR          directory to serve (default .)\n"
+"  --cc NAME           congestion control: cubic, bbr or reno (default cubic)\n"
+"  --retry             validate client addresses with Retry (RFC 9000, 8.1)\n"
+"  --qlog-dir DIR      write one qlog file per connection into DIR\n"
+"  --keylog FILE       append TLS secrets to FILE (default $SSLKEYLOGFILE)\n"
+"  --max-requests N    shut down after N requests\n"
+"  --timeout SEC       shut down after SEC seconds\n"
+"  -q, --quiet         print nothing but the listening line\n"
+"  -v, --verbose       log every request on stderr\n"
+"  -h, --help          this text\n"
+"\n"
+"SIGINT or SIGTERM shut down gracefully (a second one closes at once).\n"
+"Exit status: 0 after a shutdown, 1 if the server could not start,\n"
+"2 for a bad command line.\n");
+}
+
+static void usage_error(const char* fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
+
+static void usage_error(const char* fmt, ...) {
+  va_list ap;
+
+  fprintf(stderr, "%s: ", "uvq-h3-server");
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\nTry 'uvq-h3-server --help'.\n");
+  exit(TOOL_EXIT_USAGE);
+}
+
+/* Reads the counters while the endpoint still exists: they cannot be read
+ * once it has closed. */
+static void snapshot(struct server* s) {
+  uvq_quic_endpoint_stats_t es;
+  uvq_quic_endpoint_t* ep;
+
+  ep = uvq_h3_endpoint(s->h3);
+  if (uvq_quic_endpoint_get_stats(ep, &es) == 0)
+    s->endpoint = es;
+  uvq_udp_get_stats(uvq_quic_endpoint_udp(ep), &s->udp);
+}
+
+static void on_h3_closed(uvq_h3_t* h3) {
+  struct server* s;
+  const uvq_udp_stats_t* u;
+
+  s = uvq_h3_get_data(h3);
+  s->h3 = NULL;
+  uv_close((uv_handle_t*) &s->sigint, NULL);
+  uv_close((uv_handle_t*) &s->sigterm, NULL);
+  if (s->timer_started)
+    uv_close((uv_handle_t*) &s->timer, NULL);
+  if (s->quiet)
+    return;
+  u = &s->udp;
+  printf("uvq-h3-server: stopped (%s): %llu requests (%llu failed) on %llu "
+         "connections; sent %llu bytes in %llu datagrams (%.1f per syscall, "
+         "GSO %llu sends/%llu segments); received %llu bytes in %llu "
+         "datagrams (%.1f per syscall, GRO %llu packets/%llu segments)\n",
+         s->stop_reason, (unsigned long long) s->requests,
+         (unsigned long long) s->failed, (unsigned long long) s->endpoint.connections_accepted,
+         (unsigned long long) u->bytes_sent,
+         (unsigned long long) u->datagrams_sent,
+         u->send_syscalls ? (double) u->datagrams_sent / u->send_syscalls : 0.0,
+         (unsigned long long) u->gso_sends,
+         (unsigned long long) u->gso_segments,
+         (unsigned long long) u->bytes_received,
+         (unsigned long long) u->datagrams_received,
+         u->recv_syscalls ? (double) u->datagrams_received / u->recv_syscalls
+                          : 0.0,
+         (unsigned long long) u->gro_packets,
+         (unsigned long long) u->gro_segments);
+  if (s->verbose)
+    fprintf(stderr, "uvq-h3-server: endpoint: %llu connections accepted, "
+            "%llu refused, %llu packets dropped, %llu version negotiations, "
+            "%llu retries, %llu stateless resets sent\n",
+            (unsigned long long) s->endpoint.connections_accepted,
+            (unsigned long long) s->endpoint.connections_refused,
+            (unsigned long long) s->endpoint.packets_dropped,
+            (unsigned long long) s->endpoint.version_negotiations,
+            (unsigned long long) s->endpoint.retries,
+            (unsigned long long) s->endpoint.stateless_resets);
+}
+
+static void stop(struct server* s, const char* reason) {
+  if (s->h3 == NULL)
+    return;
+  if (s->stopping) {
+    /* Asked twice: do not wait for requests in progress. */
+    s->stop_reason = "closed at once";
+    snapshot(s);
+    uvq_h3_close(s->h3, on_h3_closed);
+    return;
+  }
+  s->stopping = 1;
+  s->stop_reason = reason;
+  snapshot(s);
+  if (s->verbose)
+    fprintf(stderr, "uvq-h3-server: shutting down (%s)\n", reason);
+  uvq_h3_shutdown(s->h3, on_h3_closed);
+}
+
+static void on_signal(uv_signal_t* handle, int signum) {
+  stop(handle->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+static void on_timer(uv_timer_t* handle) {
+  stop(handle->data, "timeout");
+}
+
+static void on_request(uvq_h3_req_t* req) {
+  struct server* s;
+  int err;
+
+  s = uvq_h3_get_data(uvq_h3_req_h3(req));
+  err = uvq_h3_serve_file(req, s->root);
+  if (err) {
+    if (!s->quiet)
+      fprintf(stderr, "uvq-h3-server: cannot answer a request: %s\n",
+              uv_strerror(err));
+    uvq_h3_cancel(req, UVQ_H3_INTERNAL_ERROR);
+  }
+}
+
+static void on_done(uvq_h3_req_t* req, uint64_t app_error) {
+  struct server* s;
+  const char* method;
+  const char* path;
+  size_t mlen;
+  size_t plen;
+
+  s = uvq_h3_get_data(uvq_h3_req_h3(req));
+  s->requests++;
+  if (app_error != 0 && app_error != UVQ_H3_NO_ERROR)
+    s->failed++;
+  if (s->verbose) {
+    method = uvq_h3_req_method(req, &mlen);
+    path = uvq_h3_req_path(req, &plen);
+    fprintf(stderr, "uvq-h3-server: %.*s %.*s: %s (0x%llx)\n",
+            method ? (int) mlen : 1, method ? method : "-",
+            path ? (int) plen : 1, path ? path : "-",
+            app_error == 0 || app_error == UVQ_H3_NO_ERROR ? "done" : "reset",
+            (unsigned long long) app_error);
+  }
+  snapshot(s);
+  if (s->max_requests != 0 && s->requests >= s->max_requests && !s->stopping)
+    stop(s, "max requests");
+}
+
+enum {
+  OPT_LISTEN = 256,
+  OPT_PORT,
+  OPT_CERT,
+  OPT_KEY,
+  OPT_ROOT,
+  OPT_CC,
+  OPT_RETRY,
+  OPT_QLOG_DIR,
+  OPT_KEYLOG,
+  OPT_MAX_REQUESTS,
+  OPT_TIMEOUT
+};
+
+int main(int argc, char** argv) {
+  static const struct option options[] = {
+      {"listen", required_argument, NULL, OPT_LISTEN},
+      {"port", required_argument, NULL, OPT_PORT},
+      {"cert", required_argument, NULL, OPT_CERT},
+      {"key", required_argument, NULL, OPT_KEY},
+      {"root", required_argument, NULL, OPT_ROOT},
+      {"cc", required_argument, NULL, OPT_CC},
+      {"retry", no_argument, NULL, OPT_RETRY},
+      {"qlog-dir", required_argument, NULL, OPT_QLOG_DIR},
+      {"keylog", required_argument, NULL, OPT_KEYLOG},
+      {"max-requests", required_argument, NULL, OPT_MAX_REQUESTS},
+      {"timeout", required_argument, NULL, OPT_TIMEOUT},
+      {"quiet", no_argument, NULL, 'q'},
+      {"verbose", no_argument, NULL, 'v'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0}};
+  struct sockaddr_storage addr;
+  struct sockaddr_storage bound;
+  uvq_quic_config_t config;
+  uvq_h3_callbacks_t callbacks;
+  struct server s;
+  struct stat st;
+  const char* listen_addr;
+  const char* keylog;
+  uint64_t timeout_ms;
+  uint64_t port;
+  char name[64];
+  int namelen;
+  int err;
+  int c;
+
+  /* Scripts read the listening line through a pipe or a file. */
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  memset(&s, 0, sizeof(s));
+  uvq_quic_config_default(&config);
+  config.alpn = "h3";
+  listen_addr = "127.0.0.1";
+  port = 4433;
+  keylog = NULL;
+  timeout_ms = 0;
+  s.root = ".";
+  s.stop_reason = "?";
+
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, ":qvh", options, NULL)) != -1) {
+    switch (c) {
+      case OPT_LISTEN: listen_addr = optarg; break;
+      case OPT_PORT:
+        if (tool_parse_uint(optarg, 0, 65535, &port) != 0)
+          usage_error("bad port '%s' (0-65535)", optarg);
+        break;
+      case OPT_CERT: config.cert_file = optarg; break;
+      case OPT_KEY: config.key_file = optarg; break;
+      case OPT_ROOT: s.root = optarg; break;
+      case OPT_CC:
+        if (tool_parse_cc(optarg, &config.cc) != 0)
+          usage_error("unknown congestion control '%s' (cubic, bbr, reno)",
+                      optarg);
+        break;
+      case OPT_RETRY: config.require_address_validation = 1; break;
+      case OPT_QLOG_DIR: config.qlog_dir = optarg; break;
+      case OPT_KEYLOG: keylog = optarg; break;
+      case OPT_MAX_REQUESTS:
+        if (tool_parse_uint(optarg, 1, UINT64_MAX, &s.max_requests) != 0)
+          usage_error("bad request count '%s'", optarg);
+        break;
+      case OPT_TIMEOUT:
+        if (tool_parse_seconds(optarg, &timeout_ms) != 0)
+          usage_error("bad timeout '%s' (seconds)", optarg);
+        break;
+      case 'q': s.quiet = 1; break;
+      case 'v': s.verbose = 1; break;
+      case 'h': usage(stdout); return TOOL_EXIT_OK;
+      case ':': usage_error("option '%s' needs a value", argv[optind - 1]);
+        break;
+      default: usage_error("unknown option '%s'", argv[optind - 1]);
+    }
+  }
+  if (optind < argc)
+    usage_error("unexpected argument '%s'", argv[optind]);
+  if (config.cert_file == NULL || config.key_file == NULL)
+    usage_error("--cert and --key are required");
+  if (stat(s.root, &st) != 0 || !S_ISDIR(st.st_mode))
+    usage_error("--root '%s' is not a directory", s.root);
+  if (config.qlog_dir != NULL &&
+      (stat(config.qlog_dir, &st) != 0 || !S_ISDIR(st.st_mode)))
+    usage_error("--qlog-dir '%s' is not a directory", config.qlog_dir);
+  if (tool_parse_ip(listen_addr, (int) port, &addr) != 0)
+    usage_error("bad listen address '%s' (a numeric IPv4 or IPv6 address)",
+                listen_addr);
+  config.keylog_file = tool_keylog_file(keylog);
+
+  s.loop = uv_default_loop();
+  memset(&callbacks, 0, sizeof(callbacks));
+  callbacks.request = on_request;
+  callbacks.done = on_done;
+  err = uvq_h3_server_new(s.loop, &config, NULL, &callbacks, &s, &s.h3);
+  if (err) {
+    fprintf(stderr, "uvq-h3-server: cannot set up TLS: %s (%s)\n",
+            uv_strerror(err),
+            err == UV_EIO ? "certificate, key or key log file unreadable, "
+                            "or the key does not match the certificate"
+                          : "bad configuration");
+    return TOOL_EXIT_FAILED;
+  }
+  err = uvq_h3_listen(s.h3, (struct sockaddr*) &addr);
+  if (err) {
+    fprintf(stderr, "uvq-h3-server: cannot listen on %s port %d: %s\n",
+            listen_addr, (int) port, uv_strerror(err));
+    uvq_h3_close(s.h3, NULL);
+    uv_run(s.loop, UV_RUN_DEFAULT);
+    return TOOL_EXIT_FAILED;
+  }
+  namelen = sizeof(bound);
+  err = uvq_udp_getsockname(uvq_quic_endpoint_udp(uvq_h3_endpoint(s.h3)),
+                            (struct sockaddr*) &bound, &namelen);
+  if (err == 0) {
+    int p = tool_format_addr((struct sockaddr*) &bound, name, sizeof(name));
+    printf("listening on %s %d\n", name, p);
+  }
+
+  uv_signal_init(s.loop, &s.sigint);
+  uv_signal_init(s.loop, &s.sigterm);
+  s.sigint.data = &s;
+  s.sigterm.data = &s;
+  uv_signal_start(&s.sigint, on_signal, SIGINT);
+  uv_signal_start(&s.sigterm, on_signal, SIGTERM);
+  if (timeout_ms > 0) {
+    uv_timer_init(s.loop, &s.timer);
+    s.timer.data = &s;
+    uv_timer_start(&s.timer, on_timer, timeout_ms, 0);
+    s.timer_started = 1;
+  }
+
+  uv_run(s.loop, UV_RUN_DEFAULT);
+  uv_loop_close(s.loop);
+  return TOOL_EXIT_OK;
+}

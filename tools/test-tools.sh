@@ -1,0 +1,297 @@
+#!/usr/bin/env bash
+# Tests for uvq-h3-server and uvq-h3-client, on 127.0.0.1 (and ::1 when
+# the loopback has IPv6). TAP output; exit status 0 only if every test
+# passed (tests marked TODO are known library bugs and do not count).
+#
+#   bash tools/test-tools.sh [DIR]   DIR holds the two binaries
+#                                    (default build/demo/tools)
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+bin=${1:-$top/build/demo/tools}
+server=$bin/uvq-h3-server
+client=$bin/uvq-h3-client
+for b in "$server" "$client"; do
+  if [ ! -x "$b" ]; then
+    echo "Bail out! $b not built"
+    exit 1
+  fi
+done
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do
+    kill -TERM "$p" 2>/dev/null
+    wait "$p" 2>/dev/null
+  done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+n=0
+failed=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+not_ok() {
+  n=$((n + 1))
+  echo "not ok $n - $1"
+  shift
+  local line
+  for line in "$@"; do echo "#   $line"; done
+  failed=$((failed + 1))
+}
+todo() { n=$((n + 1)); echo "not ok $n - $1 # TODO $2"; }
+# check NAME COND DETAIL...: ok if COND (a shell expression) holds.
+check() {
+  local name=$1 cond=$2
+  shift 2
+  if eval "$cond"; then ok "$name"; else not_ok "$name" "$@"; fi
+}
+
+# Runs the client; leaves its exit status, stdout and stderr in rc, out,
+# err, and its duration in seconds in secs.
+run_client() {
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$client" "$@" >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+  t1=$(date +%s.%N)
+  out=$(cat "$tmp/out")
+  err=$(cat "$tmp/err")
+  secs=$(python3 -c "print(round($t1 - $t0, 2))")
+}
+
+# Starts a server with the given options; sets spid and port.
+start_server() {
+  local log=$tmp/server.$n.log i
+  "$server" --cert "$tmp/cert.pem" --key "$tmp/key.pem" --root "$tmp/www" \
+    --port 0 "$@" >"$log" 2>&1 &
+  spid=$!
+  pids+=("$spid")
+  slog=$log
+  port=
+  for i in $(seq 50); do
+    port=$(awk '/^listening on/ { print $4; exit }' "$log")
+    [ -n "$port" ] && return 0
+    kill -0 "$spid" 2>/dev/null || break
+    sleep 0.1
+  done
+  return 1
+}
+
+stop_server() {
+  kill -TERM "$spid" 2>/dev/null
+  wait "$spid"
+  src=$?
+}
+
+echo "TAP version 13"
+
+# ---- command lines ---------------------------------------------------------
+
+run_client --bogus https://127.0.0.1:1/
+check "client: unknown option exits 2 with a message" \
+  '[ $rc -eq 2 ] && [[ $err == *"unknown option '"'"'--bogus'"'"'"* ]]' "rc=$rc" "$err"
+run_client --repeat 0 https://127.0.0.1:1/
+check "client: --repeat 0 exits 2" '[ $rc -eq 2 ] && [[ $err == *"--repeat"* ]]' "rc=$rc" "$err"
+run_client --cc vegas https://127.0.0.1:1/
+check "client: unknown --cc exits 2" '[ $rc -eq 2 ] && [[ $err == *vegas* ]]' "rc=$rc" "$err"
+run_client
+check "client: no URL exits 2" '[ $rc -eq 2 ] && [[ $err == *"no URL"* ]]' "rc=$rc" "$err"
+run_client http://127.0.0.1:1/
+check "client: http:// URL exits 2" '[ $rc -eq 2 ] && [[ $err == *https* ]]' "rc=$rc" "$err"
+run_client https://127.0.0.1:1/a https://127.0.0.1:2/b
+check "client: URLs of two servers exit 2" '[ $rc -eq 2 ]' "rc=$rc" "$err"
+run_client --output x --repeat 2 https://127.0.0.1:1/
+check "client: --output with two fetches exits 2" '[ $rc -eq 2 ]' "rc=$rc" "$err"
+run_client --connect-timeout
+check "client: option without its value exits 2" \
+  '[ $rc -eq 2 ] && [[ $err == *"needs a value"* ]]' "rc=$rc" "$err"
+run_client --help
+check "client: --help exits 0 with the usage" '[ $rc -eq 0 ] && [[ $out == usage:* ]]' "rc=$rc"
+
+"$server" --bogus >/dev/null 2>"$tmp/err"; rc=$?; err=$(cat "$tmp/err")
+check "server: unknown option exits 2 with a message" \
+  '[ $rc -eq 2 ] && [[ $err == *"unknown option"* ]]' "rc=$rc" "$err"
+"$server" --root / >/dev/null 2>"$tmp/err"; rc=$?; err=$(cat "$tmp/err")
+check "server: missing --cert/--key exits 2" '[ $rc -eq 2 ] && [[ $err == *--cert* ]]' "rc=$rc" "$err"
+"$server" --cert x --key y --port 65536 >/dev/null 2>"$tmp/err"; rc=$?
+check "server: bad port exits 2" '[ $rc -eq 2 ]' "rc=$rc"
+"$server" --cert x --key y --listen localhost >/dev/null 2>"$tmp/err"; rc=$?
+check "server: non-numeric listen address exits 2" '[ $rc -eq 2 ]' "rc=$rc"
+
+# ---- fixtures --------------------------------------------------------------
+
+mkdir -p "$tmp/www" "$tmp/dl" "$tmp/qlog"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+  -keyout "$tmp/key.pem" -out "$tmp/cert.pem" -days 2 -subj /CN=localhost \
+  -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
+# An odd size, so that no body is a whole number of packets or chunks.
+head -c 3000017 /dev/urandom >"$tmp/www/blob.bin"
+want=$(sha256sum "$tmp/www/blob.bin" | cut -d' ' -f1)
+echo hello >"$tmp/www/index.html"
+
+"$server" --cert "$tmp/cert.pem" --key "$tmp/nonexistent.pem" --root "$tmp/www" \
+  >/dev/null 2>"$tmp/err"; rc=$?; err=$(cat "$tmp/err")
+check "server: unreadable key exits 1 with a message" \
+  '[ $rc -eq 1 ] && [[ $err == *"cannot set up TLS"* ]]' "rc=$rc" "$err"
+
+# ---- against a server ------------------------------------------------------
+
+if ! start_server; then
+  echo "Bail out! the server did not start: $(cat "$slog")"
+  exit 1
+fi
+base=https://127.0.0.1:$port
+
+run_client --cacert "$tmp/cert.pem" --sha256 "$base/blob.bin"
+check "fetch with --sha256 matches sha256sum" \
+  '[ $rc -eq 0 ] && [ "$out" = "$want  $base/blob.bin" ]' "rc=$rc" "out=$out" "want=$want" "$err"
+
+run_client --cacert "$tmp/cert.pem" --output "$tmp/dl/one.bin" "$base/blob.bin"
+check "--output writes the body" '[ $rc -eq 0 ] && cmp -s "$tmp/dl/one.bin" "$tmp/www/blob.bin"' \
+  "rc=$rc" "$err"
+
+run_client --cacert "$tmp/cert.pem" "$base/"
+check "body on stdout by default (/ serves index.html)" '[ $rc -eq 0 ] && [ "$out" = hello ]' \
+  "rc=$rc" "out=$out" "$err"
+
+run_client --cacert "$tmp/cert.pem" "$base/missing.bin"
+check "404 exits 1 and says so" '[ $rc -eq 1 ] && [[ $err == *"HTTP status 404"* ]]' "rc=$rc" "$err"
+
+run_client --cacert "$tmp/cert.pem" --discard "$base/index.html" "$base/nope"
+check "one 404 among 200s exits 1" '[ $rc -eq 1 ] && [[ $err == *"nope: HTTP status 404"* ]]' \
+  "rc=$rc" "$err"
+
+run_client --cacert "$tmp/cert.pem" --json --sha256 --repeat 3 --concurrency 2 \
+  --qlog-dir "$tmp/qlog" "$base/blob.bin" "$base/index.html"
+echo "$out" >"$tmp/client.json"
+check "--json is one parseable object" \
+  'python3 -c "import json,sys; json.load(sys.stdin)" <"$tmp/client.json"' "rc=$rc" "$err"
+check "--json figures: 6 requests, 6 x 200, bytes, digests, counters" \
+  '[ $rc -eq 0 ] && python3 - "$tmp/client.json" "$want" <<'"'"'PY'"'"'
+import json, sys
+r = json.load(open(sys.argv[1]))
+blob = [f for f in r["fetches"] if f["url"].endswith("/blob.bin")]
+assert r["requests"] == 6 and r["completed"] == 6 and r["status"] == {"200": 6}, r["status"]
+assert r["bytes"] == 3 * (3000017 + 6)
+assert all(f["sha256"] == sys.argv[2] for f in blob)
+assert r["goodput_gbps"] > 0 and r["handshake_ms"] > 0
+assert r["quic"]["version"] == "0x00000001" and r["quic"]["packets_received"] > 0
+u = r["udp"]
+assert u["datagrams_received"] > 0 and u["send_syscalls"] > 0
+assert sum(u["ecn_received"].values()) in (0, u["datagrams_received"])
+PY' "rc=$rc" "$err" "$(head -c 600 "$tmp/client.json")"
+check "--qlog-dir writes a qlog file" 'ls "$tmp/qlog" | grep -q .' "$(ls "$tmp/qlog")"
+
+run_client --cacert "$tmp/cert.pem" --output-dir "$tmp/dl" --repeat 2 "$base/blob.bin"
+check "--output-dir names repeats NAME.1, NAME.2" \
+  '[ $rc -eq 0 ] && cmp -s "$tmp/dl/blob.bin.1" "$tmp/www/blob.bin" && cmp -s "$tmp/dl/blob.bin.2" "$tmp/www/blob.bin"' \
+  "rc=$rc" "$err" "$(ls "$tmp/dl")"
+
+run_client --cacert "$tmp/cert.pem" --keylog "$tmp/keys.txt" "$base/"
+check "--keylog writes TLS secrets" '[ $rc -eq 0 ] && grep -q "^CLIENT_TRAFFIC_SECRET_0 " "$tmp/keys.txt"' \
+  "rc=$rc" "$err"
+SSLKEYLOGFILE=$tmp/env-keys.txt run_client --cacert "$tmp/cert.pem" "$base/"
+check "SSLKEYLOGFILE is honoured" '[ $rc -eq 0 ] && grep -q "^SERVER_TRAFFIC_SECRET_0 " "$tmp/env-keys.txt"' \
+  "rc=$rc" "$err"
+
+run_client "$base/"
+check "untrusted certificate: exit 4, says TLS" \
+  '[ $rc -eq 4 ] && [[ $err == *"TLS handshake failed"* ]]' "rc=$rc" "$err"
+run_client --cacert "$tmp/cert.pem" --sni other.example "$base/"
+check "name mismatch (--sni): exit 4" '[ $rc -eq 4 ]' "rc=$rc" "$err"
+run_client --insecure --sni other.example "$base/"
+check "--insecure skips the check" '[ $rc -eq 0 ] && [ "$out" = hello ]' "rc=$rc" "$err"
+run_client --cacert "$tmp/cert.pem" "https://localhost:$port/" -4
+check "host name resolved (localhost, -4)" '[ $rc -eq 0 ] && [ "$out" = hello ]' "rc=$rc" "$err"
+
+stop_server
+check "server: SIGTERM exits 0 with a summary" \
+  '[ $src -eq 0 ] && grep -q "^uvq-h3-server: stopped (SIGTERM): [0-9]* requests" "$slog"' \
+  "rc=$src" "$(cat "$slog")"
+
+# ---- a server that does not answer ----------------------------------------
+
+# A socket that takes datagrams and never answers: the handshake can only
+# time out (a closed port would do too, but only because the library does
+# not read ICMP errors).
+python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1], flush=True)
+time.sleep(30)
+' >"$tmp/hole" &
+hole=$!
+pids+=("$hole")
+for _ in $(seq 50); do [ -s "$tmp/hole" ] && break; sleep 0.1; done
+run_client --connect-timeout 1 "https://127.0.0.1:$(cat "$tmp/hole")/"
+check "unreachable server: exit 3 within the handshake timeout" \
+  '[ $rc -eq 3 ] && [[ $err == *"handshake timed out"* ]] && python3 -c "import sys; sys.exit(0 if $secs < 3 else 1)"' \
+  "rc=$rc" "secs=$secs" "$err"
+kill "$hole" 2>/dev/null; wait "$hole" 2>/dev/null
+
+# ---- server options --------------------------------------------------------
+
+if start_server --max-requests 2 --quiet; then
+  run_client --cacert "$tmp/cert.pem" --repeat 2 --discard "https://127.0.0.1:$port/index.html"
+  for _ in $(seq 50); do kill -0 "$spid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$spid" 2>/dev/null; then
+    not_ok "server: --max-requests 2 exits by itself" "still running"
+    stop_server
+  else
+    wait "$spid"; src=$?
+    check "server: --max-requests 2 exits by itself, quietly" \
+      '[ $rc -eq 0 ] && [ $src -eq 0 ] && [ "$(wc -l <"$slog")" -eq 1 ]' "client rc=$rc" \
+      "server rc=$src" "$(cat "$slog")"
+  fi
+else
+  not_ok "server: --max-requests 2 exits by itself" "did not start"
+fi
+
+start_server --timeout 0.5
+for _ in $(seq 30); do kill -0 "$spid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$spid" 2>/dev/null; then
+  not_ok "server: --timeout 0.5 exits by itself"
+  stop_server
+else
+  wait "$spid"; src=$?
+  check "server: --timeout 0.5 exits by itself" '[ $src -eq 0 ] && grep -q "stopped (timeout)" "$slog"' \
+    "$(cat "$slog")"
+fi
+
+if start_server --retry; then
+  run_client --cacert "$tmp/cert.pem" --connect-timeout 2 "https://127.0.0.1:$port/"
+  if [ $rc -eq 0 ] && [ "$out" = hello ]; then
+    ok "server: --retry (address validation) still serves"
+  else
+    todo "server: --retry (address validation) still serves" \
+      "library: the Retry packet is counted but never sent ($err)"
+  fi
+  stop_server
+fi
+
+if ip -6 addr show dev lo 2>/dev/null | grep -q "inet6 ::1"; then
+  if start_server --listen ::1; then
+    run_client --cacert "$tmp/cert.pem" --sni localhost --sha256 "https://[::1]:$port/blob.bin"
+    check "IPv6: [::1] URL with --sni" '[ $rc -eq 0 ] && [[ $out == "$want "* ]]' "rc=$rc" "$err"
+    stop_server
+  else
+    not_ok "IPv6: server on ::1" "$(cat "$slog")"
+  fi
+  if start_server --listen '*'; then
+    run_client --cacert "$tmp/cert.pem" "https://127.0.0.1:$port/"
+    check "wildcard (*) server answers IPv4" '[ $rc -eq 0 ] && [ "$out" = hello ]' "rc=$rc" "$err"
+    stop_server
+  fi
+else
+  ok "IPv6 # SKIP no ::1 on lo"
+fi
+
+echo "1..$n"
+if [ "$failed" -ne 0 ]; then
+  echo "# $failed of $n failed"
+  exit 1
+fi
+echo "# all passed"

@@ -1,0 +1,45 @@
+/* Helpers shared by the uvq-h3-server and uvq-h3-client command-line tools:
+ * option values, addresses, and words for QUIC and TLS errors. Not part of
+ * the library. */
+#ifndef UVQ_TOOL_COMMON_H
+#define UVQ_TOOL_COMMON_H
+
+#include "uvq/quic.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Exit codes both tools use. */
+#define TOOL_EXIT_OK 0
+#define TOOL_EXIT_FAILED 1   /* a request failed, or the server could not run */
+#define TOOL_EXIT_USAGE 2    /* bad command line */
+#define TOOL_EXIT_CONNECT 3  /* name not resolved, no answer, connection lost */
+#define TOOL_EXIT_TLS 4      /* the TLS handshake failed */
+#define TOOL_EXIT_LOCAL 5    /* a local file could not be read or written */
+
+/* Parses "cubic", "bbr" or "reno" into *cc (enum uvq_quic_cc). Returns 0 or
+ * -1. */
+int tool_parse_cc(const char* s, int* cc);
+
+/* Parses a decimal integer in [min, max]. Returns 0 or -1. */
+int tool_parse_uint(const char* s, uint64_t min, uint64_t max, uint64_t* out);
+
+/* Parses seconds, possibly fractional ("2", "0.5"), into milliseconds;
+ * at least 1 ms, at most a day. Returns 0 or -1. */
+int tool_parse_seconds(const char* s, uint64_t* ms);
+
+/* Parses a numeric IPv4 or IPv6 address (brackets allowed around IPv6),
+ * or "*" for the IPv6 wildcard, with port. Returns 0 or a UV_E* code. */
+int tool_parse_ip(const char* s, int port, struct sockaddr_storage* out);
+
+/* Formats addr's address (no brackets) into buf and returns its port. */
+int tool_format_addr(const struct sockaddr* addr, char* buf, size_t len);
+
+/* The key log file: the option's value, else $SSLKEYLOGFILE, else NULL. */
+const char* tool_keylog_file(const char* option);
+
+/* Writes one line describing why a connection ended into buf, and returns
+ * TOOL_EXIT_TLS for TLS failures, TOOL_EXIT_CONNECT otherwise. */
+int tool_describe_error(const uvq_quic_error_t* error, char* buf, size_t len);
+
+#endif /* UVQ_TOOL_COMMON_H */
