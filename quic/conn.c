@@ -723,6 +723,11 @@ int uvq_quic_connect(uvq_quic_endpoint_t* ep,
     return UV_EINVAL;
   if (opts != NULL && opts->version != UVQ_QUIC_CONFIG_VERSION)
     return UV_EINVAL;
+  /* Verifying a certificate means checking whose it is: without a name any
+   * certificate from a trusted CA would do. */
+  if (!ep->cfg.insecure_skip_verify &&
+      (opts == NULL || opts->server_name == NULL || *opts->server_name == 0))
+    return UV_EINVAL;
   if (!ep->bound)
     return UV_EBADF;
   namelen = sizeof(local);
@@ -1382,6 +1387,20 @@ void uvq__conn_free(uvq_quic_conn_t* c) {
   free(c);
 }
 
+/* The kernel reported the peer unreachable (ICMP, through the socket's
+ * error queue). ICMP is not authenticated, so it may only end a connection
+ * that has not finished its handshake, and only a client's, which knows
+ * whom it tried to reach (RFC 9000, 14.2.1 allows this much). */
+void uvq__conn_unreachable(uvq_quic_conn_t* c, int uv_error) {
+  if (c->is_server || c->state != UVQ__CONN_HANDSHAKING || c->in_ngtcp2)
+    return;
+  c->error.kind = UVQ_QUIC_ERROR_UNREACHABLE;
+  c->error.uv_error = uv_error;
+  uvq__conn_report_closed(c);
+  c->state = UVQ__CONN_DEAD;
+  uvq__conn_release(c);
+}
+
 /* ---- the public connection API -------------------------------------------- */
 
 void* uvq_quic_conn_get_data(const uvq_quic_conn_t* c) {
@@ -1454,7 +1473,7 @@ int uvq_quic_conn_get_stats(uvq_quic_conn_t* c, uvq_quic_conn_stats_t* st) {
   memcpy(st->ecn_sent, c->ecn_sent, sizeof(st->ecn_sent));
   memcpy(st->ecn_received, c->ecn_received, sizeof(st->ecn_received));
   st->ecn_marking = c->last_tx_ecn == NGTCP2_ECN_ECT_0;
-  st->path_mtu = ngtcp2_conn_get_max_tx_udp_payload_size(c->conn);
+  st->path_mtu = ngtcp2_conn_get_path_max_tx_udp_payload_size(c->conn);
   st->version = ngtcp2_conn_get_negotiated_version(c->conn);
   st->zero_rtt = c->zero_rtt;
   st->resumed = c->ssl != NULL && wolfSSL_session_reused(c->ssl);

@@ -610,7 +610,8 @@ uvq_udp_t* uvq__ep_socket_for(uvq_quic_endpoint_t* ep,
 static unsigned int bind_flags(const uvq_quic_endpoint_t* ep) {
   unsigned int flags;
 
-  flags = UVQ_UDP_RECVPKTINFO;
+  /* RECVERR: ICMP unreachable ends a client's handshake at once. */
+  flags = UVQ_UDP_RECVPKTINFO | UVQ_UDP_RECVERR;
   if (ep->cfg.ecn)
     flags |= UVQ_UDP_RECVECN;
   if (ep->cfg.pmtud)
@@ -967,6 +968,26 @@ static void on_recv(uvq_udp_t* udp, const uvq_udp_recv_t* r) {
     if (ep->batch_ts == 0)
       ep->batch_ts = uvq__now();
     ts = ep->batch_ts;
+  }
+  if ((r->flags & UVQ_UDP_RECV_ERRQUEUE) && r->addr != NULL && !ep->closing &&
+      (r->error == UV_ECONNREFUSED || r->error == UV_EHOSTUNREACH ||
+       r->error == UV_ENETUNREACH)) {
+    uvq_quic_conn_t* c;
+    uvq_quic_conn_t* next;
+    /* Clients still handshaking with that peer give up at once instead of
+     * waiting for the handshake timeout. */
+    uvq__ep_enter(ep);
+    for (c = ep->conns; c != NULL; c = next) {
+      struct sockaddr_storage remote;
+      next = c->next;
+      if (uvq_quic_conn_get_path(c, NULL, &remote) == 0 &&
+          memcmp(&remote, r->addr,
+                 r->addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                : sizeof(struct sockaddr_in)) ==
+              0)
+        uvq__conn_unreachable(c, r->error);
+    }
+    uvq__ep_leave(ep);
   }
   if (r->nread <= 0 || r->addr == NULL || ep->closing ||
       (r->flags & (UVQ_UDP_RECV_ERRQUEUE | UVQ_UDP_PARTIAL))) {

@@ -274,6 +274,7 @@ void uvq__conn_free(uvq_quic_conn_t* c);
 void uvq__conn_release(uvq_quic_conn_t* c);
 void uvq__conn_discard(uvq_quic_conn_t* c);
 void uvq__conn_report_closed(uvq_quic_conn_t* c);
+void uvq__conn_unreachable(uvq_quic_conn_t* c, int uv_error);
 void uvq__conn_schedule(uvq_quic_conn_t* c);
 
 /* Hands the connection's streams to an application protocol. */

@@ -3,6 +3,7 @@
 #include "internal.h"
 
 #include <ngtcp2/ngtcp2_crypto_wolfssl.h>
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -242,6 +243,13 @@ void uvq__tls_endpoint_free(uvq_quic_endpoint_t* ep) {
   ep->keylog = NULL;
 }
 
+static int is_ip_literal(const char* s) {
+  struct in6_addr a6;
+  struct in_addr a4;
+
+  return inet_pton(AF_INET, s, &a4) == 1 || inet_pton(AF_INET6, s, &a6) == 1;
+}
+
 int uvq__tls_conn_init(uvq_quic_conn_t* c,
                        const char* server_name,
                        const uint8_t* ticket,
@@ -266,13 +274,23 @@ int uvq__tls_conn_init(uvq_quic_conn_t* c,
                                 (unsigned int) ep->alpn_wirelen) != 0)
       return UV_EINVAL;
     if (server_name != NULL && *server_name != '\0') {
-      if (wolfSSL_UseSNI(c->ssl, WOLFSSL_SNI_HOST_NAME, server_name,
-                         (unsigned short) strlen(server_name)) !=
-          WOLFSSL_SUCCESS)
-        return UV_EINVAL;
-      if (!ep->cfg.insecure_skip_verify &&
-          wolfSSL_check_domain_name(c->ssl, server_name) != WOLFSSL_SUCCESS)
-        return UV_EINVAL;
+      if (is_ip_literal(server_name)) {
+        /* An address is never sent as SNI (RFC 6066, 3), and is checked
+         * against the certificate's IP address entries. */
+        if (!ep->cfg.insecure_skip_verify &&
+            wolfSSL_X509_VERIFY_PARAM_set1_ip_asc(wolfSSL_get0_param(c->ssl),
+                                                  server_name) !=
+                WOLFSSL_SUCCESS)
+          return UV_EINVAL;
+      } else {
+        if (wolfSSL_UseSNI(c->ssl, WOLFSSL_SNI_HOST_NAME, server_name,
+                           (unsigned short) strlen(server_name)) !=
+            WOLFSSL_SUCCESS)
+          return UV_EINVAL;
+        if (!ep->cfg.insecure_skip_verify &&
+            wolfSSL_check_domain_name(c->ssl, server_name) != WOLFSSL_SUCCESS)
+          return UV_EINVAL;
+      }
     }
     wolfSSL_UseSessionTicket(c->ssl);
   }

@@ -247,9 +247,21 @@ TEST_IMPL(quic_api_errors) {
   ASSERT_OK(qt_side_new(&t, &t.client, 0));
   make_addr(&addr, "127.0.0.1", 4433);
   conn = NULL;
+  memset(&opts, 0, sizeof(opts));
+  opts.version = UVQ_QUIC_CONFIG_VERSION;
+  opts.server_name = "localhost";
   ASSERT_ERR(UV_EBADF,
+             uvq_quic_connect(t.client.ep, (struct sockaddr*) &addr, &opts,
+                              NULL, &conn));
+  /* Verifying certificates needs a name to check them against. */
+  ASSERT_ERR(UV_EINVAL,
              uvq_quic_connect(t.client.ep, (struct sockaddr*) &addr, NULL,
                               NULL, &conn));
+  opts.server_name = NULL;
+  ASSERT_ERR(UV_EINVAL,
+             uvq_quic_connect(t.client.ep, (struct sockaddr*) &addr, &opts,
+                              NULL, &conn));
+  opts.server_name = "localhost";
   ASSERT_NULL(conn);
   ASSERT_ERR(UV_EINVAL, uvq_quic_endpoint_bind(NULL, (struct sockaddr*) &addr));
   ASSERT_ERR(UV_EINVAL, uvq_quic_endpoint_bind(t.client.ep, NULL));
@@ -269,7 +281,7 @@ TEST_IMPL(quic_api_errors) {
   /* Family mismatch: an IPv4 endpoint cannot reach ::1. */
   make_addr(&v6, "::1", addr_port((struct sockaddr*) &t.server.addr));
   ASSERT_ERR(UV_EAFNOSUPPORT,
-             uvq_quic_connect(t.client.ep, (struct sockaddr*) &v6, NULL, NULL,
+             uvq_quic_connect(t.client.ep, (struct sockaddr*) &v6, &opts, NULL,
                               &conn));
   ASSERT_ERR(UV_EINVAL, uvq_quic_connect(NULL, (struct sockaddr*) &t.server.addr,
                                          NULL, NULL, &conn));

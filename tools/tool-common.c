@@ -203,6 +203,12 @@ int tool_describe_error(const uvq_quic_error_t* e, char* buf, size_t len) {
     case UVQ_QUIC_ERROR_ENDPOINT_CLOSED:
       snprintf(buf, len, "the connection was closed locally");
       return TOOL_EXIT_CONNECT;
+    case UVQ_QUIC_ERROR_UNREACHABLE:
+      snprintf(buf, len, "%s",
+               e->uv_error == UV_ECONNREFUSED
+                   ? "connection refused (nothing listens on that port)"
+                   : uv_strerror(e->uv_error));
+      return TOOL_EXIT_CONNECT;
     default:
       snprintf(buf, len, "connection ended (kind %d, code 0x%llx)%s", e->kind,
                (unsigned long long) e->code, reason);

@@ -54,7 +54,10 @@ enum uvq_quic_error_kind {
   /* No version in common (version negotiation failed). */
   UVQ_QUIC_ERROR_VERSION = 6,
   /* The endpoint was closed with the connection still open. */
-  UVQ_QUIC_ERROR_ENDPOINT_CLOSED = 7
+  UVQ_QUIC_ERROR_ENDPOINT_CLOSED = 7,
+  /* Client, during the handshake: the kernel reported the server
+   * unreachable (ICMP port or host unreachable); uv_error says which. */
+  UVQ_QUIC_ERROR_UNREACHABLE = 8
 };
 
 typedef struct uvq_quic_error_s {
@@ -64,6 +67,9 @@ typedef struct uvq_quic_error_s {
   /* ngtcp2's library error behind a local close (an NGTCP2_ERR_* value,
    * readable with uvq_quic_strerror()); 0 if none. Never a UV_E* code. */
   int library_error;
+  /* With UVQ_QUIC_ERROR_UNREACHABLE: UV_ECONNREFUSED, UV_EHOSTUNREACH or
+   * UV_ENETUNREACH. 0 otherwise. */
+  int uv_error;
   const char* reason;  /* the CONNECTION_CLOSE reason phrase, or NULL */
   size_t reasonlen;
 } uvq_quic_error_t;
@@ -214,7 +220,7 @@ typedef struct uvq_quic_conn_stats_s {
   /* 1 while packets go out ECT(0): ECN validation (RFC 9000, 13.4.2) has
    * not failed on the current path. */
   int ecn_marking;
-  size_t path_mtu;              /* largest UDP payload sent on the path */
+  size_t path_mtu;              /* largest UDP payload PMTUD has validated */
   uint32_t version;             /* negotiated QUIC version */
   int zero_rtt;                 /* enum uvq_quic_0rtt */
   int resumed;                  /* the TLS session was resumed */
@@ -234,7 +240,10 @@ typedef struct uvq_quic_endpoint_stats_s {
 /* Options for one client connection. */
 typedef struct uvq_quic_connect_opts_s {
   unsigned int version;          /* UVQ_QUIC_CONFIG_VERSION */
-  const char* server_name;       /* SNI and the name verified; may be NULL */
+  /* The name the certificate must be for: a host name (also sent as SNI)
+   * or an IP address (checked against the certificate's IP entries, never
+   * sent as SNI). Required unless insecure_skip_verify is set. */
+  const char* server_name;
   /* A ticket from the session_ticket callback: resume, and send 0-RTT
    * data written before the handshake completes. */
   const uint8_t* session_ticket;
@@ -272,8 +281,9 @@ UVQ_EXTERN int uvq_quic_endpoint_get_stats(const uvq_quic_endpoint_t* ep,
                                            uvq_quic_endpoint_stats_t* stats);
 
 /* Starts a client connection to remote. The handshake_done or closed
- * callback tells how it went. UV_EINVAL, UV_ENOMEM, UV_EBADF (endpoint not
- * bound), UV_EAFNOSUPPORT (remote's family differs from the socket's). */
+ * callback tells how it went. UV_EINVAL (also: no server_name while
+ * verifying certificates), UV_ENOMEM, UV_EBADF (endpoint not bound),
+ * UV_EAFNOSUPPORT (remote's family differs from the socket's). */
 UVQ_EXTERN int uvq_quic_connect(uvq_quic_endpoint_t* ep,
                                 const struct sockaddr* remote,
                                 const uvq_quic_connect_opts_t* opts,
