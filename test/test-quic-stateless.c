@@ -192,6 +192,8 @@ static pid_t spawn_server(qt_t* t, unsigned short* port) {
   unsigned short bound;
   int namelen;
   int fds[2];
+  int tries;
+  int err;
   pid_t pid;
 
   ASSERT_OK(pipe(fds));
@@ -206,11 +208,24 @@ static pid_t spawn_server(qt_t* t, unsigned short* port) {
       _exit(2);
     memset(&cb, 0, sizeof(cb));
     cb.stream_data = child_data;
-    if (uvq_quic_endpoint_new(&loop, &t->server.cfg, &cb, NULL, &ep) != 0)
+    if ((err = uvq_quic_endpoint_new(&loop, &t->server.cfg, &cb, NULL,
+                                     &ep)) != 0) {
+      fprintf(stderr, "server child: endpoint_new: %s\n", uv_strerror(err));
       _exit(3);
+    }
     make_addr(&addr, "127.0.0.1", *port);
-    if (uvq_quic_endpoint_bind(ep, (struct sockaddr*) &addr) != 0)
+    /* The killed server's port is free once it is reaped; a bounded retry
+     * covers a kernel that is slower to let go of it. */
+    for (tries = 0; tries < 100; tries++) {
+      err = uvq_quic_endpoint_bind(ep, (struct sockaddr*) &addr);
+      if (err != UV_EADDRINUSE)
+        break;
+      usleep(10000);
+    }
+    if (err != 0) {
+      fprintf(stderr, "server child: bind: %s\n", uv_strerror(err));
       _exit(4);
+    }
     namelen = sizeof(addr);
     uvq_udp_getsockname(uvq_quic_endpoint_udp(ep), (struct sockaddr*) &addr,
                         &namelen);
@@ -222,8 +237,13 @@ static pid_t spawn_server(qt_t* t, unsigned short* port) {
     _exit(0);
   }
   close(fds[1]);
-  if (read(fds[0], &bound, sizeof(bound)) != sizeof(bound))
-    FATAL("the server child did not report its port");
+  if (read(fds[0], &bound, sizeof(bound)) != sizeof(bound)) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    test_fail(__FILE__, __LINE__,
+              "the server child did not report its port (exit status %d)",
+              WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  }
   close(fds[0]);
   *port = bound;
   return pid;
