@@ -48,6 +48,7 @@
   TEST_ENTRY(quic_netns_loss_reorder) \
   TEST_ENTRY(quic_netns_loss_initial) \
   TEST_ENTRY(quic_netns_ce_all) \
+  TEST_ENTRY(quic_nat_rebinding) \
   TEST_ENTRY(quic_robust_random_datagrams) \
   TEST_ENTRY(quic_robust_version0_long_cid) \
   TEST_ENTRY(quic_api_errors) \

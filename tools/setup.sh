@@ -8,7 +8,7 @@ set -euo pipefail
 # the network tools the namespace tests drive.
 packages=(
   cmake make gcc clang pkg-config libuv1-dev
-  iproute2 ethtool nftables iputils-ping openssl
+  iproute2 ethtool nftables conntrack iputils-ping openssl
   python3
 )
 
