@@ -141,8 +141,10 @@ static void resume(uvq_quic_conn_t* c, const uint8_t* blob, size_t len) {
   session = wolfSSL_d2i_SSL_SESSION(NULL, &p, (long) slen);
   if (session == NULL)
     return;
+  /* A QUIC ticket allows 0-RTT only with max_early_data_size 0xffffffff
+   * (RFC 9001, 4.6.1); anything else resumes without it. */
   if (wolfSSL_set_session(c->ssl, session) == WOLFSSL_SUCCESS &&
-      wolfSSL_SESSION_get_max_early_data(session) > 0 &&
+      wolfSSL_SESSION_get_max_early_data(session) == UINT32_MAX &&
       ngtcp2_conn_decode_and_set_0rtt_transport_params(
           c->conn, blob + 12 + slen, plen) == 0) {
     wolfSSL_set_quic_early_data_enabled(c->ssl, 1);
@@ -202,8 +204,8 @@ int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep) {
      * max_early_data_size 0xffffffff (RFC 9001, 4.6.1). */
     wolfSSL_CTX_set_session_id_context(ep->server_ctx,
                                        (const unsigned char*) "uvq", 3);
-    if (cfg->zero_rtt)
-      wolfSSL_CTX_set_max_early_data(ep->server_ctx, UINT32_MAX);
+    wolfSSL_CTX_set_max_early_data(ep->server_ctx,
+                                   cfg->zero_rtt ? UINT32_MAX : 0);
     if (ep->keylog != NULL)
       wolfSSL_CTX_set_keylog_callback(ep->server_ctx, keylog_line);
   }

@@ -330,6 +330,17 @@ static void on_datagram_lost(uvq_quic_conn_t* conn, uint64_t id) {
   conn_of(conn)->dgram_lost++;
 }
 
+/* Client: keeps the latest session ticket for a later connection. */
+static void on_session_ticket(uvq_quic_conn_t* conn, const uint8_t* ticket,
+                              size_t len) {
+  qt_side_t* side = conn_of(conn)->side;
+
+  side->tickets++;
+  ASSERT_LE(len, sizeof(side->ticket));
+  memcpy(side->ticket, ticket, len);
+  side->ticketlen = len;
+}
+
 static const uvq_quic_callbacks_t qt_callbacks = {
   on_accept,
   on_handshake_done,
@@ -343,7 +354,7 @@ static const uvq_quic_callbacks_t qt_callbacks = {
   on_datagram,
   on_datagram_acked,
   on_datagram_lost,
-  NULL,
+  on_session_ticket,
 };
 
 /* --- Setup and teardown ------------------------------------------------ */
@@ -410,6 +421,25 @@ void qt_start_client(qt_t* t) {
 void qt_start(qt_t* t) {
   qt_start_server(t);
   qt_start_client(t);
+}
+
+qt_conn_t* qt_connect_ticket(qt_t* t, const uint8_t* ticket, size_t len) {
+  uvq_quic_connect_opts_t opts;
+  uvq_quic_conn_t* conn;
+  qt_conn_t* c;
+
+  memset(&opts, 0, sizeof(opts));
+  opts.version = UVQ_QUIC_CONFIG_VERSION;
+  opts.server_name = "localhost";
+  opts.session_ticket = ticket;
+  opts.session_ticket_len = len;
+  c = new_conn(&t->client, NULL);
+  conn = NULL;
+  ASSERT_OK(uvq_quic_connect(t->client.ep, (struct sockaddr*) &t->server.addr,
+                             &opts, c, &conn));
+  ASSERT_NOT_NULL(conn);
+  c->conn = conn;
+  return c;
 }
 
 qt_conn_t* qt_connect_name(qt_t* t, const char* server_name) {

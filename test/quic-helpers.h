@@ -154,6 +154,10 @@ struct qt_side_s {
   unsigned int writes_other;
   int writes_other_status;
   struct sockaddr_storage addr; /* bound address, port read back */
+  /* Client: session tickets received, and the latest one. */
+  unsigned int tickets;
+  uint8_t ticket[8192];
+  size_t ticketlen;
   uvq_quic_endpoint_stats_t stats_at_close;
   int closing;
 };
@@ -190,6 +194,8 @@ int qt_side_new(qt_t* t, qt_side_t* side, int is_server);
  * that uvq_quic_connect returns 0. */
 qt_conn_t* qt_connect(qt_t* t);
 qt_conn_t* qt_connect_name(qt_t* t, const char* server_name);
+/* Connects resuming with a session ticket (and 0-RTT when it allows). */
+qt_conn_t* qt_connect_ticket(qt_t* t, const uint8_t* ticket, size_t len);
 /* Closes whichever endpoints are still open, runs the loop to the end and
  * asserts that each close callback ran exactly once and that
  * uv_loop_close() returns 0; frees what the records hold. */

@@ -49,6 +49,9 @@
   TEST_ENTRY(quic_netns_loss_initial) \
   TEST_ENTRY(quic_netns_ce_all) \
   TEST_ENTRY(quic_nat_rebinding) \
+  TEST_ENTRY(quic_resume_0rtt) \
+  TEST_ENTRY(quic_resume_server_refuses_0rtt) \
+  TEST_ENTRY(quic_resume_bad_ticket) \
   TEST_ENTRY(quic_robust_random_datagrams) \
   TEST_ENTRY(quic_robust_version0_long_cid) \
   TEST_ENTRY(quic_api_errors) \
