@@ -28,10 +28,14 @@
 extern "C" {
 #endif
 
+/* Define UVQ_EXTERN before including this header to build uvq into
+ * another shared object with its symbols hidden (a Node addon does). */
+#ifndef UVQ_EXTERN
 #if defined(__GNUC__) && __GNUC__ >= 4
 #define UVQ_EXTERN __attribute__((visibility("default")))
 #else
 #define UVQ_EXTERN /* nothing */
+#endif
 #endif
 
 #define UVQ_VERSION_MAJOR 0

@@ -985,6 +985,7 @@ int main(int argc, char** argv) {
     if (problem != NULL) {
       fprintf(stderr, "uvq-h3-client: bad URL '%s': %s\n",
               argv[optind + (int) i], problem);
+      free(c.urls);
       return TOOL_EXIT_USAGE;
     }
     if (strcasecmp(c.urls[i].host, c.urls[0].host) != 0 ||
@@ -992,6 +993,7 @@ int main(int argc, char** argv) {
       fprintf(stderr, "uvq-h3-client: '%s' names another server than '%s': "
               "all URLs share one connection\n", c.urls[i].text,
               c.urls[0].text);
+      free(c.urls);
       return TOOL_EXIT_USAGE;
     }
   }

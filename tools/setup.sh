@@ -19,6 +19,15 @@ for p in "${packages[@]}"; do
   fi
 done
 
+# Node.js with its headers, for the N-API addon (node/): the machine's own
+# if it has one, else Debian's (nodejs, and libnode-dev for the headers).
+if ! command -v node >/dev/null 2>&1; then
+  missing+=(nodejs libnode-dev)
+elif [ ! -f /usr/include/node/node_api.h ] &&
+     ! dpkg-query -W -f='${Status}' libnode-dev 2>/dev/null | grep -q "ok installed"; then
+  missing+=(libnode-dev)
+fi
+
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing packages: ${missing[*]} (run as root to install them)" >&2

@@ -62,6 +62,26 @@ run_config linux -DCMAKE_BUILD_TYPE=RelWithDebInfo
 run_config portable -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUVQ_PORTABLE=ON
 CC=clang run_config sanitize -DCMAKE_BUILD_TYPE=Debug -DUVQ_SANITIZE=ON
 
+# The Node.js addon: uvq's UDP handle on Node's own event loop.
+echo "=== node: build the addon and run its tests"
+node_log=build/node-tests.log
+mkdir -p build
+if sh node/run-tests.sh 2>&1 | tee "$node_log"; then :; fi
+npass=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$node_log" | tail -n 1)
+nfail=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$node_log" | tail -n 1)
+nskip=$(sed -n 's/^# skipped \([0-9]*\)$/\1/p' "$node_log" | tail -n 1)
+if [ -z "$npass" ] || [ -z "$nfail" ]; then
+  summary+=("node: the addon did not build or its tests did not run")
+  status=1
+else
+  nskip=${nskip:-0}
+  total_pass=$((total_pass + npass))
+  total_fail=$((total_fail + nfail))
+  total_skip=$((total_skip + nskip))
+  summary+=("node: $npass passed, $nfail failed, $nskip skipped")
+  [ "$nfail" -eq 0 ] || status=1
+fi
+
 echo
 echo "=== uvq test summary"
 for s in "${summary[@]}"; do
