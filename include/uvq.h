@@ -406,8 +406,8 @@ UVQ_EXTERN int uvq_udp_set_recv_slots(uvq_udp_t* handle,
  * UVQ_UDP_RECVERR on an unconnected socket, an ICMP error left pending by
  * an earlier datagram (ECONNREFUSED, EHOSTUNREACH, ...) makes the kernel
  * fail the next send once, so that message is sent again, once. Nothing is
- * lost in any of these cases. After UV_EAGAIN there is no writability
- * callback: hand the rest to uvq_udp_send_batch(), whose callback is it. */
+ * lost in any of these cases. After UV_EAGAIN, uvq_udp_send_batch() with
+ * the rest, or with count 0, calls back when the socket is writable. */
 UVQ_EXTERN int uvq_udp_try_send_batch(uvq_udp_t* handle,
                                       const uvq_udp_mmsg_t* msgs,
                                       unsigned int count);
@@ -416,7 +416,11 @@ UVQ_EXTERN int uvq_udp_try_send_batch(uvq_udp_t* handle,
  * once, from the loop, never from inside this call. status is 0 when all
  * were sent; otherwise the error of message req->nsent, after which the
  * rest were not sent; UV_ECANCELED when the handle was closed first.
- * Argument errors are returned at once, as for try_send_batch. */
+ * Argument errors are returned at once (every message is checked before
+ * any is queued). With count 0 (msgs may be NULL) nothing is sent: cb
+ * says when the socket is writable and everything queued before has
+ * gone, which is the signal to wait for after UV_EAGAIN from
+ * try_send_batch. */
 UVQ_EXTERN int uvq_udp_send_batch(uvq_udp_send_t* req,
                                   uvq_udp_t* handle,
                                   const uvq_udp_mmsg_t* msgs,

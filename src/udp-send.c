@@ -500,7 +500,9 @@ int uvq_udp_send_batch(uvq_udp_send_t* req,
   int err;
 
   s = uvq__live_state(handle);
-  if (s == NULL || req == NULL || msgs == NULL || count == 0 || cb == NULL)
+  /* count 0 (msgs may then be NULL) asks only to be told when the socket
+   * is writable and everything queued before has gone. */
+  if (s == NULL || req == NULL || (msgs == NULL && count > 0) || cb == NULL)
     return UV_EINVAL;
   for (i = 0; i < count; i++)
     if (check_args(&msgs[i]))

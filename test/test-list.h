@@ -66,6 +66,7 @@
   TEST_ENTRY(udp_send_queue_idle) \
   TEST_ENTRY(udp_send_queue_full_sndbuf) \
   TEST_ENTRY(udp_send_queue_cancel_on_close) \
+  TEST_ENTRY(udp_send_queue_writable_signal) \
   TEST_ENTRY(udp_txtime_delivery) \
   TEST_ENTRY(udp_txtime_fq_spacing) \
   /* end of list */

@@ -274,3 +274,69 @@ TEST_IMPL(udp_send_queue_cancel_on_close) {
   slow_net_teardown(&n);
   return 0;
 }
+
+static int three_done(void* arg) {
+  struct send_log* log = arg;
+  return log->n >= 3;
+}
+
+/* A batch of no messages asks only to be told when the socket is writable:
+ * on an idle socket, once, from the loop; behind a queued batch, only after
+ * that batch's callback. */
+TEST_IMPL(udp_send_queue_writable_signal) {
+  unsigned char payload[100];
+  struct sockaddr_storage dest;
+  struct send_log log;
+  uvq_udp_mmsg_t msg;
+  uvq_udp_send_t first;
+  uvq_udp_send_t wait;
+  uv_buf_t buf;
+  test_peer_t rx;
+  test_peer_t tx;
+  uv_loop_t loop;
+
+  memset(&log, 0, sizeof(log));
+  ASSERT_OK(uv_loop_init(&loop));
+  peer_init(&loop, &rx);
+  peer_init(&loop, &tx);
+  peer_bind(&rx, "127.0.0.1", 0);
+  peer_bind(&tx, "127.0.0.1", 0);
+  peer_start(&rx);
+  peer_addr(&rx, "127.0.0.1", &dest);
+
+  ASSERT_OK(send_batch(&wait, &log, &tx, NULL, 0));
+  ASSERT_EQ(0, log.n);
+  run_until(&loop, send_done, &log, TEST_WAIT_MS);
+  ASSERT_EQ(1, log.n);
+  ASSERT_PTR_EQ(&wait, log.reqs[0]);
+  ASSERT_OK(log.status[0]);
+  ASSERT_EQ(0, log.nsent[0]);
+
+  fill_pattern(payload, sizeof(payload), 7);
+  buf = uv_buf_init((char*) payload, sizeof(payload));
+  memset(&msg, 0, sizeof(msg));
+  msg.bufs = &buf;
+  msg.nbufs = 1;
+  msg.addr = (const struct sockaddr*) &dest;
+  msg.ecn = -1;
+  ASSERT_OK(send_batch(&first, &log, &tx, &msg, 1));
+  ASSERT_OK(send_batch(&wait, &log, &tx, NULL, 0));
+  run_until(&loop, three_done, &log, TEST_WAIT_MS);
+  ASSERT_EQ(3, log.n);
+  ASSERT_PTR_EQ(&first, log.reqs[1]);
+  ASSERT_PTR_EQ(&wait, log.reqs[2]);
+  ASSERT_OK(log.status[1]);
+  ASSERT_EQ(1, log.nsent[1]);
+  ASSERT_OK(log.status[2]);
+  run_until_rx(&loop, &rx, 1);
+
+  /* NULL messages with a count are still an error. */
+  ASSERT_EQ(UV_EINVAL, uvq_udp_send_batch(&wait, &tx.udp, NULL, 1,
+                                          log_send_cb));
+  peer_close(&rx);
+  peer_close(&tx);
+  finish_loop(&loop);
+  peer_finish(&rx);
+  peer_finish(&tx);
+  return 0;
+}
