@@ -277,6 +277,32 @@ void uvq__conn_report_closed(uvq_quic_conn_t* c);
 void uvq__conn_unreachable(uvq_quic_conn_t* c, int uv_error);
 void uvq__conn_schedule(uvq_quic_conn_t* c);
 
+/* stream.c */
+#define UVQ__MAX_QUEUED_DGRAMS 1024
+struct uvq__quic_stream* uvq__stream_find(uvq_quic_conn_t* c, int64_t id);
+struct uvq__quic_stream* uvq__stream_add(uvq_quic_conn_t* c, int64_t id);
+void uvq__stream_pending_add(uvq_quic_conn_t* c, struct uvq__quic_stream* s);
+void uvq__stream_pending_remove(uvq_quic_conn_t* c,
+                                struct uvq__quic_stream* s);
+/* Completes writes the peer acknowledged, or all of them with status. */
+void uvq__stream_complete_writes(struct uvq__quic_stream* s, int all,
+                                 int status);
+void uvq__stream_free(uvq_quic_conn_t* c, struct uvq__quic_stream* s);
+size_t uvq__stream_vecs(struct uvq__quic_stream* s, ngtcp2_vec* vec,
+                        size_t max);
+void uvq__stream_advance(uvq_quic_conn_t* c, struct uvq__quic_stream* s,
+                         ngtcp2_ssize ndatalen, int fin);
+
+/* conn-callbacks.c */
+void uvq__conn_fill_callbacks(ngtcp2_callbacks* cb, int server);
+
+/* conn-io.c */
+ngtcp2_tstamp uvq__conn_ts(uvq_quic_conn_t* c, ngtcp2_tstamp ts);
+
+/* conn.c: how a connection ends, after ngtcp2 returned. */
+void uvq__conn_handle_error(uvq_quic_conn_t* c, int rv, ngtcp2_tstamp ts);
+void uvq__conn_run_pending_close(uvq_quic_conn_t* c);
+
 /* Hands the connection's streams to an application protocol. */
 void uvq__conn_set_app(uvq_quic_conn_t* c, const struct uvq__quic_app* app,
                        void* app_data);

@@ -1,0 +1,372 @@
+/* ngtcp2's callbacks for a connection: the handshake, streams (to the
+ * application, or to an application protocol such as HTTP/3 through the
+ * connection's hook), connection IDs and reset tokens, datagrams. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <ngtcp2/ngtcp2_crypto.h>
+
+static void rand_cb(uint8_t* dest, size_t len, const ngtcp2_rand_ctx* ctx) {
+  (void) ctx;
+  uvq__ep_rand(dest, len);
+}
+
+static int cb_handshake_completed(ngtcp2_conn* conn, void* user_data) {
+  uvq_quic_conn_t* c = user_data;
+  size_t alpnlen;
+
+  (void) conn;
+  /* QUIC requires an application protocol (RFC 9001, 8.1). wolfSSL lets a
+   * handshake through without one when the server's selection fails, so
+   * the check is made here: no_application_protocol (alert 120). */
+  if (uvq_quic_conn_alpn(c, &alpnlen) == NULL || alpnlen == 0) {
+    c->tls_alert = 120;
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+  }
+  if (c->state == UVQ__CONN_HANDSHAKING)
+    c->state = UVQ__CONN_OPEN;
+  if (c->zero_rtt == UVQ_QUIC_0RTT_SENT)
+    c->zero_rtt = wolfSSL_get_early_data_status(c->ssl) ==
+                          WOLFSSL_EARLY_DATA_ACCEPTED
+                      ? UVQ_QUIC_0RTT_ACCEPTED
+                      : UVQ_QUIC_0RTT_REJECTED;
+  else if (c->is_server && wolfSSL_session_reused(c->ssl) &&
+           wolfSSL_get_early_data_status(c->ssl) == WOLFSSL_EARLY_DATA_ACCEPTED)
+    c->zero_rtt = UVQ_QUIC_0RTT_ACCEPTED;
+  if (c->is_server && !c->handshake_reported && c->ep->nhandshakes > 0)
+    c->ep->nhandshakes--;
+  /* The client's first DCID routed its Initials; from now on it uses ours
+   * (RFC 9000, 7.2). */
+  if (c->is_server && c->odcid.len > 0) {
+    uvq__ep_remove_cid(c, c->odcid.data, c->odcid.len);
+    c->odcid.len = 0;
+  }
+  if (!c->handshake_reported) {
+    c->handshake_reported = 1;
+    if (c->ep->cb.handshake_done != NULL)
+      c->ep->cb.handshake_done(c);
+  }
+  return 0;
+}
+
+static int cb_recv_stream_data(ngtcp2_conn* conn,
+                               uint32_t flags,
+                               int64_t stream_id,
+                               uint64_t offset,
+                               const uint8_t* data,
+                               size_t datalen,
+                               void* user_data,
+                               void* stream_user_data) {
+  uvq_quic_conn_t* c = user_data;
+
+  (void) conn;
+  (void) offset;
+  (void) stream_user_data;
+  if (c->app != NULL) {
+    int64_t consumed = c->app->recv(c->app_data, stream_id, data, datalen,
+                                    (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0);
+    if (consumed < 0)
+      return NGTCP2_ERR_CALLBACK_FAILURE;
+    ngtcp2_conn_extend_max_stream_offset(c->conn, stream_id,
+                                         (uint64_t) consumed);
+    ngtcp2_conn_extend_max_offset(c->conn, (uint64_t) consumed);
+    return 0;
+  }
+  if (c->ep->cb.stream_data != NULL)
+    c->ep->cb.stream_data(c, stream_id, data, datalen,
+                          (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0);
+  else
+    uvq_quic_stream_consume(c, stream_id, datalen);
+  return 0;
+}
+
+static int cb_stream_open(ngtcp2_conn* conn, int64_t stream_id,
+                          void* user_data) {
+  uvq_quic_conn_t* c = user_data;
+
+  (void) conn;
+  if (uvq__stream_add(c, stream_id) == NULL)
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+  if (c->ep->cb.stream_open != NULL)
+    c->ep->cb.stream_open(c, stream_id);
+  return 0;
+}
+
+static int cb_stream_close(ngtcp2_conn* conn,
+                           uint32_t flags,
+                           int64_t stream_id,
+                           uint64_t app_error_code,
+                           void* user_data,
+                           void* stream_user_data) {
+  uvq_quic_conn_t* c = user_data;
+  struct uvq__quic_stream* s = stream_user_data;
+
+  if (!(flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET))
+    app_error_code = 0;
+  /* A stream the peer opened is gone: it may open another (MAX_STREAMS,
+   * RFC 9000, 4.6). */
+  if (!ngtcp2_conn_is_local_stream(conn, stream_id)) {
+    if (ngtcp2_is_bidi_stream(stream_id))
+      ngtcp2_conn_extend_max_streams_bidi(conn, 1);
+    else
+      ngtcp2_conn_extend_max_streams_uni(conn, 1);
+  }
+  if (c->app != NULL) {
+    if (s != NULL)
+      uvq__stream_free(c, s);
+    return c->app->stream_close(c->app_data, stream_id, app_error_code) == 0
+               ? 0
+               : NGTCP2_ERR_CALLBACK_FAILURE;
+  }
+  if (s != NULL)
+    uvq__stream_free(c, s);
+  if (c->ep->cb.stream_closed != NULL)
+    c->ep->cb.stream_closed(c, stream_id, app_error_code);
+  return 0;
+}
+
+static int cb_stream_reset(ngtcp2_conn* conn,
+                           int64_t stream_id,
+                           uint64_t final_size,
+                           uint64_t app_error_code,
+                           void* user_data,
+                           void* stream_user_data) {
+  uvq_quic_conn_t* c = user_data;
+
+  (void) conn;
+  (void) final_size;
+  (void) stream_user_data;
+  if (c->app != NULL)
+    return c->app->shutdown_read(c->app_data, stream_id) == 0
+               ? 0
+               : NGTCP2_ERR_CALLBACK_FAILURE;
+  if (c->ep->cb.stream_reset != NULL)
+    c->ep->cb.stream_reset(c, stream_id, app_error_code);
+  return 0;
+}
+
+static int cb_stream_stop_sending(ngtcp2_conn* conn,
+                                  int64_t stream_id,
+                                  uint64_t app_error_code,
+                                  void* user_data,
+                                  void* stream_user_data) {
+  uvq_quic_conn_t* c = user_data;
+  struct uvq__quic_stream* s = stream_user_data;
+
+  (void) conn;
+  if (c->app != NULL)
+    return c->app->shutdown_read(c->app_data, stream_id) == 0
+               ? 0
+               : NGTCP2_ERR_CALLBACK_FAILURE;
+  /* ngtcp2 answers STOP_SENDING with RESET_STREAM itself; what was queued
+   * will never be delivered. */
+  if (s != NULL) {
+    s->write_closed = 1;
+    uvq__stream_pending_remove(c, s);
+  }
+  if (c->ep->cb.stream_stop_sending != NULL)
+    c->ep->cb.stream_stop_sending(c, stream_id, app_error_code);
+  return 0;
+}
+
+static int cb_acked_stream_data_offset(ngtcp2_conn* conn,
+                                       int64_t stream_id,
+                                       uint64_t offset,
+                                       uint64_t datalen,
+                                       void* user_data,
+                                       void* stream_user_data) {
+  struct uvq__quic_stream* s = stream_user_data;
+  uvq_quic_conn_t* c = user_data;
+
+  (void) conn;
+  (void) offset;
+  if (c->app != NULL)
+    return c->app->acked(c->app_data, stream_id, datalen) == 0
+               ? 0
+               : NGTCP2_ERR_CALLBACK_FAILURE;
+  if (s == NULL)
+    return 0;
+  /* ngtcp2 reports acknowledged ranges in order. */
+  if (offset + datalen > s->acked)
+    s->acked = offset + datalen;
+  uvq__stream_complete_writes(s, 0, 0);
+  return 0;
+}
+
+static int cb_extend_max_local_streams(ngtcp2_conn* conn,
+                                       uint64_t max_streams,
+                                       void* user_data) {
+  uvq_quic_conn_t* c = user_data;
+
+  (void) conn;
+  (void) max_streams;
+  if (c->ep->cb.streams_available != NULL)
+    c->ep->cb.streams_available(c);
+  return 0;
+}
+
+static int cb_extend_max_stream_data(ngtcp2_conn* conn,
+                                     int64_t stream_id,
+                                     uint64_t max_data,
+                                     void* user_data,
+                                     void* stream_user_data) {
+  uvq_quic_conn_t* c = user_data;
+  struct uvq__quic_stream* s = stream_user_data;
+
+  (void) conn;
+  (void) max_data;
+  if (c->app != NULL)
+    return c->app->unblock(c->app_data, stream_id) == 0
+               ? 0
+               : NGTCP2_ERR_CALLBACK_FAILURE;
+  if (s != NULL && s->blocked) {
+    s->blocked = 0;
+    uvq__stream_pending_add(c, s);
+    uvq__ep_mark_dirty(c);
+  }
+  return 0;
+}
+
+static int cb_extend_max_remote_streams_bidi(ngtcp2_conn* conn,
+                                            uint64_t max_streams,
+                                            void* user_data) {
+  uvq_quic_conn_t* c = user_data;
+
+  (void) conn;
+  if (c->app != NULL)
+    c->app->max_remote_streams(c->app_data, max_streams);
+  return 0;
+}
+
+static int cb_get_new_connection_id(ngtcp2_conn* conn,
+                                    ngtcp2_cid* cid,
+                                    uint8_t* token,
+                                    size_t cidlen,
+                                    void* user_data) {
+  uvq_quic_conn_t* c = user_data;
+
+  (void) conn;
+  cid->datalen = cidlen;
+  uvq__ep_rand(cid->data, cidlen);
+  if (ngtcp2_crypto_generate_stateless_reset_token(
+          token, c->ep->static_secret, sizeof(c->ep->static_secret), cid) !=
+      0)
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+  if (uvq__ep_add_cid(c, cid->data, cid->datalen) != 0)
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+  return 0;
+}
+
+static int cb_remove_connection_id(ngtcp2_conn* conn,
+                                   const ngtcp2_cid* cid,
+                                   void* user_data) {
+  (void) conn;
+  uvq__ep_remove_cid(user_data, cid->data, cid->datalen);
+  return 0;
+}
+
+/* The peer's stateless reset tokens, one per destination connection ID in
+ * use, go into the endpoint's token map: a reset carries a random DCID, so
+ * only its trailing token says which connection it is for. */
+static int cb_dcid_status(ngtcp2_conn* conn,
+                          ngtcp2_connection_id_status_type type,
+                          uint64_t seq,
+                          const ngtcp2_cid* cid,
+                          const uint8_t* token,
+                          void* user_data) {
+  uvq_quic_conn_t* c = user_data;
+
+  (void) conn;
+  (void) seq;
+  (void) cid;
+  if (token == NULL)
+    return 0;
+  if (type == NGTCP2_CONNECTION_ID_STATUS_TYPE_ACTIVATE)
+    return uvq__ep_add_token(c, token) == 0 ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
+  uvq__ep_remove_token(c, token);
+  return 0;
+}
+
+static int cb_recv_datagram(ngtcp2_conn* conn,
+                            uint32_t flags,
+                            const uint8_t* data,
+                            size_t datalen,
+                            void* user_data) {
+  uvq_quic_conn_t* c = user_data;
+
+  (void) conn;
+  (void) flags;
+  if (c->ep->cb.datagram != NULL)
+    c->ep->cb.datagram(c, data, datalen);
+  return 0;
+}
+
+static int cb_ack_datagram(ngtcp2_conn* conn, uint64_t id, void* user_data) {
+  uvq_quic_conn_t* c = user_data;
+
+  (void) conn;
+  if (c->ep->cb.datagram_acked != NULL)
+    c->ep->cb.datagram_acked(c, id);
+  return 0;
+}
+
+static int cb_lost_datagram(ngtcp2_conn* conn, uint64_t id, void* user_data) {
+  uvq_quic_conn_t* c = user_data;
+
+  (void) conn;
+  if (c->ep->cb.datagram_lost != NULL)
+    c->ep->cb.datagram_lost(c, id);
+  return 0;
+}
+
+static int cb_recv_stateless_reset(ngtcp2_conn* conn,
+                                   const ngtcp2_pkt_stateless_reset* sr,
+                                   void* user_data) {
+  uvq_quic_conn_t* c = user_data;
+
+  (void) conn;
+  (void) sr;
+  c->error.kind = UVQ_QUIC_ERROR_STATELESS_RESET;
+  c->error.remote = 1;
+  return 0;
+}
+
+void uvq__conn_fill_callbacks(ngtcp2_callbacks* cb, int server) {
+  memset(cb, 0, sizeof(*cb));
+  if (server) {
+    cb->recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
+  } else {
+    cb->client_initial = ngtcp2_crypto_client_initial_cb;
+    cb->recv_retry = ngtcp2_crypto_recv_retry_cb;
+  }
+  cb->recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
+  cb->encrypt = ngtcp2_crypto_encrypt_cb;
+  cb->decrypt = ngtcp2_crypto_decrypt_cb;
+  cb->hp_mask = ngtcp2_crypto_hp_mask_cb;
+  cb->update_key = ngtcp2_crypto_update_key_cb;
+  cb->delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
+  cb->delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
+  cb->get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
+  cb->version_negotiation = ngtcp2_crypto_version_negotiation_cb;
+  cb->rand = rand_cb;
+  cb->handshake_completed = cb_handshake_completed;
+  cb->recv_stream_data = cb_recv_stream_data;
+  cb->stream_open = cb_stream_open;
+  cb->stream_close = cb_stream_close;
+  cb->stream_reset = cb_stream_reset;
+  cb->stream_stop_sending = cb_stream_stop_sending;
+  cb->acked_stream_data_offset = cb_acked_stream_data_offset;
+  cb->extend_max_local_streams_bidi = cb_extend_max_local_streams;
+  cb->extend_max_local_streams_uni = cb_extend_max_local_streams;
+  cb->extend_max_stream_data = cb_extend_max_stream_data;
+  cb->extend_max_remote_streams_bidi = cb_extend_max_remote_streams_bidi;
+  cb->get_new_connection_id = cb_get_new_connection_id;
+  cb->remove_connection_id = cb_remove_connection_id;
+  cb->recv_datagram = cb_recv_datagram;
+  cb->ack_datagram = cb_ack_datagram;
+  cb->lost_datagram = cb_lost_datagram;
+  cb->recv_stateless_reset = cb_recv_stateless_reset;
+  cb->dcid_status = cb_dcid_status;
+}
