@@ -1,0 +1,222 @@
+/* The static-file handler: request paths confined to a root directory,
+ * content types by extension, and the status codes for what cannot be
+ * served. */
+#include "h3-internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifdef __linux__
+#include <linux/openat2.h>
+#endif
+
+static const char* content_type(const char* path) {
+  static const struct {
+    const char* ext;
+    const char* type;
+  } types[] = {
+      {".html", "text/html; charset=utf-8"},
+      {".htm", "text/html; charset=utf-8"},
+      {".txt", "text/plain; charset=utf-8"},
+      {".css", "text/css"},
+      {".js", "text/javascript"},
+      {".json", "application/json"},
+      {".png", "image/png"},
+      {".jpg", "image/jpeg"},
+      {".jpeg", "image/jpeg"},
+      {".gif", "image/gif"},
+      {".svg", "image/svg+xml"},
+      {".wasm", "application/wasm"},
+      {".pdf", "application/pdf"},
+  };
+  const char* dot;
+  size_t i;
+
+  dot = strrchr(path, '.');
+  if (dot != NULL && strchr(dot, '/') == NULL)
+    for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+      if (strcasecmp(dot, types[i].ext) == 0)
+        return types[i].type;
+  return "application/octet-stream";
+}
+
+static int hexval(char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+/* Turns a request path into a relative file path under the root, or
+ * fails: percent-decoding first, then refusing NUL, backslashes, and any
+ * "." or ".." segment, so that no spelling can climb out of the root. */
+static int sanitize_path(const char* path, size_t len, char* out, size_t cap) {
+  size_t i;
+  size_t o;
+  size_t seg;
+  int hi;
+  int lo;
+  char ch;
+
+  if (len == 0 || path[0] != '/')
+    return -1;
+  o = 0;
+  for (i = 1; i < len && path[i] != '?' && path[i] != '#'; i++) {
+    ch = path[i];
+    if (ch == '%') {
+      if (i + 2 >= len + 0 || (hi = hexval(path[i + 1])) < 0 ||
+          (lo = hexval(path[i + 2])) < 0)
+        return -1;
+      ch = (char) (hi * 16 + lo);
+      i += 2;
+    }
+    if (ch == '\0' || ch == '\\')
+      return -1;
+    if (o + 1 >= cap)
+      return -1;
+    out[o++] = ch;
+  }
+  out[o] = '\0';
+  /* Check every segment. */
+  for (i = 0, seg = 0; i <= o; i++) {
+    if (i == o || out[i] == '/') {
+      size_t slen = i - seg;
+      if ((slen == 1 && out[seg] == '.') ||
+          (slen == 2 && out[seg] == '.' && out[seg + 1] == '.'))
+        return -1;
+      seg = i + 1;
+    }
+  }
+  if (o == 0 || out[o - 1] == '/') {
+    if (o + sizeof("index.html") >= cap)
+      return -1;
+    memcpy(out + o, "index.html", sizeof("index.html"));
+  }
+  return 0;
+}
+
+/* Opens rel beneath root: openat2 with RESOLVE_BENEATH also stops symbolic
+ * links from leading out (Linux 5.6+); elsewhere, or on older kernels, the
+ * opened file's real path must lie under the root's. */
+static int open_beneath(const char* root, const char* rel) {
+  int dirfd;
+  int fd;
+
+  dirfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd < 0)
+    return -1;
+  fd = -1;
+#if defined(__linux__) && defined(SYS_openat2)
+  {
+    struct open_how how;
+    memset(&how, 0, sizeof(how));
+    how.flags = O_RDONLY | O_CLOEXEC;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+    fd = (int) syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
+    if (fd < 0 && errno != ENOSYS) {
+      close(dirfd);
+      return -1;
+    }
+  }
+#endif
+  if (fd < 0) {
+    /* Without openat2 only the last component can refuse to be a link, so
+     * the file's real path is checked against the root's. */
+    char rootreal[PATH_MAX];
+    char fullreal[PATH_MAX];
+    char full[PATH_MAX * 2];
+    size_t rl;
+
+    fd = openat(dirfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    snprintf(full, sizeof(full), "%s/%s", root, rel);
+    if (fd >= 0 && (realpath(root, rootreal) == NULL ||
+                    realpath(full, fullreal) == NULL ||
+                    strncmp(fullreal, rootreal, rl = strlen(rootreal)) != 0 ||
+                    (fullreal[rl] != '/' && fullreal[rl] != '\0'))) {
+      close(fd);
+      fd = -1;
+    }
+  }
+  close(dirfd);
+  return fd;
+}
+
+int uvq__h3_respond_text(uvq_h3_req_t* req, int status, const char* text) {
+  uvq_h3_header_t h;
+  uvq_h3_body_t body;
+
+  h.name = "content-type";
+  h.namelen = 12;
+  h.value = "text/plain; charset=utf-8";
+  h.valuelen = strlen(h.value);
+  memset(&body, 0, sizeof(body));
+  body.kind = UVQ_H3_BODY_MEMORY;
+  body.data = text;
+  body.len = strlen(text);
+  return uvq_h3_respond(req, status, &h, 1, &body);
+}
+
+int uvq_h3_serve_file(uvq_h3_req_t* req, const char* root) {
+  uvq_h3_header_t h;
+  uvq_h3_body_t body;
+  struct stat st;
+  char rel[4096];
+  int head;
+  int fd;
+  int err;
+
+  if (req == NULL || root == NULL || !req->h3->is_server)
+    return UV_EINVAL;
+  head = req->methodlen == 4 && memcmp(req->method, "HEAD", 4) == 0;
+  if (!head && !(req->methodlen == 3 && memcmp(req->method, "GET", 3) == 0))
+    return uvq__h3_respond_text(req, 405, "method not allowed\n");
+  if (req->path == NULL ||
+      sanitize_path(req->path, req->pathlen, rel, sizeof(rel)) != 0)
+    return uvq__h3_respond_text(req, 400, "bad path\n");
+  fd = open_beneath(root, rel);
+  if (fd < 0)
+    return uvq__h3_respond_text(req, 404, "not found\n");
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return uvq__h3_respond_text(req, 404, "not found\n");
+  }
+  h.name = "content-type";
+  h.namelen = 12;
+  h.value = content_type(rel);
+  h.valuelen = strlen(h.value);
+  memset(&body, 0, sizeof(body));
+  if (head || st.st_size == 0) {
+    char lenbuf[24];
+    uvq_h3_header_t hs[2];
+    close(fd);
+    snprintf(lenbuf, sizeof(lenbuf), "%lld", (long long) st.st_size);
+    hs[0] = h;
+    hs[1].name = "content-length";
+    hs[1].namelen = 14;
+    hs[1].value = lenbuf;
+    hs[1].valuelen = strlen(lenbuf);
+    return uvq_h3_respond(req, 200, hs, 2, NULL);
+  }
+  body.kind = UVQ_H3_BODY_FILE;
+  body.fd = fd;
+  body.offset = 0;
+  body.len = (uint64_t) st.st_size;
+  err = uvq_h3_respond(req, 200, &h, 1, &body);
+  if (err) {
+    close(fd);
+    return err;
+  }
+  req->close_fd = 1;
+  return 0;
+}

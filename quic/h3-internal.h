@@ -1,0 +1,99 @@
+/* Private declarations of the HTTP/3 layer (h3.c, h3-send.c, h3-file.c). */
+#ifndef UVQ_QUIC_H3_INTERNAL_H
+#define UVQ_QUIC_H3_INTERNAL_H
+
+#include "internal.h"
+#include "uvq/h3.h"
+
+#include <nghttp3/nghttp3.h>
+
+/* File and callback bodies are read in chunks of this size and kept until
+ * acknowledged; at most this many bytes of them are in flight per
+ * response, which bounds memory while covering the congestion window. */
+#define UVQ__H3_CHUNK (64 * 1024)
+#define UVQ__H3_MAX_INFLIGHT (8u << 20)
+
+struct uvq__h3_chunk {
+  struct uvq__h3_chunk* next;
+  size_t len;
+  uint8_t data[UVQ__H3_CHUNK];
+};
+
+struct uvq__h3_conn {
+  uvq_h3_t* h3;
+  uvq_quic_conn_t* qc;
+  nghttp3_conn* hconn;
+  struct uvq__h3_conn* next;
+  struct uvq__h3_conn* prev;
+  size_t nreqs;
+  struct uvq_h3_req_s* reqs;   /* open exchanges */
+  int going_away;
+};
+
+struct uvq_h3_s {
+  uv_loop_t* loop;
+  int is_server;
+  uvq_quic_endpoint_t* ep;
+  uvq_h3_callbacks_t cb;
+  uvq_h3_config_t cfg;
+  void* user_data;
+  struct uvq__h3_conn* conns;
+  /* Client. */
+  struct uvq__h3_conn* client;
+  char* sni;
+  int connected;
+  /* Shutdown. */
+  int shutting_down;
+  int closing;
+  void (*close_cb)(uvq_h3_t*);
+};
+
+struct uvq_h3_req_s {
+  uvq_h3_t* h3;
+  struct uvq__h3_conn* hc;
+  int64_t stream_id;
+  void* user_data;
+  /* The peer's header section. */
+  char* method;
+  size_t methodlen;
+  char* path;
+  size_t pathlen;
+  char* authority;
+  size_t authoritylen;
+  char* scheme;
+  size_t schemelen;
+  uvq_h3_header_t* headers;
+  size_t nheaders;
+  size_t headers_cap;
+  int in_trailers;
+  int status;
+  uint64_t bytes_received;
+  /* What this side sends. */
+  int responded;
+  uvq_h3_body_t body;
+  int close_fd;           /* uvq opened body.fd (serve_file) */
+  uint64_t produced;      /* body bytes handed to nghttp3 */
+  uint64_t acked;         /* of those, acknowledged */
+  uint64_t chunks_start;  /* body offset of the first unacknowledged chunk */
+  int eof;
+  int would_block;
+  int window_blocked;     /* would_block because of the in-flight limit */
+  size_t header_bytes;    /* the peer's header section, as RFC 9114 4.2.2 counts */
+  int too_large;
+  struct uvq__h3_chunk* chunks;      /* unacknowledged, oldest first */
+  struct uvq__h3_chunk* chunks_tail;
+  struct uvq__h3_chunk* spare;
+  int done;
+  int peer_ended;         /* the peer's message arrived in full */
+  struct uvq_h3_req_s* next;
+  struct uvq_h3_req_s* prev;
+};
+
+/* h3.c */
+uvq_h3_req_t* uvq__h3_req_new(struct uvq__h3_conn* hc, int64_t stream_id);
+void uvq__h3_req_free(uvq_h3_req_t* req);
+
+/* h3-file.c */
+int uvq__h3_respond_text(uvq_h3_req_t* req, int status, const char* text);
+
+#endif /* UVQ_QUIC_H3_INTERNAL_H */
