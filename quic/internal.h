@@ -331,6 +331,14 @@ int uvq__ep_tx_commit(uvq_quic_endpoint_t* ep,
                        size_t gso_size,
                        unsigned int nseg);
 int uvq__ep_flush(uvq_quic_endpoint_t* ep);
+/* Runs the flush in the loop's check phase (endpoint.c). */
+void uvq__ep_start_flush(uvq_quic_endpoint_t* ep);
+/* The endpoint's receive callbacks and bind flags, shared by every socket
+ * of the endpoint (endpoint.c). */
+void uvq__ep_on_alloc(uvq_udp_t* udp, size_t suggested, uv_buf_t* buf);
+void uvq__ep_on_recv(uvq_udp_t* udp, const uvq_udp_recv_t* r);
+unsigned int uvq__ep_bind_flags(const uvq_quic_endpoint_t* ep);
+uint16_t uvq__ep_addr_port(const struct sockaddr* sa);
 void uvq__ep_rand(uint8_t* dest, size_t len);
 uvq_udp_t* uvq__ep_socket_for(uvq_quic_endpoint_t* ep,
                               const struct sockaddr* local);
