@@ -407,6 +407,7 @@ TEST_IMPL(quic_migrate) {
   qt_conn_t* c;
   qt_conn_t* s;
   int64_t id;
+  int64_t id2;
 
   qt_init(&t, "127.0.0.1", 200000);
   qt_start(&t);
@@ -425,6 +426,13 @@ TEST_IMPL(quic_migrate) {
   ASSERT_OK(uvq_quic_conn_get_path(c->conn, &after, NULL));
   ASSERT_NE(addr_port((struct sockaddr*) &before),
             addr_port((struct sockaddr*) &after));
+  /* The server moves to the client's new path when a non-probing packet
+   * arrives on it (RFC 9000, 9.3); the data may all have gone before the
+   * path was validated, so the client sends once more. */
+  id2 = qt_open_bidi(c);
+  qt_write(c, id2, 10, 1);
+  qt_run_until_fins(&t, s, 2);
+  qt_assert_stream(s, id2, 10);
   ASSERT_OK(uvq_quic_conn_get_path(s->conn, NULL, &local));
   ASSERT_ADDR_EQ(&local, &after);
   t.in_api++;
