@@ -106,14 +106,33 @@ static int sanitize_path(const char* path, size_t len, char* out, size_t cap) {
   return 0;
 }
 
+/* The root directory stays open between requests (one open and one close
+ * less per request); a different root replaces it. */
+static int root_fd(uvq_h3_t* h3, const char* root) {
+  int fd;
+
+  if (h3->root_fd >= 0 && h3->root_path != NULL &&
+      strcmp(h3->root_path, root) == 0)
+    return h3->root_fd;
+  fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  if (h3->root_fd >= 0)
+    close(h3->root_fd);
+  free(h3->root_path);
+  h3->root_path = strdup(root);
+  h3->root_fd = fd;
+  return fd;
+}
+
 /* Opens rel beneath root: openat2 with RESOLVE_BENEATH also stops symbolic
  * links from leading out (Linux 5.6+); elsewhere, or on older kernels, the
  * opened file's real path must lie under the root's. */
-static int open_beneath(const char* root, const char* rel) {
+static int open_beneath(uvq_h3_t* h3, const char* root, const char* rel) {
   int dirfd;
   int fd;
 
-  dirfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  dirfd = root_fd(h3, root);
   if (dirfd < 0)
     return -1;
   fd = -1;
@@ -124,10 +143,8 @@ static int open_beneath(const char* root, const char* rel) {
     how.flags = O_RDONLY | O_CLOEXEC;
     how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
     fd = (int) syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
-    if (fd < 0 && errno != ENOSYS) {
-      close(dirfd);
+    if (fd < 0 && errno != ENOSYS)
       return -1;
-    }
   }
 #endif
   if (fd < 0) {
@@ -148,7 +165,6 @@ static int open_beneath(const char* root, const char* rel) {
       fd = -1;
     }
   }
-  close(dirfd);
   return fd;
 }
 
@@ -184,7 +200,7 @@ int uvq_h3_serve_file(uvq_h3_req_t* req, const char* root) {
   if (req->path == NULL ||
       sanitize_path(req->path, req->pathlen, rel, sizeof(rel)) != 0)
     return uvq__h3_respond_text(req, 400, "bad path\n");
-  fd = open_beneath(root, rel);
+  fd = open_beneath(req->h3, root, rel);
   if (fd < 0)
     return uvq__h3_respond_text(req, 404, "not found\n");
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

@@ -46,6 +46,9 @@ struct uvq_h3_s {
   int shutting_down;
   int closing;
   void (*close_cb)(uvq_h3_t*);
+  /* uvq_h3_serve_file's root, kept open. */
+  char* root_path;
+  int root_fd;
 };
 
 struct uvq_h3_req_s {

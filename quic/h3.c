@@ -631,6 +631,18 @@ static void on_closed(uvq_quic_conn_t* qc, const uvq_quic_error_t* err) {
   maybe_finish_shutdown(h3);
 }
 
+static void on_streams_available(uvq_quic_conn_t* qc) {
+  struct uvq__h3_conn* hc;
+  uvq_h3_t* h3;
+
+  hc = uvq_quic_conn_get_data(qc);
+  if (hc == NULL)
+    return;
+  h3 = hc->h3;
+  if (!h3->is_server && h3->connected && h3->cb.requests_available != NULL)
+    h3->cb.requests_available(h3);
+}
+
 /* ---- creation ------------------------------------------------------------------ */
 
 void uvq_h3_config_default(uvq_h3_config_t* config) {
@@ -658,6 +670,7 @@ static int h3_new(uv_loop_t* loop, int server, const uvq_quic_config_t* quic,
     return UV_ENOMEM;
   h3->loop = loop;
   h3->is_server = server;
+  h3->root_fd = -1;
   h3->user_data = user_data;
   if (callbacks != NULL)
     h3->cb = *callbacks;
@@ -681,6 +694,7 @@ static int h3_new(uv_loop_t* loop, int server, const uvq_quic_config_t* quic,
   qcb.accept = on_accept;
   qcb.handshake_done = on_handshake;
   qcb.closed = on_closed;
+  qcb.streams_available = on_streams_available;
   err = uvq_quic_endpoint_new(loop, &qcfg, &qcb, h3, &h3->ep);
   if (err) {
     free(h3);
@@ -815,6 +829,9 @@ static void on_endpoint_closed(uvq_quic_endpoint_t* ep) {
   h3 = uvq_quic_endpoint_get_data(ep);
   if (h3->close_cb != NULL)
     h3->close_cb(h3);
+  if (h3->root_fd >= 0)
+    close(h3->root_fd);
+  free(h3->root_path);
   free(h3->sni);
   free(h3);
 }

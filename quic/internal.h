@@ -197,6 +197,8 @@ struct uvq_quic_endpoint_s {
   uint8_t static_secret[32];   /* stateless reset and token keys */
 
   struct uvq__cidmap cids;
+  uvq_quic_conn_t* last_conn;  /* the last lookup in cids, remembered */
+  struct uvq__cid last_cid;
   struct uvq__cidmap tokens;   /* stateless reset token -> connection */
   struct uvq__heap timers;
   uv_timer_t timer;

@@ -164,6 +164,19 @@ static void* xmalloc(size_t n) {
   return p;
 }
 
+/* Frees the first n parsed URLs and the array. */
+static void free_urls(struct url* urls, size_t n) {
+  size_t i;
+
+  for (i = 0; i < n; i++) {
+    free(urls[i].host);
+    free(urls[i].authority);
+    free(urls[i].path);
+    free(urls[i].name);
+  }
+  free(urls);
+}
+
 static char* xstrndup(const char* s, size_t n) {
   char* p;
 
@@ -384,8 +397,9 @@ static void pump(struct client* c) {
     ua.valuelen = strlen(ua.value);
     err = uvq_h3_request(c->h3, "GET", "https", u->authority, u->path, &ua, 1,
                          NULL, f, NULL);
-    if (err == UV_EAGAIN && c->inflight > 0)
-      return; /* The server's stream limit: a done callback retries. */
+    if (err == UV_EAGAIN)
+      return; /* The server's stream limit: requests_available (or a done
+                 callback) starts the pump again. */
     if (err == UV_ECONNRESET) {
       /* The server sent GOAWAY: no new requests on this connection. Those
        * in progress finish first. */
@@ -547,6 +561,14 @@ static int fetch_ok(const struct fetch* f) {
          f->write_error == 0;
 }
 
+/* The server raised its request limit: send what UV_EAGAIN held back. */
+static void on_requests_available(uvq_h3_t* h3) {
+  struct client* c = uvq_h3_get_data(h3);
+
+  if (!c->finishing)
+    uv_idle_start(&c->pump, on_pump);
+}
+
 static void on_done(uvq_h3_req_t* req, uint64_t app_error) {
   struct client* c;
   struct fetch* f;
@@ -579,7 +601,6 @@ static void on_done(uvq_h3_req_t* req, uint64_t app_error) {
     fprintf(stderr, "uvq-h3-client: %s: %d, %llu bytes in %.1f ms%s\n",
             c->urls[f->url].text, f->status, (unsigned long long) f->bytes,
             (f->end_ns - f->start_ns) / 1e6, fetch_ok(f) ? "" : " (failed)");
-  snapshot(c);
   /* Requests are not sent from inside the library's callbacks: the next
    * ones go from the loop, one iteration later. */
   if (!c->finishing)
@@ -682,6 +703,7 @@ static void print_json(struct client* c, FILE* f) {
   };
   const uvq_quic_conn_stats_t* q = &c->conn_stats;
   const uvq_udp_stats_t* u = &c->udp_stats;
+  size_t counts[1000];
   uint64_t bytes;
   uint64_t ok;
   double seconds;
@@ -711,18 +733,16 @@ static void print_json(struct client* c, FILE* f) {
           seconds, seconds > 0 ? bytes * 8 / seconds / 1e9 : 0.0);
   /* Status counts; 0 stands for fetches that got no response at all. */
   fprintf(f, "  \"status\": {");
+  /* Statuses are 0 or 100..999: one count each, in one pass. */
+  memset(counts, 0, sizeof(counts));
+  for (i = 0; i < c->nfetches; i++)
+    if (c->fetches[i].status >= 0 && c->fetches[i].status < 1000)
+      counts[c->fetches[i].status]++;
   first = 1;
-  for (i = 0; i < c->nfetches; i++) {
-    int seen = 0;
-    size_t n = 0;
-    for (j = 0; j < i; j++)
-      if (c->fetches[j].status == c->fetches[i].status)
-        seen = 1;
-    if (seen)
+  for (j = 0; j < 1000; j++) {
+    if (counts[j] == 0)
       continue;
-    for (j = i; j < c->nfetches; j++)
-      n += c->fetches[j].status == c->fetches[i].status;
-    fprintf(f, "%s\"%d\": %zu", first ? "" : ", ", c->fetches[i].status, n);
+    fprintf(f, "%s\"%zu\": %zu", first ? "" : ", ", j, counts[j]);
     first = 0;
   }
   fprintf(f, "},\n");
@@ -985,7 +1005,7 @@ int main(int argc, char** argv) {
     if (problem != NULL) {
       fprintf(stderr, "uvq-h3-client: bad URL '%s': %s\n",
               argv[optind + (int) i], problem);
-      free(c.urls);
+      free_urls(c.urls, i + 1);
       return TOOL_EXIT_USAGE;
     }
     if (strcasecmp(c.urls[i].host, c.urls[0].host) != 0 ||
@@ -993,7 +1013,7 @@ int main(int argc, char** argv) {
       fprintf(stderr, "uvq-h3-client: '%s' names another server than '%s': "
               "all URLs share one connection\n", c.urls[i].text,
               c.urls[0].text);
-      free(c.urls);
+      free_urls(c.urls, i + 1);
       return TOOL_EXIT_USAGE;
     }
   }
@@ -1037,6 +1057,7 @@ int main(int argc, char** argv) {
   callbacks.body = on_body;
   callbacks.end = on_end;
   callbacks.done = on_done;
+  callbacks.requests_available = on_requests_available;
   callbacks.connected = on_connected;
   callbacks.closed = on_closed;
   err = uvq_h3_client_new(c.loop, &c.config, NULL, &callbacks, &c, &c.h3);
@@ -1086,14 +1107,8 @@ int main(int argc, char** argv) {
   failed = report_failures(&c);
   for (i = 0; i < c.nfetches; i++)
     free(c.fetches[i].out_path);
-  for (i = 0; i < c.nurls; i++) {
-    free(c.urls[i].host);
-    free(c.urls[i].authority);
-    free(c.urls[i].path);
-    free(c.urls[i].name);
-  }
   free(c.fetches);
-  free(c.urls);
+  free_urls(c.urls, c.nurls);
   if (c.exit_code != 0)
     return c.exit_code;
   return failed ? TOOL_EXIT_FAILED : TOOL_EXIT_OK;

@@ -194,7 +194,11 @@ static void on_done(uvq_h3_req_t* req, uint64_t app_error) {
             app_error == 0 || app_error == UVQ_H3_NO_ERROR ? "done" : "reset",
             (unsigned long long) app_error);
   }
-  snapshot(s);
+  /* The counters are read when shutting down starts, and after each
+   * request that finishes during it, so the summary includes them; not
+   * on every request (a syscall each). */
+  if (s->stopping)
+    snapshot(s);
   if (s->max_requests != 0 && s->requests >= s->max_requests && !s->stopping)
     stop(s, "max requests");
 }

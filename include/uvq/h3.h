@@ -91,6 +91,9 @@ typedef struct uvq_h3_callbacks_s {
    * it ended (error not NULL). */
   void (*connected)(uvq_h3_t* h3, const uvq_quic_error_t* error);
   void (*closed)(uvq_h3_t* h3, const uvq_quic_error_t* error);
+  /* Client: the server raised its request limit (MAX_STREAMS); requests
+   * that got UV_EAGAIN from uvq_h3_request() can be sent now. */
+  void (*requests_available)(uvq_h3_t* h3);
 } uvq_h3_callbacks_t;
 
 /* HTTP/3 settings (RFC 9114, 7.2.4); 0 picks the default. */
@@ -130,7 +133,7 @@ UVQ_EXTERN int uvq_h3_connect(uvq_h3_t* h3,
 /* Client: sends a request on the connection. authority and scheme may be
  * NULL (the SNI and "https"). body may be NULL. req_data is readable with
  * uvq_h3_req_get_data(). UV_ENOTCONN before connected, UV_EAGAIN when the
- * server's stream limit is reached (try again after a done callback). */
+ * server's stream limit is reached (try again from requests_available). */
 UVQ_EXTERN int uvq_h3_request(uvq_h3_t* h3,
                               const char* method,
                               const char* scheme,
