@@ -8,16 +8,16 @@
 
 /* --- Certificates ------------------------------------------------------- */
 
+/* arg is a heap copy of the directory's name: the qt_certs_t itself lives
+ * on the test's stack, which is gone when the hooks run. */
 static void remove_cert_dir(void* arg) {
-  qt_certs_t* certs = arg;
+  char* dir = arg;
   char cmd[256];
 
-  if (certs->dir[0] == '\0')
-    return;
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", certs->dir);
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
   if (system(cmd) != 0)
-    fprintf(stderr, "could not remove %s\n", certs->dir);
-  certs->dir[0] = '\0';
+    fprintf(stderr, "could not remove %s\n", dir);
+  free(dir);
 }
 
 static void make_one_cert(const char* cert, const char* key, const char* cn) {
@@ -36,13 +36,18 @@ static void make_one_cert(const char* cert, const char* key, const char* cn) {
 }
 
 void qt_make_certs(qt_certs_t* certs) {
+  char* dir;
+
   memset(certs, 0, sizeof(*certs));
   if (system("openssl version >/dev/null 2>&1") != 0)
     RETURN_SKIP("the openssl command is not installed");
   snprintf(certs->dir, sizeof(certs->dir), "/tmp/uvq-quic-test-XXXXXX");
   if (mkdtemp(certs->dir) == NULL)
     test_fail(__FILE__, __LINE__, "mkdtemp: %s", strerror(errno));
-  test_atexit(remove_cert_dir, certs);
+  dir = strdup(certs->dir);
+  if (dir == NULL)
+    test_fail(__FILE__, __LINE__, "out of memory");
+  test_atexit(remove_cert_dir, dir);
   snprintf(certs->cert, sizeof(certs->cert), "%s/cert.pem", certs->dir);
   snprintf(certs->key, sizeof(certs->key), "%s/key.pem", certs->dir);
   snprintf(certs->other_cert, sizeof(certs->other_cert), "%s/other.pem",

@@ -62,6 +62,19 @@ void test_atexit(void (*fn)(void* arg), void* arg) {
   cleanup_count++;
 }
 
+void test_atexit_cancel(void (*fn)(void* arg), void* arg) {
+  int i;
+
+  for (i = cleanup_count - 1; i >= 0; i--) {
+    if (cleanups[i].fn != fn || cleanups[i].arg != arg)
+      continue;
+    memmove(&cleanups[i], &cleanups[i + 1],
+            (size_t) (cleanup_count - i - 1) * sizeof(cleanups[0]));
+    cleanup_count--;
+    return;
+  }
+}
+
 void test_run_cleanups(void) {
   if (cleanups_running)
     return;

@@ -26,6 +26,11 @@ void test_run_cleanups(void);
  * order of registration. */
 void test_atexit(void (*fn)(void* arg), void* arg);
 
+/* Unregisters the hook fn(arg) if it is still pending. A hook whose arg
+ * lives on the test function's stack must cancel itself when the test
+ * runs it by hand, since the hooks run after that function has returned. */
+void test_atexit_cancel(void (*fn)(void* arg), void* arg);
+
 /* Prints the failure, runs the cleanup hooks and aborts. Never returns. */
 void test_fail(const char* file, int line, const char* fmt, ...)
     __attribute__((noreturn, format(printf, 3, 4)));

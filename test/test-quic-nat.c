@@ -30,6 +30,7 @@ typedef struct nat_s {
 static void nat_down(void* arg) {
   nat_t* n = arg;
 
+  test_atexit_cancel(nat_down, n);
   netns_leave();
   netns_destroy(&n->cli);
   netns_destroy(&n->rtr);

@@ -21,6 +21,7 @@ static void wire_down(void* arg) {
   wire_t* w = arg;
   char out[2048];
 
+  test_atexit_cancel(wire_down, w);
   if (!w->up)
     return;
   netns_leave();

@@ -228,8 +228,9 @@ run_i386() {
   # Firecracker guest kernel is one: every i386 executable fails with
   # "Exec format error"). Then the tests run under qemu-i386 user-mode
   # emulation instead, which runs 32-bit code faithfully but does not
-  # emulate every socket option (IP_MTU, SO_RXQ_OVFL, SO_TXTIME among
-  # them), so tests that need those fail there for qemu's reason, not uvq's.
+  # emulate every socket option (IP_MTU, SO_MEMINFO, SO_TXTIME among
+  # them), so tests that need those fail there for qemu's reason, not uvq's
+  # (qemu_gaps below names each).
   local emulator=() probe="$root/i386-probe"
   mkdir -p "$root"
   printf 'int main(void) { return 0; }\n' >"$probe.c"
@@ -256,6 +257,7 @@ run_i386() {
   # only built for x86_64 here; the benchmarks are off because they need it.
   # CMAKE_LIBRARY_ARCHITECTURE makes find_library prefer the i386 multiarch
   # directory for what pkg-config names.
+  local status_before=$status
   PKG_CONFIG_PATH= PKG_CONFIG_LIBDIR=/usr/lib/i386-linux-gnu/pkgconfig:/usr/share/pkgconfig \
     run_cmake_config i386 gcc \
       -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -272,6 +274,51 @@ run_i386() {
     status=1
   else
     rows[$last]="$label|${rows[$last]#*|}"
+  fi
+  [ ${#emulator[@]} -eq 0 ] || i386_qemu_verdict "$last" "$root/i386.ctest.log" "$status_before"
+}
+
+# Tests that cannot pass under qemu-user, each with the emulation gap that
+# stops it (checked by hand against this qemu, 7.2): qemu answers the
+# option with ENOPROTOOPT or drops the control message, and uvq reports
+# exactly that (the feature is absent from uvq_udp_features()).
+qemu_gaps=(
+  "udp_error_connect|IP_MTU getsockopt is not emulated (ENOPROTOOPT)"
+  "udp_pmtud_veth_ipv4|IP_MTU getsockopt is not emulated (ENOPROTOOPT)"
+  "udp_pmtud_router_ipv4|IP_MTU getsockopt is not emulated (ENOPROTOOPT)"
+  "udp_pmtud_router_ipv6|the ICMPv6 offender address (SO_EE_OFFENDER) is not converted"
+  "udp_features_default_ipv4|SO_MEMINFO is not emulated, so drop counting is reported off"
+  "udp_features_default_ipv6|SO_MEMINFO is not emulated, so drop counting is reported off"
+  "udp_recv_metadata_all|SO_MEMINFO is not emulated, so drop counting is reported off"
+  "udp_recv_kernel_drops|SO_MEMINFO is not emulated, so drop counting is reported off"
+  "udp_features_all_requested|SO_TXTIME and SO_MEMINFO are not emulated"
+  "udp_txtime_delivery|SO_TXTIME is not emulated"
+  "udp_error_send_args|sendmsg with no iovec returns 0 without sending the empty datagram"
+)
+
+# i386_qemu_verdict ROW LOG STATUS_BEFORE: when every failed test is a
+# known qemu-user gap, the row passes with the gaps named; any other
+# failure keeps the row (and the run) failed.
+i386_qemu_verdict() {
+  local row=$1 log=$2 before=$3 t g unknown=() known=0
+  local failed
+  failed=$(sed -nE 's/^[[:space:]]*[0-9]+ - ([a-z0-9_]+) \((Failed|SEGFAULT|Subprocess aborted|Timeout|Not Run)\).*/\1/p' "$log")
+  [ -n "$failed" ] || return 0
+  for t in $failed; do
+    g=$(printf '%s\n' "${qemu_gaps[@]}" | grep -m1 "^$t|" || true)
+    if [ -n "$g" ]; then
+      known=$((known + 1))
+      echo "matrix: i386 $t fails under qemu-user only: ${g#*|}" >&2
+    else
+      unknown+=("$t")
+    fi
+  done
+  IFS='|' read -r a b c d <<<"${rows[$row]}"
+  if [ ${#unknown[@]} -eq 0 ] && [ "$b" = ok ]; then
+    rows[$row]="$a|$b|$c ($known = qemu-user gaps, listed above)|$d"
+    status=$before
+  else
+    rows[$row]="$a|$b|$c (not qemu gaps: ${unknown[*]})|$d"
   fi
 }
 

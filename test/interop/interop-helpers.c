@@ -227,7 +227,7 @@ static int bind_udp(int port, int* fd_out) {
 int it_free_udp_port(void) {
   struct sockaddr_in sin;
   socklen_t len;
-  int fd;
+  int fd = -1;
 
   ASSERT_OK(bind_udp(0, &fd));
   len = sizeof(sin);
@@ -237,7 +237,7 @@ int it_free_udp_port(void) {
 }
 
 int it_udp_port_in_use(int port) {
-  int fd;
+  int fd = -1;
   int rc;
 
   rc = bind_udp(port, &fd);
@@ -422,7 +422,7 @@ void it_fileset_make(it_env_t* env, it_fileset_t* fs) {
       it_path(file, sizeof(file), fs->root, f->name);
     } else {
       snprintf(f->name, sizeof(f->name), "small-%02d.bin", i - 1);
-      snprintf(f->path, sizeof(f->path), "/small/%s", f->name);
+      snprintf(f->path, sizeof(f->path), "/small/small-%02d.bin", i - 1);
       f->len = small_size(i - 1);
       it_path(file, sizeof(file), dir, f->name);
     }
