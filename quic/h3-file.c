@@ -168,6 +168,161 @@ static int open_beneath(uvq_h3_t* h3, const char* root, const char* rel) {
   return fd;
 }
 
+/* --- The small-file cache (uvq_h3_config_t.file_cache_ms) ---------------
+ *
+ * Direct-mapped: a path's hash picks its one slot, and a different path
+ * that maps there replaces it. Bodies are refcounted blobs, so replacing
+ * or dropping an entry never frees bytes a response is still sending. */
+
+#define FCACHE_SLOTS 256
+#define FCACHE_MAX_FILE (64 * 1024)
+
+struct uvq__h3_fentry {
+  char* rel;                /* path under the root; NULL: empty slot */
+  char* root;               /* the root it was found under */
+  uvq__h3_blob_t* blob;
+  uint64_t checked;         /* uv_now() of the last check against the disk */
+  dev_t dev;
+  ino_t ino;
+  off_t size;
+  struct timespec mtime;
+};
+
+void uvq__h3_blob_unref(uvq__h3_blob_t* blob) {
+  if (blob != NULL && --blob->refs == 0)
+    free(blob);
+}
+
+static void fentry_clear(struct uvq__h3_fentry* e) {
+  free(e->rel);
+  free(e->root);
+  uvq__h3_blob_unref(e->blob);
+  memset(e, 0, sizeof(*e));
+}
+
+void uvq__h3_file_cache_free(uvq_h3_t* h3) {
+  size_t i;
+
+  if (h3->fcache == NULL)
+    return;
+  for (i = 0; i < FCACHE_SLOTS; i++)
+    fentry_clear(&h3->fcache[i]);
+  free(h3->fcache);
+  h3->fcache = NULL;
+}
+
+static struct uvq__h3_fentry* fcache_slot(uvq_h3_t* h3, const char* rel) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+
+  if (h3->fcache == NULL) {
+    h3->fcache = calloc(FCACHE_SLOTS, sizeof(*h3->fcache));
+    if (h3->fcache == NULL)
+      return NULL;
+  }
+  for (; *rel != '\0'; rel++)
+    h = (h ^ (uint8_t) *rel) * 16777619u;
+  return &h3->fcache[h % FCACHE_SLOTS];
+}
+
+static int same_file(const struct uvq__h3_fentry* e, const struct stat* st) {
+  return e->dev == st->st_dev && e->ino == st->st_ino &&
+         e->size == st->st_size && e->mtime.tv_sec == st->st_mtim.tv_sec &&
+         e->mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+/* Reads the whole file (st's size) into a new blob; NULL if it cannot, or
+ * if the file changed size meanwhile. */
+static uvq__h3_blob_t* read_blob(int fd, const struct stat* st) {
+  uvq__h3_blob_t* b;
+  size_t got;
+  ssize_t n;
+
+  b = malloc(sizeof(*b) + (size_t) st->st_size + 1);
+  if (b == NULL)
+    return NULL;
+  b->refs = 1;
+  b->len = (size_t) st->st_size;
+  got = 0;
+  /* One byte more than expected: a file that grew is not cached. */
+  while (got <= b->len) {
+    n = pread(fd, b->data + got, b->len + 1 - got, (off_t) got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    got += (size_t) n;
+  }
+  if (got != b->len) {
+    free(b);
+    return NULL;
+  }
+  return b;
+}
+
+static void fentry_fill(struct uvq__h3_fentry* e, const char* root,
+                        const char* rel, const struct stat* st,
+                        uvq__h3_blob_t* blob, uint64_t now) {
+  char* r1 = strdup(rel);
+  char* r2 = strdup(root);
+
+  fentry_clear(e);
+  if (r1 == NULL || r2 == NULL) {
+    free(r1);
+    free(r2);
+    return; /* not cached; the response still goes out */
+  }
+  blob->refs++;
+  e->rel = r1;
+  e->root = r2;
+  e->blob = blob;
+  e->checked = now;
+  e->dev = st->st_dev;
+  e->ino = st->st_ino;
+  e->size = st->st_size;
+  e->mtime = st->st_mtim;
+}
+
+/* 200 with content-type h and content-length len but no body: HEAD, and
+ * empty files. */
+static int respond_headers_only(uvq_h3_req_t* req, const uvq_h3_header_t* h,
+                                uint64_t len) {
+  char lenbuf[24];
+  uvq_h3_header_t hs[2];
+
+  snprintf(lenbuf, sizeof(lenbuf), "%llu", (unsigned long long) len);
+  hs[0] = *h;
+  hs[1].name = "content-length";
+  hs[1].namelen = 14;
+  hs[1].value = lenbuf;
+  hs[1].valuelen = strlen(lenbuf);
+  return uvq_h3_respond(req, 200, hs, 2, NULL);
+}
+
+/* 200 from memory: the response holds its own reference to the blob. */
+static int respond_blob(uvq_h3_req_t* req, const char* rel,
+                        uvq__h3_blob_t* blob, int head) {
+  uvq_h3_header_t h;
+  uvq_h3_body_t body;
+  int err;
+
+  h.name = "content-type";
+  h.namelen = 12;
+  h.value = content_type(rel);
+  h.valuelen = strlen(h.value);
+  if (head || blob->len == 0)
+    return respond_headers_only(req, &h, (uint64_t) blob->len);
+  memset(&body, 0, sizeof(body));
+  body.kind = UVQ_H3_BODY_MEMORY;
+  body.data = blob->data;
+  body.len = blob->len;
+  err = uvq_h3_respond(req, 200, &h, 1, &body);
+  if (err == 0) {
+    blob->refs++;
+    req->blob = blob;
+  }
+  return err;
+}
+
 int uvq__h3_respond_text(uvq_h3_req_t* req, int status, const char* text) {
   uvq_h3_header_t h;
   uvq_h3_body_t body;
@@ -184,6 +339,9 @@ int uvq__h3_respond_text(uvq_h3_req_t* req, int status, const char* text) {
 }
 
 int uvq_h3_serve_file(uvq_h3_req_t* req, const char* root) {
+  struct uvq__h3_fentry* e;
+  uint64_t now;
+  int hit;
   uvq_h3_header_t h;
   uvq_h3_body_t body;
   struct stat st;
@@ -200,12 +358,44 @@ int uvq_h3_serve_file(uvq_h3_req_t* req, const char* root) {
   if (req->path == NULL ||
       sanitize_path(req->path, req->pathlen, rel, sizeof(rel)) != 0)
     return uvq__h3_respond_text(req, 400, "bad path\n");
+  e = NULL;
+  hit = 0;
+  now = 0;
+  if (req->h3->cfg.file_cache_ms > 0) {
+    now = uv_now(req->h3->loop);
+    e = fcache_slot(req->h3, rel);
+    /* The slot may hold another file: it is replaced below if this one
+     * gets cached. */
+    hit = e != NULL && e->rel != NULL && strcmp(e->rel, rel) == 0 &&
+          strcmp(e->root, root) == 0;
+    if (hit && now - e->checked < req->h3->cfg.file_cache_ms)
+      return respond_blob(req, rel, e->blob, head);
+  }
   fd = open_beneath(req->h3, root, rel);
-  if (fd < 0)
+  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fd >= 0)
+      close(fd);
+    if (hit)
+      fentry_clear(e);
     return uvq__h3_respond_text(req, 404, "not found\n");
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return uvq__h3_respond_text(req, 404, "not found\n");
+  }
+  if (e != NULL && st.st_size <= FCACHE_MAX_FILE) {
+    uvq__h3_blob_t* blob;
+    if (hit && same_file(e, &st)) {
+      /* Checked: unchanged on disk. */
+      close(fd);
+      e->checked = now;
+      return respond_blob(req, rel, e->blob, head);
+    }
+    blob = read_blob(fd, &st);
+    if (blob != NULL) {
+      close(fd);
+      fentry_fill(e, root, rel, &st, blob, now);
+      err = respond_blob(req, rel, blob, head);
+      uvq__h3_blob_unref(blob); /* the cache and the response hold theirs */
+      return err;
+    }
+    /* Unreadable or changing under us: serve it from the file. */
   }
   h.name = "content-type";
   h.namelen = 12;
@@ -213,16 +403,8 @@ int uvq_h3_serve_file(uvq_h3_req_t* req, const char* root) {
   h.valuelen = strlen(h.value);
   memset(&body, 0, sizeof(body));
   if (head || st.st_size == 0) {
-    char lenbuf[24];
-    uvq_h3_header_t hs[2];
     close(fd);
-    snprintf(lenbuf, sizeof(lenbuf), "%lld", (long long) st.st_size);
-    hs[0] = h;
-    hs[1].name = "content-length";
-    hs[1].namelen = 14;
-    hs[1].value = lenbuf;
-    hs[1].valuelen = strlen(lenbuf);
-    return uvq_h3_respond(req, 200, hs, 2, NULL);
+    return respond_headers_only(req, &h, (uint64_t) st.st_size);
   }
   body.kind = UVQ_H3_BODY_FILE;
   body.fd = fd;

@@ -46,10 +46,23 @@ struct uvq_h3_s {
   int shutting_down;
   int closing;
   void (*close_cb)(uvq_h3_t*);
-  /* uvq_h3_serve_file's root, kept open. */
+  /* uvq_h3_serve_file's root, kept open, and its small-file cache
+   * (cfg.file_cache_ms; NULL until first used). */
   char* root_path;
   int root_fd;
+  struct uvq__h3_fentry* fcache;
 };
+
+/* An immutable file body shared by the cache and the responses that send
+ * it: freed when the last of them lets go. */
+typedef struct uvq__h3_blob {
+  unsigned int refs;
+  size_t len;
+  char data[];
+} uvq__h3_blob_t;
+
+void uvq__h3_blob_unref(uvq__h3_blob_t* blob);
+void uvq__h3_file_cache_free(uvq_h3_t* h3);
 
 struct uvq_h3_req_s {
   uvq_h3_t* h3;
@@ -75,6 +88,7 @@ struct uvq_h3_req_s {
   int responded;
   uvq_h3_body_t body;
   int close_fd;           /* uvq opened body.fd (serve_file) */
+  uvq__h3_blob_t* blob;   /* body.data lives here (serve_file's cache) */
   uint64_t produced;      /* body bytes handed to nghttp3 */
   uint64_t acked;         /* of those, acknowledged */
   uint64_t chunks_start;  /* body offset of the first unacknowledged chunk */

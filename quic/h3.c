@@ -64,6 +64,7 @@ void uvq__h3_req_free(uvq_h3_req_t* req) {
   free_chunks(req->spare);
   if (req->close_fd && req->body.fd >= 0)
     close(req->body.fd);
+  uvq__h3_blob_unref(req->blob);
   free(req);
 }
 
@@ -680,6 +681,7 @@ static int h3_new(uv_loop_t* loop, int server, const uvq_quic_config_t* quic,
       h3->cfg.max_field_section_size = h3cfg->max_field_section_size;
     if (h3cfg->max_concurrent_requests)
       h3->cfg.max_concurrent_requests = h3cfg->max_concurrent_requests;
+    h3->cfg.file_cache_ms = h3cfg->file_cache_ms;
   }
   qcfg = *quic;
   if (qcfg.alpn == NULL)
@@ -832,6 +834,7 @@ static void on_endpoint_closed(uvq_quic_endpoint_t* ep) {
   if (h3->root_fd >= 0)
     close(h3->root_fd);
   free(h3->root_path);
+  uvq__h3_file_cache_free(h3);
   free(h3->sni);
   free(h3);
 }

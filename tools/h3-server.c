@@ -55,6 +55,9 @@ static void usage(FILE* f) {
 "  --retry             validate client addresses with Retry (RFC 9000, 8.1)\n"
 "  --qlog-dir DIR      write one qlog file per connection into DIR\n"
 "  --keylog FILE       append TLS secrets to FILE (default $SSLKEYLOGFILE)\n"
+"  --file-cache-ms N   keep files up to 64 KiB in memory, checked against\n"
+"                      the disk at most every N ms; 0 turns it off\n"
+"                      (default 1000)\n"
 "  --max-requests N    shut down after N requests\n"
 "  --timeout SEC       shut down after SEC seconds\n"
 "  -q, --quiet         print nothing but the listening line\n"
@@ -214,7 +217,8 @@ enum {
   OPT_QLOG_DIR,
   OPT_KEYLOG,
   OPT_MAX_REQUESTS,
-  OPT_TIMEOUT
+  OPT_TIMEOUT,
+  OPT_FILE_CACHE
 };
 
 int main(int argc, char** argv) {
@@ -230,6 +234,7 @@ int main(int argc, char** argv) {
       {"keylog", required_argument, NULL, OPT_KEYLOG},
       {"max-requests", required_argument, NULL, OPT_MAX_REQUESTS},
       {"timeout", required_argument, NULL, OPT_TIMEOUT},
+      {"file-cache-ms", required_argument, NULL, OPT_FILE_CACHE},
       {"quiet", no_argument, NULL, 'q'},
       {"verbose", no_argument, NULL, 'v'},
       {"help", no_argument, NULL, 'h'},
@@ -237,6 +242,7 @@ int main(int argc, char** argv) {
   struct sockaddr_storage addr;
   struct sockaddr_storage bound;
   uvq_quic_config_t config;
+  uvq_h3_config_t h3config;
   uvq_h3_callbacks_t callbacks;
   struct server s;
   struct stat st;
@@ -254,6 +260,8 @@ int main(int argc, char** argv) {
   memset(&s, 0, sizeof(s));
   uvq_quic_config_default(&config);
   config.alpn = "h3";
+  uvq_h3_config_default(&h3config);
+  h3config.file_cache_ms = 1000;
   listen_addr = "127.0.0.1";
   port = 4433;
   keylog = NULL;
@@ -283,6 +291,10 @@ int main(int argc, char** argv) {
       case OPT_MAX_REQUESTS:
         if (tool_parse_uint(optarg, 1, UINT64_MAX, &s.max_requests) != 0)
           usage_error("bad request count '%s'", optarg);
+        break;
+      case OPT_FILE_CACHE:
+        if (tool_parse_uint(optarg, 0, UINT32_MAX, &h3config.file_cache_ms) != 0)
+          usage_error("bad cache time '%s' (milliseconds)", optarg);
         break;
       case OPT_TIMEOUT:
         if (tool_parse_seconds(optarg, &timeout_ms) != 0)
@@ -314,7 +326,8 @@ int main(int argc, char** argv) {
   memset(&callbacks, 0, sizeof(callbacks));
   callbacks.request = on_request;
   callbacks.done = on_done;
-  err = uvq_h3_server_new(s.loop, &config, NULL, &callbacks, &s, &s.h3);
+  err = uvq_h3_server_new(s.loop, &config, &h3config, &callbacks, &s,
+                          &s.h3);
   if (err) {
     fprintf(stderr, "uvq-h3-server: cannot set up TLS: %s (%s)\n",
             uv_strerror(err),

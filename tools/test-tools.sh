@@ -272,6 +272,74 @@ if start_server --retry; then
   stop_server
 fi
 
+# ---- the small-file cache (--file-cache-ms) ---------------------------------
+
+printf one >"$tmp/www/cached.txt"
+if start_server --file-cache-ms 300; then
+  base=https://127.0.0.1:$port
+  run_client --cacert "$tmp/cert.pem" "$base/cached.txt"
+  check "cache: first fetch" '[ $rc -eq 0 ] && [ "$out" = one ]' "rc=$rc" "out=$out" "$err"
+  printf two-two >"$tmp/www/cached.txt"
+  sleep 0.5
+  run_client --cacert "$tmp/cert.pem" "$base/cached.txt"
+  check "cache: a file rewritten with a new size is served anew once checked" \
+    '[ $rc -eq 0 ] && [ "$out" = two-two ]' "rc=$rc" "out=$out" "$err"
+  printf TWO-TWO >"$tmp/www/cached.txt"
+  touch -d '2001-01-01 00:00:00' "$tmp/www/cached.txt"
+  sleep 0.5
+  run_client --cacert "$tmp/cert.pem" "$base/cached.txt"
+  check "cache: same size, other mtime is served anew" \
+    '[ $rc -eq 0 ] && [ "$out" = TWO-TWO ]' "rc=$rc" "out=$out" "$err"
+  rm -f "$tmp/www/cached.txt"
+  sleep 0.5
+  run_client --cacert "$tmp/cert.pem" "$base/cached.txt"
+  check "cache: a deleted file is 404 once checked" \
+    '[ $rc -eq 1 ] && [[ $err == *"HTTP status 404"* ]]' "rc=$rc" "out=$out" "$err"
+  # More files than the cache has slots, 64 in flight, twice: entries are
+  # replaced while responses that share their bytes are still sending.
+  mkdir -p "$tmp/www/many"
+  urls=()
+  : >"$tmp/many.want"
+  for i in $(seq 300); do
+    head -c $((i * 37 % 5000 + 1)) /dev/urandom >"$tmp/www/many/f$i"
+    urls+=("$base/many/f$i")
+  done
+  for i in $(seq 300); do
+    echo "$(sha256sum <"$tmp/www/many/f$i" | cut -d' ' -f1)  $base/many/f$i" >>"$tmp/many.want"
+  done
+  run_client --cacert "$tmp/cert.pem" --sha256 --concurrency 64 "${urls[@]}" "${urls[@]}"
+  check "cache: 600 fetches of 300 files through 256 slots, every body intact" \
+    '[ $rc -eq 0 ] && [ "$(echo "$out" | sort -u)" = "$(sort -u "$tmp/many.want")" ] &&
+     [ "$(echo "$out" | wc -l)" -eq 600 ]' "rc=$rc" "$err"
+  stop_server
+else
+  not_ok "cache: server with --file-cache-ms" "$(cat "$slog")"
+fi
+printf one >"$tmp/www/cached.txt"
+if start_server --file-cache-ms 60000; then
+  base=https://127.0.0.1:$port
+  run_client --cacert "$tmp/cert.pem" "$base/cached.txt"
+  printf two >"$tmp/www/cached.txt"
+  run_client --cacert "$tmp/cert.pem" "$base/cached.txt"
+  check "cache: within the check interval the cached bytes are served" \
+    '[ $rc -eq 0 ] && [ "$out" = one ]' "rc=$rc" "out=$out" "$err"
+  stop_server
+else
+  not_ok "cache: server with --file-cache-ms 60000" "$(cat "$slog")"
+fi
+printf one >"$tmp/www/cached.txt"
+if start_server --file-cache-ms 0; then
+  base=https://127.0.0.1:$port
+  run_client --cacert "$tmp/cert.pem" "$base/cached.txt"
+  printf two >"$tmp/www/cached.txt"
+  run_client --cacert "$tmp/cert.pem" "$base/cached.txt"
+  check "cache off: a rewritten file is served anew at once" \
+    '[ $rc -eq 0 ] && [ "$out" = two ]' "rc=$rc" "out=$out" "$err"
+  stop_server
+else
+  not_ok "cache off: server with --file-cache-ms 0" "$(cat "$slog")"
+fi
+
 if ip -6 addr show dev lo 2>/dev/null | grep -q "inet6 ::1"; then
   if start_server --listen ::1; then
     run_client --cacert "$tmp/cert.pem" --sni localhost --sha256 "https://[::1]:$port/blob.bin"

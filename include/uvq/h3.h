@@ -101,6 +101,12 @@ typedef struct uvq_h3_config_s {
   unsigned int version;             /* UVQ_QUIC_CONFIG_VERSION */
   uint64_t max_field_section_size;  /* largest header block accepted: 64 KiB */
   uint64_t max_concurrent_requests; /* per connection (server): 100 */
+  /* Server: uvq_h3_serve_file() keeps files of up to 64 KiB in memory
+   * (256 of them at most) and checks them against the disk (open + fstat:
+   * inode, size, mtime) at most once per file_cache_ms milliseconds, so a
+   * file changed on disk may be served as it was for up to that long.
+   * 0 (the default) turns the cache off: every request opens the file. */
+  uint64_t file_cache_ms;
 } uvq_h3_config_t;
 
 UVQ_EXTERN void uvq_h3_config_default(uvq_h3_config_t* config);
