@@ -91,6 +91,15 @@ uint64_t qb_parse_uint(const char* name, const char* value, uint64_t max) {
   return v;
 }
 
+int qb_parse_mode(const char* value) {
+  if (strcmp(value, "h3") == 0)
+    return 1;
+  if (strcmp(value, "quic") == 0)
+    return 0;
+  fprintf(stderr, "bad --mode '%s' (h3 or quic)\n", value);
+  exit(2);
+}
+
 int qb_certs_make(qb_certs_t* certs) {
   char cmd[1024];
 

@@ -84,4 +84,7 @@ long long qb_heap_bytes(void);
 /* Parses "--name value" numeric options; exits with a message on error. */
 uint64_t qb_parse_uint(const char* name, const char* value, uint64_t max);
 
+/* --mode: 1 for "h3", 0 for "quic"; anything else exits 2 with a message. */
+int qb_parse_mode(const char* value);
+
 #endif /* UVQ_BENCH_QUIC_COMMON_H */

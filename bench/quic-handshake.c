@@ -320,14 +320,7 @@ int main(int argc, char** argv) {
     }
     i++;
     if (strcmp(a, "--mode") == 0) {
-      if (strcmp(v, "h3") == 0) {
-        b.mode_h3 = 1;
-      } else if (strcmp(v, "quic") == 0) {
-        b.mode_h3 = 0;
-      } else {
-        usage();
-        return 2;
-      }
+      b.mode_h3 = qb_parse_mode(v);
     } else if (strcmp(a, "--duration-ms") == 0) {
       duration_ms = qb_parse_uint(a, v, 600000);
     } else if (strcmp(a, "--client-cpu") == 0) {

@@ -13,6 +13,11 @@ static void rand_cb(uint8_t* dest, size_t len, const ngtcp2_rand_ctx* ctx) {
   uvq__ep_rand(dest, len);
 }
 
+/* An application layer's (HTTP/3's) answer as ngtcp2 wants it. */
+static int app_result(int rv) {
+  return rv == 0 ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
+}
+
 static int cb_handshake_completed(ngtcp2_conn* conn, void* user_data) {
   uvq_quic_conn_t* c = user_data;
   size_t alpnlen;
@@ -116,9 +121,8 @@ static int cb_stream_close(ngtcp2_conn* conn,
   if (c->app != NULL) {
     if (s != NULL)
       uvq__stream_free(c, s);
-    return c->app->stream_close(c->app_data, stream_id, app_error_code) == 0
-               ? 0
-               : NGTCP2_ERR_CALLBACK_FAILURE;
+    return app_result(
+        c->app->stream_close(c->app_data, stream_id, app_error_code));
   }
   if (s != NULL)
     uvq__stream_free(c, s);
@@ -139,9 +143,7 @@ static int cb_stream_reset(ngtcp2_conn* conn,
   (void) final_size;
   (void) stream_user_data;
   if (c->app != NULL)
-    return c->app->shutdown_read(c->app_data, stream_id) == 0
-               ? 0
-               : NGTCP2_ERR_CALLBACK_FAILURE;
+    return app_result(c->app->shutdown_read(c->app_data, stream_id));
   if (c->ep->cb.stream_reset != NULL)
     c->ep->cb.stream_reset(c, stream_id, app_error_code);
   return 0;
@@ -157,9 +159,7 @@ static int cb_stream_stop_sending(ngtcp2_conn* conn,
 
   (void) conn;
   if (c->app != NULL)
-    return c->app->shutdown_read(c->app_data, stream_id) == 0
-               ? 0
-               : NGTCP2_ERR_CALLBACK_FAILURE;
+    return app_result(c->app->shutdown_read(c->app_data, stream_id));
   /* ngtcp2 answers STOP_SENDING with RESET_STREAM itself; what was queued
    * will never be delivered. */
   if (s != NULL) {
@@ -183,9 +183,7 @@ static int cb_acked_stream_data_offset(ngtcp2_conn* conn,
   (void) conn;
   (void) offset;
   if (c->app != NULL)
-    return c->app->acked(c->app_data, stream_id, datalen) == 0
-               ? 0
-               : NGTCP2_ERR_CALLBACK_FAILURE;
+    return app_result(c->app->acked(c->app_data, stream_id, datalen));
   if (s == NULL)
     return 0;
   /* ngtcp2 reports acknowledged ranges in order. */
@@ -218,9 +216,7 @@ static int cb_extend_max_stream_data(ngtcp2_conn* conn,
   (void) conn;
   (void) max_data;
   if (c->app != NULL)
-    return c->app->unblock(c->app_data, stream_id) == 0
-               ? 0
-               : NGTCP2_ERR_CALLBACK_FAILURE;
+    return app_result(c->app->unblock(c->app_data, stream_id));
   if (s != NULL && s->blocked) {
     s->blocked = 0;
     uvq__stream_pending_add(c, s);
