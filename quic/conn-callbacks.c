@@ -338,9 +338,7 @@ void uvq__conn_fill_callbacks(ngtcp2_callbacks* cb, int server) {
     cb->recv_retry = ngtcp2_crypto_recv_retry_cb;
   }
   cb->recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
-  cb->encrypt = ngtcp2_crypto_encrypt_cb;
-  cb->decrypt = ngtcp2_crypto_decrypt_cb;
-  cb->hp_mask = ngtcp2_crypto_hp_mask_cb;
+  uvq__crypto_fill_callbacks(cb);  /* encrypt, decrypt, hp_mask */
   cb->update_key = ngtcp2_crypto_update_key_cb;
   cb->delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
   cb->delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;

@@ -298,6 +298,16 @@ void uvq__stream_advance(uvq_quic_conn_t* c, struct uvq__quic_stream* s,
 /* conn-callbacks.c */
 void uvq__conn_fill_callbacks(ngtcp2_callbacks* cb, int server);
 
+/* crypto.c: the per-packet callbacks (encrypt, decrypt, hp_mask), through
+ * wolfCrypt directly once a self-test on first use has shown it agrees with
+ * the helper. uvq__crypto_fast_path(): AES-GCM goes through wolfCrypt (1)
+ * or the helper (0). uvq__crypto_chacha_ok(): ChaCha20-Poly1305 packets
+ * can be opened with their tag checked; when 0, the TLS contexts must not
+ * offer ChaCha20-Poly1305 (the helper's path does not check the tag). */
+void uvq__crypto_fill_callbacks(ngtcp2_callbacks* cb);
+int uvq__crypto_fast_path(void);
+int uvq__crypto_chacha_ok(void);
+
 /* conn-io.c */
 ngtcp2_tstamp uvq__conn_ts(uvq_quic_conn_t* c, ngtcp2_tstamp ts);
 

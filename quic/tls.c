@@ -167,6 +167,16 @@ static void keylog_line(const WOLFSSL* ssl, const char* line) {
   }
 }
 
+/* Without a ChaCha20-Poly1305 path that checks tags (crypto.c), only the
+ * AES-GCM suites are offered or accepted. */
+static int limit_suites(WOLFSSL_CTX* ctx) {
+  if (uvq__crypto_chacha_ok())
+    return 0;
+  return wolfSSL_CTX_set_cipher_list(ctx, "TLS13-AES128-GCM-SHA256:"
+                                          "TLS13-AES256-GCM-SHA384") ==
+                 WOLFSSL_SUCCESS ? 0 : UV_EIO;
+}
+
 int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep) {
   const uvq_quic_config_t* cfg;
   int err;
@@ -189,7 +199,8 @@ int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep) {
     ep->server_ctx = wolfSSL_CTX_new(wolfTLSv1_3_server_method());
     if (ep->server_ctx == NULL)
       return UV_ENOMEM;
-    if (ngtcp2_crypto_wolfssl_configure_server_context(ep->server_ctx) != 0)
+    if (ngtcp2_crypto_wolfssl_configure_server_context(ep->server_ctx) != 0 ||
+        limit_suites(ep->server_ctx) != 0)
       return UV_EIO;
     if (wolfSSL_CTX_use_certificate_chain_file(ep->server_ctx,
                                                cfg->cert_file) !=
@@ -213,7 +224,8 @@ int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep) {
   ep->client_ctx = wolfSSL_CTX_new(wolfTLSv1_3_client_method());
   if (ep->client_ctx == NULL)
     return UV_ENOMEM;
-  if (ngtcp2_crypto_wolfssl_configure_client_context(ep->client_ctx) != 0)
+  if (ngtcp2_crypto_wolfssl_configure_client_context(ep->client_ctx) != 0 ||
+      limit_suites(ep->client_ctx) != 0)
     return UV_EIO;
   if (cfg->insecure_skip_verify) {
     wolfSSL_CTX_set_verify(ep->client_ctx, WOLFSSL_VERIFY_NONE, NULL);

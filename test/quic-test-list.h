@@ -11,6 +11,8 @@
   TEST_ENTRY(quic_unit_cidmap_random) \
   TEST_ENTRY(quic_unit_cidmap_collisions) \
   TEST_ENTRY(quic_unit_siphash_vectors) \
+  TEST_ENTRY(quic_unit_crypto_aes_gcm_rfc9001) \
+  TEST_ENTRY(quic_unit_crypto_chacha_rfc9001) \
   TEST_ENTRY(quic_handshake_alpn_ipv4) \
   TEST_ENTRY(quic_handshake_alpn_ipv6) \
   TEST_ENTRY(quic_handshake_alpn_mismatch) \

@@ -9,6 +9,7 @@
 #define UVQ_TEST_LIST(TEST_ENTRY) \
   TEST_ENTRY(interop_gtlsserver_fetch) \
   TEST_ENTRY(interop_gtlsclient_download) \
+  TEST_ENTRY(interop_gtlsclient_chacha20) \
   TEST_ENTRY(interop_gtlsclient_path_escape) \
   TEST_ENTRY(interop_curl_download) \
   TEST_ENTRY(interop_curl_post)
