@@ -676,18 +676,9 @@ int uvq_quic_conn_is_server(const uvq_quic_conn_t* c) {
 }
 
 const char* uvq_quic_conn_alpn(const uvq_quic_conn_t* c, size_t* len) {
-  char* proto;
-  unsigned short plen;
-
-  if (c->ssl == NULL ||
-      wolfSSL_ALPN_GetProtocol(c->ssl, &proto, &plen) != WOLFSSL_SUCCESS) {
-    if (len != NULL)
-      *len = 0;
-    return NULL;
-  }
   if (len != NULL)
-    *len = plen;
-  return proto;
+    *len = c->alpn != NULL ? c->alpnlen : 0;
+  return c->alpn;
 }
 
 int uvq_quic_conn_get_path(const uvq_quic_conn_t* c,
@@ -732,7 +723,7 @@ int uvq_quic_conn_get_stats(uvq_quic_conn_t* c, uvq_quic_conn_stats_t* st) {
   st->path_mtu = ngtcp2_conn_get_path_max_tx_udp_payload_size(c->conn);
   st->version = ngtcp2_conn_get_negotiated_version(c->conn);
   st->zero_rtt = c->zero_rtt;
-  st->resumed = c->ssl != NULL && wolfSSL_session_reused(c->ssl);
+  st->resumed = c->resumed;
   return 0;
 }
 

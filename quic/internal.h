@@ -100,7 +100,10 @@ struct uvq_quic_conn_s {
   uvq_quic_endpoint_t* ep;
   ngtcp2_conn* conn;
   ngtcp2_crypto_conn_ref conn_ref;
-  WOLFSSL* ssl;
+  WOLFSSL* ssl;          /* NULL on a server once the handshake is done */
+  const char* alpn;      /* negotiated, in ep->alpn_wire; NULL before */
+  uint8_t alpnlen;
+  uint8_t resumed;       /* the handshake resumed a session */
   void* user_data;
   int is_server;
   int state;
@@ -253,6 +256,9 @@ int uvq__tls_conn_init(uvq_quic_conn_t* c,
                        const uint8_t* ticket,
                        size_t ticketlen);
 void uvq__tls_conn_free(uvq_quic_conn_t* c);
+/* At handshake completion: keeps what the connection reports later
+ * (ALPN, resumption), so the TLS object can go. */
+void uvq__tls_handshake_done(uvq_quic_conn_t* c);
 
 /* conn.c */
 int uvq__conn_new_server(uvq_quic_endpoint_t* ep,

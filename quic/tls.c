@@ -314,10 +314,35 @@ int uvq__tls_conn_init(uvq_quic_conn_t* c,
   return 0;
 }
 
+void uvq__tls_handshake_done(uvq_quic_conn_t* c) {
+  const uvq_quic_endpoint_t* ep;
+  char* proto;
+  unsigned short plen;
+  size_t i;
+
+  if (c->ssl == NULL || c->alpn != NULL)
+    return;
+  c->resumed = wolfSSL_session_reused(c->ssl) ? 1 : 0;
+  if (wolfSSL_ALPN_GetProtocol(c->ssl, &proto, &plen) != WOLFSSL_SUCCESS)
+    return;
+  /* Whichever side chose it, it is one of the endpoint's own names. */
+  ep = c->ep;
+  for (i = 0; i < ep->alpn_wirelen; i += 1 + ep->alpn_wire[i]) {
+    if (ep->alpn_wire[i] == plen &&
+        memcmp(ep->alpn_wire + i + 1, proto, plen) == 0) {
+      c->alpn = (const char*) ep->alpn_wire + i + 1;
+      c->alpnlen = (uint8_t) plen;
+      return;
+    }
+  }
+}
+
 void uvq__tls_conn_free(uvq_quic_conn_t* c) {
   if (c->ssl != NULL) {
     wolfSSL_set_app_data(c->ssl, NULL);
     wolfSSL_free(c->ssl);
+    if (c->conn != NULL)
+      ngtcp2_conn_set_tls_native_handle(c->conn, NULL);
   }
   c->ssl = NULL;
 }

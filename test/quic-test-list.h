@@ -14,6 +14,7 @@
   TEST_ENTRY(quic_unit_crypto_aes_gcm_rfc9001) \
   TEST_ENTRY(quic_unit_crypto_chacha_rfc9001) \
   TEST_ENTRY(quic_handshake_alpn_ipv4) \
+  TEST_ENTRY(quic_handshake_server_frees_tls) \
   TEST_ENTRY(quic_handshake_alpn_ipv6) \
   TEST_ENTRY(quic_handshake_alpn_mismatch) \
   TEST_ENTRY(quic_handshake_wrong_ca) \

@@ -1,8 +1,9 @@
-/* Packet protection as uvq installs it (quic/crypto.c), checked against
- * the sample packets of RFC 9001, Appendix A: the server's Initial
- * (AES-128-GCM, AES-CTR header protection, through uvq's own path) and the
- * ChaCha20-Poly1305 short-header packet (through ngtcp2's helper). Keys
- * and packets are the RFC's; nothing is derived from uvq itself. */
+/* uvq's own use of TLS and its keys: packet protection as uvq installs it
+ * (quic/crypto.c), checked against the sample packets of RFC 9001,
+ * Appendix A: the server's Initial (AES-128-GCM with AES-CTR header
+ * protection) and the ChaCha20-Poly1305 short-header packet, both through
+ * uvq's callbacks; keys and packets are the RFC's. Then a server's life
+ * after it has freed its TLS object. */
 #include <string.h>
 
 #include <wolfssl/options.h>
@@ -10,6 +11,7 @@
 #include <wolfssl/quic.h>
 
 #include "internal.h"
+#include "quic-helpers.h"
 #include "task.h"
 
 static size_t unhex(const char* s, uint8_t* out, size_t cap) {
@@ -185,5 +187,67 @@ TEST_IMPL(quic_unit_crypto_chacha_rfc9001) {
   ngtcp2_crypto_aead_ctx_free(&ectx);
   ngtcp2_crypto_aead_ctx_free(&dctx);
   wolfSSL_EVP_CIPHER_CTX_free(hctx.native_handle);
+  return 0;
+}
+
+/* A server frees its TLS object once the handshake is complete (about
+ * half an idle connection's memory). What it reported from TLS stays;
+ * key updates from either side and data both ways still work; and a TLS
+ * message the client sends afterwards, which QUIC never allows (RFC 9001,
+ * 6), ends the connection with unexpected_message: CRYPTO_ERROR 0x10a. */
+#define KB64 (64 * 1024)
+
+TEST_IMPL(quic_handshake_server_frees_tls) {
+  /* Looks like a TLS KeyUpdate (type 24, length 1, update_requested). */
+  static const uint8_t key_update[] = {24, 0, 0, 1, 1};
+  const char* alpn;
+  size_t alpnlen;
+  qt_t t;
+  qt_conn_t* c;
+  qt_conn_t* s;
+  uvq_quic_conn_stats_t st;
+  int64_t id;
+
+  qt_init(&t, "127.0.0.1", 4 * KB64);
+  t.server.respond_bytes = 4 * KB64;
+  qt_start(&t);
+  c = qt_connect(&t);
+  qt_run_handshake(&t, c);
+  s = qt_server_conn(&t, 0);
+  ASSERT_NULL(s->conn->ssl);
+  ASSERT_NOT_NULL(c->conn->ssl);
+  alpn = uvq_quic_conn_alpn(s->conn, &alpnlen);
+  ASSERT_NOT_NULL(alpn);
+  ASSERT_UINT_EQ(strlen(QT_ALPN), alpnlen);
+  ASSERT_OK(memcmp(alpn, QT_ALPN, alpnlen));
+  ASSERT_OK(uvq_quic_conn_get_stats(s->conn, &st));
+  ASSERT_EQ(0, st.resumed);
+
+  /* A request and its answer, a key update started by the server, then
+   * another exchange under the new keys. (Updates started by the client,
+   * answered by this server without TLS, are quic_transfer_key_update.) */
+  id = qt_open_bidi(c);
+  qt_write(c, id, KB64, 1);
+  qt_run_until_fins(&t, c, 1);
+  qt_assert_stream(c, id, 4 * KB64);
+  ASSERT_OK(uvq_quic_conn_update_key(s->conn));
+  id = qt_open_bidi(c);
+  qt_write(c, id, KB64, 1);
+  qt_run_until_fins(&t, c, 2);
+  qt_assert_stream(c, id, 4 * KB64);
+  qt_assert_stream(s, id, KB64);
+
+  /* Now TLS data from the client, sent for real in a 1-RTT CRYPTO frame
+   * (with a stream write to get a packet out). */
+  ASSERT_OK(ngtcp2_conn_submit_crypto_data(c->conn->conn,
+                                           NGTCP2_ENCRYPTION_LEVEL_1RTT,
+                                           key_update, sizeof(key_update)));
+  id = qt_open_bidi(c);
+  qt_write(c, id, 100, 1);
+  qt_run_until_closed(&t, s);
+  qt_assert_closed(s, UVQ_QUIC_ERROR_TRANSPORT, 0x100u + 10, 0, NULL);
+  qt_run_until_closed(&t, c);
+  qt_assert_closed(c, UVQ_QUIC_ERROR_TRANSPORT, 0x100u + 10, 1, NULL);
+  qt_teardown(&t);
   return 0;
 }
