@@ -96,6 +96,7 @@ int uvq_quic_endpoint_new(uv_loop_t* loop,
   ep->cfg.alpn = copy_string(ep, 3, config->alpn ? config->alpn : "h3");
   ep->cfg.qlog_dir = copy_string(ep, 4, config->qlog_dir);
   ep->cfg.keylog_file = copy_string(ep, 5, config->keylog_file);
+  ep->cfg.tls_ciphersuites = copy_string(ep, 6, config->tls_ciphersuites);
   ep->cfg.static_secret = NULL;
   if (callbacks != NULL)
     ep->cb = *callbacks;

@@ -189,7 +189,7 @@ struct uvq_quic_endpoint_s {
   void* user_data;
 
   uvq_quic_config_t cfg;       /* strings point into owned copies */
-  char* strings[6];
+  char* strings[7];
   uvq_quic_callbacks_t cb;
   WOLFSSL_CTX* server_ctx;
   WOLFSSL_CTX* client_ctx;

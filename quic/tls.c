@@ -167,23 +167,79 @@ static void keylog_line(const WOLFSSL* ssl, const char* line) {
   }
 }
 
-/* Without a ChaCha20-Poly1305 path that checks tags (crypto.c), only the
- * AES-GCM suites are offered or accepted. */
-static int limit_suites(WOLFSSL_CTX* ctx) {
-  if (uvq__crypto_chacha_ok())
+/* The TLS 1.3 suites uvq can protect packets with: IANA name, wolfSSL's
+ * name for it. */
+static const struct {
+  const char* iana;
+  const char* wolfssl;
+  int chacha;
+} suites[] = {
+  {"TLS_AES_128_GCM_SHA256", "TLS13-AES128-GCM-SHA256", 0},
+  {"TLS_AES_256_GCM_SHA384", "TLS13-AES256-GCM-SHA384", 0},
+  {"TLS_CHACHA20_POLY1305_SHA256", "TLS13-CHACHA20-POLY1305-SHA256", 1},
+};
+
+/* Turns the configured list (NULL: all of them) into wolfSSL's form.
+ * ChaCha20-Poly1305 is left out of the default, and refused when asked
+ * for, if uvq has no path for it that checks tags (crypto.c). */
+static int suites_to_wolfssl(const char* list, char* out, size_t cap) {
+  const char* p;
+  size_t len, i, n, used;
+
+  out[0] = '\0';
+  used = 0;
+  if (list == NULL) {
+    for (i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
+      if (suites[i].chacha && !uvq__crypto_chacha_ok())
+        continue;
+      n = strlen(suites[i].wolfssl);
+      if (used + n + 2 > cap)
+        return UV_EINVAL;
+      if (used > 0)
+        out[used++] = ':';
+      memcpy(out + used, suites[i].wolfssl, n + 1);
+      used += n;
+    }
     return 0;
-  return wolfSSL_CTX_set_cipher_list(ctx, "TLS13-AES128-GCM-SHA256:"
-                                          "TLS13-AES256-GCM-SHA384") ==
-                 WOLFSSL_SUCCESS ? 0 : UV_EIO;
+  }
+  for (p = list;; p += len + 1) {
+    len = strcspn(p, ":");
+    for (i = 0; i < sizeof(suites) / sizeof(suites[0]); i++)
+      if (strlen(suites[i].iana) == len && memcmp(p, suites[i].iana, len) == 0)
+        break;
+    if (i == sizeof(suites) / sizeof(suites[0]))
+      return UV_EINVAL;  /* unknown, empty, or not TLS 1.3 */
+    if (suites[i].chacha && !uvq__crypto_chacha_ok())
+      return UV_ENOTSUP;
+    n = strlen(suites[i].wolfssl);
+    if (used + n + 2 > cap)
+      return UV_EINVAL;
+    if (used > 0)
+      out[used++] = ':';
+    memcpy(out + used, suites[i].wolfssl, n + 1);
+    used += n;
+    if (p[len] == '\0')
+      return 0;
+  }
+}
+
+static int set_suites(WOLFSSL_CTX* ctx, const char* list) {
+  return wolfSSL_CTX_set_cipher_list(ctx, list) == WOLFSSL_SUCCESS ? 0
+                                                                   : UV_EIO;
 }
 
 int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep) {
+  char suite_list[128];
   const uvq_quic_config_t* cfg;
   int err;
 
   cfg = &ep->cfg;
   err = alpn_to_wire(cfg->alpn ? cfg->alpn : "h3", ep->alpn_wire,
                      sizeof(ep->alpn_wire), &ep->alpn_wirelen);
+  if (err)
+    return err;
+  err = suites_to_wolfssl(cfg->tls_ciphersuites, suite_list,
+                          sizeof(suite_list));
   if (err)
     return err;
 
@@ -200,7 +256,7 @@ int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep) {
     if (ep->server_ctx == NULL)
       return UV_ENOMEM;
     if (ngtcp2_crypto_wolfssl_configure_server_context(ep->server_ctx) != 0 ||
-        limit_suites(ep->server_ctx) != 0)
+        set_suites(ep->server_ctx, suite_list) != 0)
       return UV_EIO;
     if (wolfSSL_CTX_use_certificate_chain_file(ep->server_ctx,
                                                cfg->cert_file) !=
@@ -225,7 +281,7 @@ int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep) {
   if (ep->client_ctx == NULL)
     return UV_ENOMEM;
   if (ngtcp2_crypto_wolfssl_configure_client_context(ep->client_ctx) != 0 ||
-      limit_suites(ep->client_ctx) != 0)
+      set_suites(ep->client_ctx, suite_list) != 0)
     return UV_EIO;
   if (cfg->insecure_skip_verify) {
     wolfSSL_CTX_set_verify(ep->client_ctx, WOLFSSL_VERIFY_NONE, NULL);

@@ -15,6 +15,7 @@
   TEST_ENTRY(quic_unit_crypto_chacha_rfc9001) \
   TEST_ENTRY(quic_handshake_alpn_ipv4) \
   TEST_ENTRY(quic_handshake_server_frees_tls) \
+  TEST_ENTRY(quic_handshake_ciphersuites) \
   TEST_ENTRY(quic_handshake_alpn_ipv6) \
   TEST_ENTRY(quic_handshake_alpn_mismatch) \
   TEST_ENTRY(quic_handshake_wrong_ca) \
@@ -51,6 +52,8 @@
   TEST_ENTRY(quic_netns_loss_reorder) \
   TEST_ENTRY(quic_netns_loss_initial) \
   TEST_ENTRY(quic_netns_ce_all) \
+  TEST_ENTRY(quic_netns_corrupt_chacha20) \
+  TEST_ENTRY(quic_netns_corrupt_aes256gcm) \
   TEST_ENTRY(quic_nat_rebinding) \
   TEST_ENTRY(quic_resume_0rtt) \
   TEST_ENTRY(quic_resume_server_refuses_0rtt) \

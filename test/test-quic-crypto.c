@@ -251,3 +251,59 @@ TEST_IMPL(quic_handshake_server_frees_tls) {
   qt_teardown(&t);
   return 0;
 }
+
+/* tls_ciphersuites: malformed lists are refused; a server limited to one
+ * suite still meets a default client; with nothing in common the server's
+ * TLS stack fails the handshake with handshake_failure (alert 40), which
+ * both sides report as CRYPTO_ERROR 0x128. */
+TEST_IMPL(quic_handshake_ciphersuites) {
+  static const char* const bad[] = {
+    "", ":", "TLS_AES_128_GCM_SHA256:", ":TLS_AES_128_GCM_SHA256",
+    "TLS_AES_128_CCM_SHA256", "tls_aes_128_gcm_sha256",
+    "TLS_AES_128_GCM_SHA256,TLS_AES_256_GCM_SHA384",
+    "ECDHE-RSA-AES128-GCM-SHA256", "TLS13-AES128-GCM-SHA256",
+  };
+  uvq_quic_endpoint_t* ep;
+  uvq_quic_config_t cfg;
+  size_t i;
+  qt_t t;
+  qt_conn_t* c;
+  qt_conn_t* s;
+
+  qt_init(&t, "127.0.0.1", 0);
+  for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    uvq_quic_config_default(&cfg);
+    cfg.tls_ciphersuites = bad[i];
+    ep = NULL;
+    if (uvq_quic_endpoint_new(&t.loop, &cfg, NULL, NULL, &ep) != UV_EINVAL)
+      test_fail(__FILE__, __LINE__, "tls_ciphersuites \"%s\" was not refused",
+                bad[i]);
+    ASSERT_NULL(ep);
+  }
+
+  /* The server takes ChaCha20-Poly1305 only; the default client offers it
+   * among others. */
+  t.server.cfg.tls_ciphersuites = "TLS_CHACHA20_POLY1305_SHA256";
+  qt_start(&t);
+  c = qt_connect(&t);
+  qt_run_handshake(&t, c);
+  ASSERT_OK(uvq_quic_conn_close(c->conn, 0, NULL));
+  qt_run_until_closed(&t, c);
+  qt_run_until_closed(&t, qt_server_conn(&t, 0));
+  qt_teardown(&t);
+
+  qt_init(&t, "127.0.0.1", 0);
+  t.server.cfg.tls_ciphersuites = "TLS_AES_256_GCM_SHA384";
+  t.client.cfg.tls_ciphersuites =
+      "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256";
+  qt_start(&t);
+  c = qt_connect(&t);
+  qt_run_until_closed(&t, c);
+  ASSERT_EQ(0, c->handshakes);
+  qt_assert_closed(c, UVQ_QUIC_ERROR_TRANSPORT, 0x100u + 40, 1, NULL);
+  s = qt_server_conn(&t, 0);
+  qt_run_until_closed(&t, s);
+  qt_assert_closed(s, UVQ_QUIC_ERROR_TRANSPORT, 0x100u + 40, 0, NULL);
+  qt_teardown(&t);
+  return 0;
+}

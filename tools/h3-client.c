@@ -131,6 +131,9 @@ static void usage(FILE* f) {
 "  -4, -6               resolve names to IPv4 or IPv6 addresses only\n"
 "  --qlog-dir DIR       write a qlog file of the connection into DIR\n"
 "  --keylog FILE        append TLS secrets to FILE (default $SSLKEYLOGFILE)\n"
+"  --ciphersuites LIST  TLS 1.3 suites to offer, colon-separated IANA names\n"
+"                       (default TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:\n"
+"                       TLS_CHACHA20_POLY1305_SHA256)\n"
 "  -v, --verbose        one line per fetch on stderr\n"
 "  -h, --help           this text\n"
 "\n"
@@ -897,7 +900,8 @@ enum {
   OPT_CONNECT_TIMEOUT,
   OPT_MAX_TIME,
   OPT_QLOG_DIR,
-  OPT_KEYLOG
+  OPT_KEYLOG,
+  OPT_CIPHERSUITES
 };
 
 int main(int argc, char** argv) {
@@ -917,6 +921,7 @@ int main(int argc, char** argv) {
       {"max-time", required_argument, NULL, OPT_MAX_TIME},
       {"qlog-dir", required_argument, NULL, OPT_QLOG_DIR},
       {"keylog", required_argument, NULL, OPT_KEYLOG},
+      {"ciphersuites", required_argument, NULL, OPT_CIPHERSUITES},
       {"verbose", no_argument, NULL, 'v'},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
@@ -925,6 +930,7 @@ int main(int argc, char** argv) {
   struct client c;
   struct stat st;
   const char* keylog;
+  const char* ciphersuites;
   const char* problem;
   size_t i;
   int mode_set;
@@ -943,6 +949,7 @@ int main(int argc, char** argv) {
   c.mode = OUT_STDOUT;
   c.family = AF_UNSPEC;
   keylog = NULL;
+  ciphersuites = NULL;
   mode_set = 0;
 
   opterr = 0;
@@ -987,6 +994,12 @@ int main(int argc, char** argv) {
         break;
       case OPT_QLOG_DIR: c.config.qlog_dir = optarg; break;
       case OPT_KEYLOG: keylog = optarg; break;
+      case OPT_CIPHERSUITES:
+        if (tool_check_ciphersuites(optarg) != 0)
+          usage_error("bad --ciphersuites '%s' (%s)", optarg,
+                      TOOL_CIPHERSUITES_HELP);
+        ciphersuites = optarg;
+        break;
       case '4': c.family = AF_INET; break;
       case '6': c.family = AF_INET6; break;
       case 'v': c.verbose = 1; break;
@@ -1044,6 +1057,7 @@ int main(int argc, char** argv) {
     return TOOL_EXIT_LOCAL;
   }
   c.config.keylog_file = tool_keylog_file(keylog);
+  c.config.tls_ciphersuites = ciphersuites;
   c.fetches = xmalloc(c.nfetches * sizeof(*c.fetches));
   for (i = 0; i < c.nfetches; i++) {
     c.fetches[i].url = i % c.nurls;

@@ -55,6 +55,9 @@ static void usage(FILE* f) {
 "  --retry             validate client addresses with Retry (RFC 9000, 8.1)\n"
 "  --qlog-dir DIR      write one qlog file per connection into DIR\n"
 "  --keylog FILE       append TLS secrets to FILE (default $SSLKEYLOGFILE)\n"
+"  --ciphersuites LIST TLS 1.3 suites to accept, colon-separated IANA names\n"
+"                      (default TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:\n"
+"                      TLS_CHACHA20_POLY1305_SHA256)\n"
 "  --file-cache-ms N   keep files up to 64 KiB in memory, checked against\n"
 "                      the disk at most every N ms; 0 turns it off\n"
 "                      (default 1000)\n"
@@ -216,6 +219,7 @@ enum {
   OPT_RETRY,
   OPT_QLOG_DIR,
   OPT_KEYLOG,
+  OPT_CIPHERSUITES,
   OPT_MAX_REQUESTS,
   OPT_TIMEOUT,
   OPT_FILE_CACHE
@@ -232,6 +236,7 @@ int main(int argc, char** argv) {
       {"retry", no_argument, NULL, OPT_RETRY},
       {"qlog-dir", required_argument, NULL, OPT_QLOG_DIR},
       {"keylog", required_argument, NULL, OPT_KEYLOG},
+      {"ciphersuites", required_argument, NULL, OPT_CIPHERSUITES},
       {"max-requests", required_argument, NULL, OPT_MAX_REQUESTS},
       {"timeout", required_argument, NULL, OPT_TIMEOUT},
       {"file-cache-ms", required_argument, NULL, OPT_FILE_CACHE},
@@ -248,6 +253,7 @@ int main(int argc, char** argv) {
   struct stat st;
   const char* listen_addr;
   const char* keylog;
+  const char* ciphersuites;
   uint64_t timeout_ms;
   uint64_t port;
   char name[64];
@@ -265,6 +271,7 @@ int main(int argc, char** argv) {
   listen_addr = "127.0.0.1";
   port = 4433;
   keylog = NULL;
+  ciphersuites = NULL;
   timeout_ms = 0;
   s.root = ".";
   s.stop_reason = "?";
@@ -288,6 +295,12 @@ int main(int argc, char** argv) {
       case OPT_RETRY: config.require_address_validation = 1; break;
       case OPT_QLOG_DIR: config.qlog_dir = optarg; break;
       case OPT_KEYLOG: keylog = optarg; break;
+      case OPT_CIPHERSUITES:
+        if (tool_check_ciphersuites(optarg) != 0)
+          usage_error("bad --ciphersuites '%s' (%s)", optarg,
+                      TOOL_CIPHERSUITES_HELP);
+        ciphersuites = optarg;
+        break;
       case OPT_MAX_REQUESTS:
         if (tool_parse_uint(optarg, 1, UINT64_MAX, &s.max_requests) != 0)
           usage_error("bad request count '%s'", optarg);
@@ -321,6 +334,7 @@ int main(int argc, char** argv) {
     usage_error("bad listen address '%s' (a numeric IPv4 or IPv6 address)",
                 listen_addr);
   config.keylog_file = tool_keylog_file(keylog);
+  config.tls_ciphersuites = ciphersuites;
 
   s.loop = uv_default_loop();
   memset(&callbacks, 0, sizeof(callbacks));

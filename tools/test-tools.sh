@@ -203,6 +203,11 @@ run_client --cacert "$tmp/cert.pem" --sni other.example "$base/"
 check "name mismatch (--sni): exit 4" '[ $rc -eq 4 ]' "rc=$rc" "$err"
 run_client --insecure --sni other.example "$base/"
 check "--insecure skips the check" '[ $rc -eq 0 ] && [ "$out" = hello ]' "rc=$rc" "$err"
+run_client --cacert "$tmp/cert.pem" --ciphersuites TLS_CHACHA20_POLY1305_SHA256 "$base/"
+check "--ciphersuites ChaCha20-Poly1305 only" '[ $rc -eq 0 ] && [ "$out" = hello ]' "rc=$rc" "$err"
+run_client --cacert "$tmp/cert.pem" --ciphersuites TLS_AES_128_CCM_SHA256 "$base/"
+check "client: --ciphersuites with an unsupported suite exits 2" \
+  '[ $rc -eq 2 ] && [[ $err == *"--ciphersuites"* ]]' "rc=$rc" "$err"
 run_client --cacert "$tmp/cert.pem" "https://localhost:$port/" -4
 check "host name resolved (localhost, -4)" '[ $rc -eq 0 ] && [ "$out" = hello ]' "rc=$rc" "$err"
 

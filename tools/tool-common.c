@@ -18,6 +18,24 @@ int tool_parse_cc(const char* s, int* cc) {
   return 0;
 }
 
+int tool_check_ciphersuites(const char* s) {
+  static const char* const names[] = {"TLS_AES_128_GCM_SHA256",
+                                      "TLS_AES_256_GCM_SHA384",
+                                      "TLS_CHACHA20_POLY1305_SHA256"};
+  size_t len, i;
+
+  for (;; s += len + 1) {
+    len = strcspn(s, ":");
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+      if (strlen(names[i]) == len && strncmp(s, names[i], len) == 0)
+        break;
+    if (i == sizeof(names) / sizeof(names[0]))
+      return -1;
+    if (s[len] == '\0')
+      return 0;
+  }
+}
+
 int tool_parse_uint(const char* s, uint64_t min, uint64_t max, uint64_t* out) {
   unsigned long long v;
   char* end;

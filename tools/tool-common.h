@@ -21,6 +21,13 @@
  * -1. */
 int tool_parse_cc(const char* s, int* cc);
 
+/* Checks a --ciphersuites list: colon-separated TLS 1.3 suite names uvq
+ * supports. Returns 0 or -1 (the library would refuse it: UV_EINVAL). */
+int tool_check_ciphersuites(const char* s);
+#define TOOL_CIPHERSUITES_HELP                                    \
+  "TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384, "                \
+  "TLS_CHACHA20_POLY1305_SHA256, separated by ':'"
+
 /* Parses a decimal integer in [min, max]. Returns 0 or -1. */
 int tool_parse_uint(const char* s, uint64_t min, uint64_t max, uint64_t* out);
 

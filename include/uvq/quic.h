@@ -94,6 +94,12 @@ typedef struct uvq_quic_config_s {
   const char* ca_file;
   int insecure_skip_verify;
   const char* alpn;
+  /* TLS 1.3 cipher suites, colon-separated IANA names in preference order,
+   * from TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384 and
+   * TLS_CHACHA20_POLY1305_SHA256. A client offers these; a server accepts
+   * only these. NULL: all three, in that order. Anything else is
+   * UV_EINVAL from uvq_quic_endpoint_new. */
+  const char* tls_ciphersuites;
 
   /* Transport parameters (RFC 9000, 18.2). 0 picks the default. */
   uint64_t max_data;              /* connection flow control window */

@@ -48,6 +48,7 @@ def recv(addr, port, args):
     start = time.monotonic()
     seen, ecn = set(), [0, 0, 0, 0]
     n = dup = ooo = nbytes = 0
+    pad_altered = pad_bits = 0  # the sender pads with zeros after 16 bytes
     maxseq = -1
     first = last = None
     arrivals = []  # (seq, arrival time relative to the first)
@@ -70,6 +71,10 @@ def recv(addr, port, args):
                 ecn[cdata[0] & 3 if len(cdata) == 1 else struct.unpack("i", cdata[:4])[0] & 3] += 1
         n += 1
         nbytes += len(data)
+        bits = sum(bin(x).count("1") for x in data[16:] if x)
+        if bits:
+            pad_altered += 1
+            pad_bits += bits
         if seq in seen:
             dup += 1
             continue
@@ -82,6 +87,7 @@ def recv(addr, port, args):
     print(json.dumps({
         "received": n, "unique": len(seen), "dup": dup, "out_of_order": ooo,
         "max_seq": maxseq, "ecn": ecn, "bytes": nbytes,
+        "pad_altered": pad_altered, "pad_bits": pad_bits,
         "span_s": round(span, 4),
         "mbit": round(nbytes * 8 / span / 1e6, 3) if span else 0.0,
         "seqs": sorted(seen),

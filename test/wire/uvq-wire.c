@@ -68,7 +68,7 @@
 
 struct dirconf {
   double delay_ms, jitter_ms;
-  double loss_pct, loss_init_pct, loss_init_ms;
+  double loss_pct, loss_init_pct, loss_init_ms, corrupt_pct;
   double reorder_pct, reorder_ms;
   double rate_mbit;
   double queue_pkts, queue_bytes, ce_threshold, mtu;
@@ -89,6 +89,7 @@ static const struct dopt dopts[] = {
     DO("loss", T_PCT, loss_pct, "random loss in percent"),
     DO("loss-initial", T_PCT, loss_init_pct, "loss in percent during the initial window"),
     DO("loss-initial-ms", T_MS, loss_init_ms, "initial window length, from the first IP frame"),
+    DO("corrupt", T_PCT, corrupt_pct, "flip one bit in the UDP payload of N percent (checksum fixed)"),
     DO("reorder", T_PCT, reorder_pct, "percent of packets held back"),
     DO("reorder-delay", T_MS, reorder_ms, "extra hold for reordered packets (default 10)"),
     DO("rate", T_NUM, rate_mbit, "bottleneck rate in Mbit/s (frame bytes)"),
@@ -107,7 +108,7 @@ static const struct dopt dopts[] = {
 struct stats {
   uint64_t rx, forwarded, bytes, control, dropped_loss, dropped_queue,
       dropped_mtu, dropped_tx, dropped_oversize, ce_marked, bleached,
-      reordered, icmp_sent, max_queue;
+      reordered, icmp_sent, max_queue, corrupted;
 };
 
 /* One frame waiting for its release time; data follows the header. */
@@ -130,7 +131,7 @@ struct qent {
 struct dir {
   struct dirconf c;
   struct stats s;
-  uint64_t rng_loss, rng_jitter, rng_reorder;
+  uint64_t rng_loss, rng_jitter, rng_reorder, rng_corrupt;
   uint64_t last_release; /* FIFO clamp so that jitter alone never reorders */
   uint64_t tx_free;      /* when the bottleneck link becomes idle */
   struct qent *q;
@@ -291,6 +292,45 @@ static void set_ecn(unsigned char *b, const struct pkt *p, int ecn) {
   }
 }
 
+/* Flip one random bit of a UDP datagram's payload, as a faulty or hostile
+ * middlebox would, and fix the UDP checksum to match (RFC 1624, on the
+ * 16-bit word that holds the bit) so that the receiver's kernel delivers
+ * it: only the application's own integrity check can catch it. IPv4 UDP
+ * without a checksum (0) stays without. Returns 1 if a bit was flipped. */
+static int corrupt_udp(unsigned char *b, const struct pkt *p, uint64_t *rng) {
+  unsigned char *h = b + p->l3;
+  size_t l4, ulen;
+
+  if (p->ip == 4) {
+    if (h[9] != 17 || ((h[6] & 0x3f) | h[7])) return 0; /* UDP, unfragmented */
+    l4 = (size_t)(h[0] & 15) * 4;
+  } else {
+    if (h[6] != 17) return 0; /* UDP right after the fixed header only */
+    l4 = 40;
+  }
+  if (l4 + 8 >= p->iplen) return 0;
+  unsigned char *u = h + l4;
+  ulen = (size_t)u[4] << 8 | u[5];
+  if (ulen <= 8 || l4 + ulen > p->iplen) return 0;
+  size_t off = 8 + (size_t)(rng_next(rng) % (ulen - 8)); /* from the UDP header */
+  unsigned char bit = (unsigned char)(1u << (rng_next(rng) % 8));
+  size_t w = off & ~(size_t)1; /* the checksum's 16-bit word, from u */
+  uint16_t old = (uint16_t)(u[w] << 8 | (w + 1 < ulen ? u[w + 1] : 0));
+  u[off] ^= bit;
+  uint16_t new = (uint16_t)(u[w] << 8 | (w + 1 < ulen ? u[w + 1] : 0));
+  uint16_t hc = (uint16_t)(u[6] << 8 | u[7]);
+  if (p->ip == 4 && hc == 0) return 1;
+  uint32_t sum = (uint16_t)~hc;
+  sum += (uint16_t)~old;
+  sum += new;
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  uint16_t cs = (uint16_t)~sum;
+  if (cs == 0) cs = 0xffff; /* 0 means "no checksum" in UDP */
+  u[6] = (unsigned char)(cs >> 8);
+  u[7] = (unsigned char)cs;
+  return 1;
+}
+
 static uint32_t csum_add(uint32_t sum, const unsigned char *d, size_t n) {
   for (size_t i = 0; i + 1 < n; i += 2) sum += (uint32_t)d[i] << 8 | d[i + 1];
   if (n & 1) sum += (uint32_t)d[n - 1] << 8;
@@ -434,6 +474,10 @@ static void ingress(int di, unsigned char *b, size_t len, uint64_t now) {
     return;
   }
 
+  if (d->c.corrupt_pct > 0 && rng01(&d->rng_corrupt) * 100.0 < d->c.corrupt_pct &&
+      corrupt_udp(b, &p, &d->rng_corrupt))
+    s->corrupted++;
+
   int ecn = get_ecn(b, &p), mark = 0;
   if (d->c.bleach && ecn) {
     set_ecn(b, &p, 0);
@@ -526,14 +570,16 @@ static void format_dir(FILE *f, const struct dir *d) {
           "{\"rx\":%llu,\"forwarded\":%llu,\"bytes\":%llu,\"control\":%llu,"
           "\"dropped_loss\":%llu,\"dropped_queue\":%llu,\"dropped_mtu\":%llu,"
           "\"dropped_tx\":%llu,\"dropped_oversize\":%llu,\"ce_marked\":%llu,"
-          "\"bleached\":%llu,\"reordered\":%llu,\"icmp_sent\":%llu,\"max_queue\":%llu}",
+          "\"bleached\":%llu,\"reordered\":%llu,\"icmp_sent\":%llu,\"max_queue\":%llu,"
+          "\"corrupted\":%llu}",
           (unsigned long long)s->rx, (unsigned long long)s->forwarded,
           (unsigned long long)s->bytes, (unsigned long long)s->control,
           (unsigned long long)s->dropped_loss, (unsigned long long)s->dropped_queue,
           (unsigned long long)s->dropped_mtu, (unsigned long long)s->dropped_tx,
           (unsigned long long)s->dropped_oversize, (unsigned long long)s->ce_marked,
           (unsigned long long)s->bleached, (unsigned long long)s->reordered,
-          (unsigned long long)s->icmp_sent, (unsigned long long)s->max_queue);
+          (unsigned long long)s->icmp_sent, (unsigned long long)s->max_queue,
+          (unsigned long long)s->corrupted);
 }
 
 static void format_stats(FILE *f) {
@@ -794,9 +840,11 @@ static void parse_args(int argc, char **argv) {
     dirs[d].rng_loss = base + 1;
     dirs[d].rng_jitter = base + 2;
     dirs[d].rng_reorder = base + 3;
+    dirs[d].rng_corrupt = base + 4;
     /* decorrelate the neighbouring seeds */
     rng_next(&dirs[d].rng_loss);
     rng_next(&dirs[d].rng_jitter);
+    rng_next(&dirs[d].rng_corrupt);
     rng_next(&dirs[d].rng_reorder);
   }
 }
