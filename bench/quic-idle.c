@@ -17,7 +17,8 @@
  * handshakes at a time. After each batch is connected and has been quiet
  * for --settle-ms (500), the server reports its VmRSS and malloc'ed bytes
  * in use (mallinfo2). Per-connection figures are the differences divided
- * by --connections. Prints one JSON line. */
+ * by --connections; likewise the client's own heap (quic mode: one
+ * client endpoint, so a per-connection figure). Prints one JSON line. */
 #include "quic-common.h"
 
 #include "uvq/h3.h"
@@ -47,6 +48,8 @@ struct bench {
   int phase;                 /* 0: warm-up, 1: measured, 2: done */
   qb_server_t* srv;
   qb_report_t r[2];
+  long client_rss_kb[2];       /* this process, when each phase settled */
+  long long client_heap[2];
   uint64_t phase_start_ns;
   double connect_s;
   char error[256];
@@ -58,6 +61,8 @@ static void on_settled(uv_timer_t* t) {
   struct bench* b;
 
   b = t->data;
+  b->client_rss_kb[b->phase] = qb_rss_kb();
+  b->client_heap[b->phase] = qb_heap_bytes();
   if (qb_server_report(b->srv, &b->r[b->phase]) != 0) {
     snprintf(b->error, sizeof(b->error), "no report from the server");
     b->phase = 2;
@@ -204,6 +209,7 @@ int main(int argc, char** argv) {
   size_t i;
   double rss_per;
   double heap_per;
+  double client_heap_per;
   int client_cpu;
   int server_cpu;
   int status;
@@ -349,6 +355,11 @@ int main(int argc, char** argv) {
   heap_per = measured ? (double) (b.r[1].heap_bytes - b.r[0].heap_bytes) /
                             measured
                       : 0.0;
+  /* The client's side: meaningful in quic mode, where every connection
+   * shares one endpoint; in h3 mode each client is a whole endpoint. */
+  client_heap_per =
+      measured ? (double) (b.client_heap[1] - b.client_heap[0]) / measured
+               : 0.0;
   printf("{\"program\": \"bench-quic-idle\", \"mode\": \"%s\", "
          "\"version\": \"%s\", \"connections\": %zu, \"warmup\": %zu, "
          "\"failed\": %zu, \"connect_seconds\": %.3f, "
@@ -356,11 +367,13 @@ int main(int argc, char** argv) {
          "\"server_heap_before\": %lld, \"server_heap_after\": %lld, "
          "\"server_accepted\": %llu, "
          "\"rss_bytes_per_conn\": %.0f, \"heap_bytes_per_conn\": %.0f, "
+         "\"client_heap_bytes_per_conn\": %.0f, "
          "\"server_exit\": %d, \"error\": ",
          b.mode_h3 ? "h3" : "quic", uvq_version_string(), measured, warmup,
          b.failed, b.connect_s, b.r[0].rss_kb, b.r[1].rss_kb,
          b.r[0].heap_bytes, b.r[1].heap_bytes,
-         b.r[1].accepted - b.r[0].accepted, rss_per, heap_per, status);
+         b.r[1].accepted - b.r[0].accepted, rss_per, heap_per,
+         client_heap_per, status);
   if (b.error[0] != '\0')
     printf("\"%s\"}\n", b.error);
   else

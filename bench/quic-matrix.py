@@ -450,6 +450,7 @@ http {
         d.update(ok=r.returncode == 0, connections=j["connections"],
                  rss_bytes_per_conn=j["rss_bytes_per_conn"],
                  heap_bytes_per_conn=j["heap_bytes_per_conn"],
+                 client_heap_bytes_per_conn=j.get("client_heap_bytes_per_conn"),
                  connect_seconds=j["connect_seconds"])
         if not d["ok"]:
             d["error"] = j.get("error") or r.stderr.strip()[-300:]
@@ -666,7 +667,8 @@ METRICS = {
              "server_cpu_util", "client_cpu_util"],
     "rps": ["rps", "client_cpu_us_per_req", "server_cpu_us_per_req"],
     "hs": ["handshakes_per_s", "mean_ms", "client_cpu_ms_per_conn", "server_cpu_ms_per_conn"],
-    "idle": ["rss_bytes_per_conn", "heap_bytes_per_conn", "connect_seconds"],
+    "idle": ["rss_bytes_per_conn", "heap_bytes_per_conn", "client_heap_bytes_per_conn",
+             "connect_seconds"],
 }
 
 
@@ -871,14 +873,20 @@ def idle_md(rep):
     c = rep["config"]
     out = ["## Memory per idle connection (uvq server)", ""]
     out.append("%d idle connections after 10 warm-up ones; server VmRSS and malloc'ed bytes in use "
-               "(mallinfo2) before and after, divided by the count." % c["idle_connections"])
+               "(mallinfo2) before and after, divided by the count. The client's heap likewise, "
+               "for uvq-quic only (one client endpoint holds every connection; uvq-h3 makes an "
+               "endpoint per client). The bench client collects no session tickets, so it frees "
+               "its TLS state when the handshake completes, as the server does." % c["idle_connections"])
     out.append("")
-    out.append("| connections | RSS bytes/conn | heap bytes/conn | seconds to connect all | runs |")
-    out.append("|---|---|---|---|---|")
+    out.append("| connections | server RSS bytes/conn | server heap bytes/conn | client heap bytes/conn "
+               "| seconds to connect all | runs |")
+    out.append("|---|---|---|---|---|---|")
     for r in rep["summary"]:
         if r["case"] == "idle":
-            out.append("| %s | %s | %s | %s | %d |" % (
+            ch = r.get("client_heap_bytes_per_conn") if r["impl"].endswith("quic") else None
+            out.append("| %s | %s | %s | %s | %s | %d |" % (
                 r["impl"], fmt(r["rss_bytes_per_conn"], 0), fmt(r["heap_bytes_per_conn"], 0),
+                fmt(ch, 0) if ch is not None else "-",
                 fmt(r["connect_seconds"]), r["runs"]))
     out.append("")
     return out

@@ -58,9 +58,10 @@ static int cb_handshake_completed(ngtcp2_conn* conn, void* user_data) {
    * the session ticket) is with ngtcp2, which copied it, keys are updated
    * from the secrets ngtcp2 holds, and what the connection reports later
    * was kept above. Freeing it here, outside the helper's calls, saves
-   * a large part of an idle connection's memory. Clients keep theirs:
-   * session tickets may come at any time. */
-  if (c->is_server)
+   * over half of an idle connection's memory. A client that does not
+   * collect session tickets is done with its own too; one that does frees
+   * it after the first ticket (tls.c). */
+  if (c->is_server || c->ep->cb.session_ticket == NULL)
     uvq__tls_conn_free(c);
   return 0;
 }
@@ -338,26 +339,6 @@ static int cb_recv_stateless_reset(ngtcp2_conn* conn,
   return 0;
 }
 
-/* TLS handshake data. A server's TLS object is gone once the handshake is
- * complete (cb_handshake_completed). A client sends no TLS message after
- * its Finished (no post-handshake authentication, no KeyUpdate in QUIC:
- * RFC 9001, 6), so anything later is unexpected_message (alert 10). */
-static int cb_recv_crypto_data(ngtcp2_conn* conn,
-                               ngtcp2_encryption_level level,
-                               uint64_t offset,
-                               const uint8_t* data,
-                               size_t datalen,
-                               void* user_data) {
-  uvq_quic_conn_t* c = user_data;
-
-  if (c->ssl == NULL) {
-    c->tls_alert = 10;
-    return NGTCP2_ERR_CALLBACK_FAILURE;
-  }
-  return ngtcp2_crypto_recv_crypto_data_cb(conn, level, offset, data,
-                                           datalen, user_data);
-}
-
 void uvq__conn_fill_callbacks(ngtcp2_callbacks* cb, int server) {
   memset(cb, 0, sizeof(*cb));
   if (server) {
@@ -366,7 +347,7 @@ void uvq__conn_fill_callbacks(ngtcp2_callbacks* cb, int server) {
     cb->client_initial = ngtcp2_crypto_client_initial_cb;
     cb->recv_retry = ngtcp2_crypto_recv_retry_cb;
   }
-  cb->recv_crypto_data = cb_recv_crypto_data;
+  cb->recv_crypto_data = uvq__tls_recv_crypto_data;
   uvq__crypto_fill_callbacks(cb);  /* encrypt, decrypt, hp_mask */
   cb->update_key = ngtcp2_crypto_update_key_cb;
   cb->delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;

@@ -100,10 +100,17 @@ struct uvq_quic_conn_s {
   uvq_quic_endpoint_t* ep;
   ngtcp2_conn* conn;
   ngtcp2_crypto_conn_ref conn_ref;
-  WOLFSSL* ssl;          /* NULL on a server once the handshake is done */
+  WOLFSSL* ssl;          /* NULL once the TLS object is freed (tls.c) */
   const char* alpn;      /* negotiated, in ep->alpn_wire; NULL before */
   uint8_t alpnlen;
   uint8_t resumed;       /* the handshake resumed a session */
+  uint8_t ticket_seen;   /* client: a session ticket was handed out */
+  /* Framing of the TLS messages in 1-RTT CRYPTO data, followed so that
+   * the TLS object is only freed between two of them: the 4-byte
+   * handshake header gathered so far, and the body bytes still to come. */
+  uint8_t hs_hdr[4];
+  uint8_t hs_hdrlen;
+  uint32_t hs_body_left;
   void* user_data;
   int is_server;
   int state;
@@ -259,6 +266,15 @@ void uvq__tls_conn_free(uvq_quic_conn_t* c);
 /* At handshake completion: keeps what the connection reports later
  * (ALPN, resumption), so the TLS object can go. */
 void uvq__tls_handshake_done(uvq_quic_conn_t* c);
+/* ngtcp2's recv_crypto_data callback: hands data to TLS while there is a
+ * TLS object, frees it when it is no longer needed, and judges what comes
+ * after (see tls.c). */
+int uvq__tls_recv_crypto_data(ngtcp2_conn* conn,
+                              ngtcp2_encryption_level level,
+                              uint64_t offset,
+                              const uint8_t* data,
+                              size_t datalen,
+                              void* user_data);
 
 /* conn.c */
 int uvq__conn_new_server(uvq_quic_endpoint_t* ep,

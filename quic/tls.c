@@ -116,6 +116,7 @@ static int new_session(WOLFSSL* ssl, WOLFSSL_SESSION* session) {
   memcpy(blob + 12 + slen, params, (size_t) plen);
   c->ep->cb.session_ticket(c, blob, len);
   free(blob);
+  c->ticket_seen = 1;
   return 0; /* the session was not kept */
 }
 
@@ -391,6 +392,70 @@ void uvq__tls_handshake_done(uvq_quic_conn_t* c) {
       return;
     }
   }
+}
+
+/* Follows the TLS handshake messages (type, 24-bit length, body) in 1-RTT
+ * CRYPTO data. With check set, as after the TLS object is gone, only a
+ * client may receive anything, and only NewSessionTicket (type 4), which
+ * is then dropped; anything else is unexpected_message (alert 10): a
+ * client sends no TLS message after its Finished, and KeyUpdate is
+ * forbidden in QUIC (RFC 9001, 6). */
+static int follow_messages(uvq_quic_conn_t* c, const uint8_t* data,
+                           size_t len, int check) {
+  size_t n;
+
+  while (len > 0) {
+    if (c->hs_body_left > 0) {
+      n = len < c->hs_body_left ? len : c->hs_body_left;
+      c->hs_body_left -= (uint32_t) n;
+      data += n;
+      len -= n;
+      continue;
+    }
+    c->hs_hdr[c->hs_hdrlen++] = *data++;
+    len--;
+    if (c->hs_hdrlen < sizeof(c->hs_hdr))
+      continue;
+    if (check && (c->is_server || c->hs_hdr[0] != 4))
+      return -1;
+    c->hs_body_left = (uint32_t) c->hs_hdr[1] << 16 |
+                      (uint32_t) c->hs_hdr[2] << 8 | c->hs_hdr[3];
+    c->hs_hdrlen = 0;
+  }
+  return 0;
+}
+
+int uvq__tls_recv_crypto_data(ngtcp2_conn* conn,
+                              ngtcp2_encryption_level level,
+                              uint64_t offset,
+                              const uint8_t* data,
+                              size_t datalen,
+                              void* user_data) {
+  uvq_quic_conn_t* c = user_data;
+  int rv;
+
+  if (c->ssl == NULL) {
+    /* Earlier levels are complete by now; ngtcp2 does not pass their
+     * retransmissions on again. */
+    if (level != NGTCP2_ENCRYPTION_LEVEL_1RTT ||
+        follow_messages(c, data, datalen, 1) != 0) {
+      c->tls_alert = 10;
+      return NGTCP2_ERR_CALLBACK_FAILURE;
+    }
+    return 0;
+  }
+  rv = ngtcp2_crypto_recv_crypto_data_cb(conn, level, offset, data, datalen,
+                                         user_data);
+  if (rv != 0 || level != NGTCP2_ENCRYPTION_LEVEL_1RTT)
+    return rv;
+  follow_messages(c, data, datalen, 0);
+  /* A client that has passed a ticket on frees its TLS object between two
+   * messages: later tickets are dropped. The helper's call is over, so
+   * nothing of the object is in use. */
+  if (c->ticket_seen && c->hs_hdrlen == 0 && c->hs_body_left == 0 &&
+      ngtcp2_conn_get_handshake_completed(conn))
+    uvq__tls_conn_free(c);
+  return 0;
 }
 
 void uvq__tls_conn_free(uvq_quic_conn_t* c) {
