@@ -77,11 +77,13 @@ typedef struct uvq_quic_error_s {
 /* Describes an ngtcp2 library error (uvq_quic_error_t.library_error). */
 UVQ_EXTERN const char* uvq_quic_strerror(int library_error);
 
-#define UVQ_QUIC_CONFIG_VERSION 1
+/* The layout of uvq_quic_config_t, uvq_quic_connect_opts_t and
+ * uvq_h3_config_t. 2 added uvq_quic_config_t.tls_ciphersuites. */
+#define UVQ_QUIC_CONFIG_VERSION 2
 
 /* Endpoint configuration. Fill it with uvq_quic_config_default() first;
- * the version field lets the struct grow without breaking callers. Strings
- * are copied. */
+ * the version field tells a struct laid out for another release (refused
+ * with UV_EINVAL rather than misread). Strings are copied. */
 typedef struct uvq_quic_config_s {
   unsigned int version; /* UVQ_QUIC_CONFIG_VERSION */
 
