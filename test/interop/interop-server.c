@@ -1,7 +1,10 @@
 #include "interop-server.h"
 
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void copy_field(char* out, size_t size, const char* p, size_t len) {
   if (p == NULL)
@@ -16,6 +19,29 @@ static int is_echo(const it_server_req_t* r) {
   return strcmp(r->method, "POST") == 0 && strcmp(r->path, "/echo-count") == 0;
 }
 
+/* GET /slice/NAME/OFFSET/LENGTH: that part of the root's file NAME, sent
+ * as a file body from an offset that need not be page-aligned. */
+static int respond_slice(it_server_t* s, uvq_h3_req_t* req,
+                         it_server_req_t* r) {
+  char name[64];
+  char file[512];
+  unsigned long long off;
+  unsigned long long len;
+  uvq_h3_body_t body;
+
+  if (sscanf(r->path, "/slice/%63[^/]/%llu/%llu", name, &off, &len) != 3)
+    return -1;
+  snprintf(file, sizeof(file), "%s/%s", s->root, name);
+  r->slice_fd = open(file, O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(r->slice_fd, 0);
+  memset(&body, 0, sizeof(body));
+  body.kind = UVQ_H3_BODY_FILE;
+  body.fd = r->slice_fd;
+  body.offset = off;
+  body.len = len;
+  return uvq_h3_respond(req, 200, NULL, 0, &body);
+}
+
 static void on_request(uvq_h3_req_t* req) {
   it_server_t* s = uvq_h3_get_data(uvq_h3_req_h3(req));
   it_server_req_t* r;
@@ -26,13 +52,16 @@ static void on_request(uvq_h3_req_t* req) {
   r = &s->reqs[s->nreqs++];
   memset(r, 0, sizeof(*r));
   r->bad_offset = -1;
+  r->slice_fd = -1;
   p = uvq_h3_req_method(req, &len);
   copy_field(r->method, sizeof(r->method), p, len);
   p = uvq_h3_req_path(req, &len);
   copy_field(r->path, sizeof(r->path), p, len);
   uvq_h3_req_set_data(req, r);
   /* The echo answers at the end of the request body. */
-  if (!is_echo(r))
+  if (strncmp(r->path, "/slice/", 7) == 0)
+    r->respond_rv = respond_slice(s, req, r);
+  else if (!is_echo(r))
     r->respond_rv = uvq_h3_serve_file(req, s->root);
 }
 
@@ -77,6 +106,10 @@ static void on_done(uvq_h3_req_t* req, uint64_t app_error) {
   s->dones++;
   ASSERT_NOT_NULL(r);
   r->dones++;
+  if (r->slice_fd >= 0) {
+    close(r->slice_fd);  /* a file body's fd stays the application's */
+    r->slice_fd = -1;
+  }
   r->app_error = app_error;
 }
 

@@ -1,7 +1,9 @@
 /* A uvq HTTP/3 server for the interop tests: it serves a document root
  * with uvq_h3_serve_file(), except for POST /echo-count, which it answers
  * with the number of body bytes it received (and checks them against the
- * expected body). Every request is recorded in order.
+ * expected body), and GET /slice/NAME/OFFSET/LENGTH, which it answers with
+ * that part of the root's file NAME as a UVQ_H3_BODY_FILE body. Every
+ * request is recorded in order.
  */
 #ifndef UVQ_TEST_INTEROP_SERVER_H
 #define UVQ_TEST_INTEROP_SERVER_H
@@ -24,6 +26,7 @@ typedef struct it_server_req_s {
   uint64_t body_bytes;
   int64_t bad_offset;
   char reply[32];
+  int slice_fd;      /* the file a /slice answer reads, or -1 */
 } it_server_req_t;
 
 typedef struct it_server_s {

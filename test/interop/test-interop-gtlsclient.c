@@ -10,12 +10,23 @@ static const char* const gtlsclient_paths[] = {
   "/usr/bin/gtlsclient", "/usr/local/bin/gtlsclient", NULL
 };
 
+/* Parts of the big file served as file bodies from offsets that are not
+ * page-aligned (and one that is), saved under their length as name. */
+#define IT_SLICES 3
+static const struct {
+  size_t off;
+  size_t len;
+} slices[IT_SLICES] = {{4097, 1000003}, {0, 65537}, {12288, 777}};
+
 /* Every file of the set in one gtlsclient run (one connection, all
- * requests at once), saved with --download and compared byte for byte.
- * ciphers, when given, is gtlsclient's --ciphers (a GnuTLS priority). */
+ * requests at once), saved with --download and compared byte for byte,
+ * and the slices above of the big one. ciphers, when given, is
+ * gtlsclient's --ciphers (a GnuTLS priority). */
 static int download_all(const char* ciphers) {
   const char* client;
-  char* argv[9 + IT_FILES];
+  char* argv[9 + IT_FILES + IT_SLICES];
+  char slice_urls[IT_SLICES][160];
+  it_file_t slice;
   char ciphers_arg[256];
   char urls[IT_FILES][128];
   char dl[256];
@@ -58,6 +69,13 @@ static int download_all(const char* ciphers) {
              fs.files[i].path);
     argv[argc++] = urls[i];
   }
+  for (i = 0; i < IT_SLICES; i++) {
+    ASSERT_LE(slices[i].off + slices[i].len, fs.files[0].len);
+    snprintf(slice_urls[i], sizeof(slice_urls[i]),
+             "https://localhost:%d/slice/%s/%zu/%zu", s.port,
+             fs.files[0].name, slices[i].off, slices[i].len);
+    argv[argc++] = slice_urls[i];
+  }
   argv[argc] = NULL;
   ASSERT_OK(it_spawn(&env, &p, "gtlsclient", argv, log));
   if (!it_run_until(&env, &p.exited, IT_WAIT_MS)) {
@@ -73,10 +91,18 @@ static int download_all(const char* ciphers) {
     it_path(file, sizeof(file), dl, fs.files[i].name);
     it_assert_file_eq(file, &fs.files[i]);
   }
+  for (i = 0; i < IT_SLICES; i++) {
+    memset(&slice, 0, sizeof(slice));
+    snprintf(slice.name, sizeof(slice.name), "%zu", slices[i].len);
+    slice.data = fs.files[0].data + slices[i].off;
+    slice.len = slices[i].len;
+    it_path(file, sizeof(file), dl, slice.name);
+    it_assert_file_eq(file, &slice);
+  }
   /* The server saw each request once, on one connection, and each
    * exchange ended cleanly. */
-  ASSERT_EQ(s.nreqs, IT_FILES);
-  ASSERT_EQ(s.dones, IT_FILES);
+  ASSERT_EQ(s.nreqs, IT_FILES + IT_SLICES);
+  ASSERT_EQ(s.dones, IT_FILES + IT_SLICES);
   ASSERT_UINT_EQ(it_server_connections(&s), 1);
   for (i = 0; i < IT_FILES; i++) {
     const it_server_req_t* r = it_server_find(&s, fs.files[i].path);
