@@ -396,10 +396,14 @@ int qt_side_new(qt_t* t, qt_side_t* side, int is_server) {
   /* UVQ_TEST_QLOG_DIR=dir: one qlog per connection there, for reports. */
   if (side->cfg.qlog_dir == NULL && getenv("UVQ_TEST_QLOG_DIR") != NULL)
     side->cfg.qlog_dir = getenv("UVQ_TEST_QLOG_DIR");
+  uvq_quic_callbacks_t cb;
+
   side->t = t;
   side->is_server = is_server;
-  return uvq_quic_endpoint_new(&t->loop, &side->cfg, &qt_callbacks, side,
-                               &side->ep);
+  cb = qt_callbacks;
+  if (side->no_tickets)
+    cb.session_ticket = NULL;
+  return uvq_quic_endpoint_new(&t->loop, &side->cfg, &cb, side, &side->ep);
 }
 
 static void bind_side(qt_t* t, qt_side_t* side) {

@@ -142,6 +142,8 @@ struct qt_side_s {
   uint64_t respond_bytes;
   /* Server: refuse connections in the accept callback. */
   int refuse;
+  /* Client: no session_ticket callback (set before qt_start). */
+  int no_tickets;
   qt_conn_t* conns[QT_MAX_CONNS]; /* allocated as connections appear */
   unsigned int nconns;
   unsigned int accepts;

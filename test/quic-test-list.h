@@ -16,6 +16,7 @@
   TEST_ENTRY(quic_handshake_alpn_ipv4) \
   TEST_ENTRY(quic_handshake_server_frees_tls) \
   TEST_ENTRY(quic_handshake_client_frees_tls) \
+  TEST_ENTRY(quic_handshake_client_frees_tls_at_once) \
   TEST_ENTRY(quic_handshake_ciphersuites) \
   TEST_ENTRY(quic_handshake_alpn_ipv6) \
   TEST_ENTRY(quic_handshake_alpn_mismatch) \

@@ -311,6 +311,32 @@ TEST_IMPL(quic_handshake_ciphersuites) {
   return 0;
 }
 
+/* A client endpoint that does not collect session tickets frees its TLS
+ * object as soon as the handshake is complete; the ticket the server sends
+ * afterwards is dropped, and the connection works as before. */
+TEST_IMPL(quic_handshake_client_frees_tls_at_once) {
+  qt_t t;
+  qt_conn_t* c;
+  int64_t id;
+
+  qt_init(&t, "127.0.0.1", 4 * KB64);
+  t.server.respond_bytes = 4 * KB64;
+  t.client.no_tickets = 1;
+  qt_start(&t);
+  c = qt_connect(&t);
+  qt_run_handshake(&t, c);
+  ASSERT_NULL(c->conn->ssl);
+  id = qt_open_bidi(c);
+  qt_write(c, id, KB64, 1);
+  qt_run_until_fins(&t, c, 1);
+  qt_assert_stream(c, id, 4 * KB64);
+  qt_assert_stream(qt_server_conn(&t, 0), id, KB64);
+  ASSERT_EQ(0, t.client.tickets);
+  ASSERT_EQ(0, c->closed);
+  qt_teardown(&t);
+  return 0;
+}
+
 /* A client that collects session tickets frees its TLS object after the
  * first one. A later NewSessionTicket (here split across two CRYPTO
  * frames) is dropped without harm; any other TLS message from the server,
