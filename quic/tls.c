@@ -180,27 +180,35 @@ static const struct {
   {"TLS_CHACHA20_POLY1305_SHA256", "TLS13-CHACHA20-POLY1305-SHA256", 1},
 };
 
+/* Appends suite i's wolfSSL name to the list in out. */
+static int append_suite(char* out, size_t cap, size_t* used, size_t i) {
+  size_t n;
+
+  n = strlen(suites[i].wolfssl);
+  if (*used + n + 2 > cap)
+    return UV_EINVAL;
+  if (*used > 0)
+    out[(*used)++] = ':';
+  memcpy(out + *used, suites[i].wolfssl, n + 1);
+  *used += n;
+  return 0;
+}
+
 /* Turns the configured list (NULL: all of them) into wolfSSL's form.
  * ChaCha20-Poly1305 is left out of the default, and refused when asked
  * for, if uvq has no path for it that checks tags (crypto.c). */
 static int suites_to_wolfssl(const char* list, char* out, size_t cap) {
   const char* p;
-  size_t len, i, n, used;
+  size_t len, i, used;
+  int err;
 
   out[0] = '\0';
   used = 0;
   if (list == NULL) {
-    for (i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
-      if (suites[i].chacha && !uvq__crypto_chacha_ok())
-        continue;
-      n = strlen(suites[i].wolfssl);
-      if (used + n + 2 > cap)
-        return UV_EINVAL;
-      if (used > 0)
-        out[used++] = ':';
-      memcpy(out + used, suites[i].wolfssl, n + 1);
-      used += n;
-    }
+    for (i = 0; i < sizeof(suites) / sizeof(suites[0]); i++)
+      if (!suites[i].chacha || uvq__crypto_chacha_ok())
+        if ((err = append_suite(out, cap, &used, i)) != 0)
+          return err;
     return 0;
   }
   for (p = list;; p += len + 1) {
@@ -212,13 +220,8 @@ static int suites_to_wolfssl(const char* list, char* out, size_t cap) {
       return UV_EINVAL;  /* unknown, empty, or not TLS 1.3 */
     if (suites[i].chacha && !uvq__crypto_chacha_ok())
       return UV_ENOTSUP;
-    n = strlen(suites[i].wolfssl);
-    if (used + n + 2 > cap)
-      return UV_EINVAL;
-    if (used > 0)
-      out[used++] = ':';
-    memcpy(out + used, suites[i].wolfssl, n + 1);
-    used += n;
+    if ((err = append_suite(out, cap, &used, i)) != 0)
+      return err;
     if (p[len] == '\0')
       return 0;
   }
