@@ -60,8 +60,9 @@ static int cb_handshake_completed(ngtcp2_conn* conn, void* user_data) {
    * was kept above. Freeing it here, outside the helper's calls, saves
    * over half of an idle connection's memory. A client that does not
    * collect session tickets is done with its own too; one that does frees
-   * it after the first ticket (tls.c). */
-  if (c->is_server || c->ep->cb.session_ticket == NULL)
+   * it after the first ticket (tls.c), or now if that came already. */
+  if (c->is_server || c->ep->cb.session_ticket == NULL ||
+      (c->ticket_seen && c->hs_hdrlen == 0 && c->hs_body_left == 0))
     uvq__tls_conn_free(c);
   return 0;
 }
