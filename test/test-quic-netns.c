@@ -101,12 +101,6 @@ static void transfer_across(const char* tag, const char* options,
   qt_init(&t, WIRE_ADDR_B, NETNS_BYTES);
   t.server.cfg.tls_ciphersuites = suites;
   t.client.cfg.tls_ciphersuites = suites;
-  if (corrupted != NULL) {
-    /* The closing CONNECTION_CLOSE may itself be altered, and then
-     * dropped; the peer then ends by its idle timeout, kept short. */
-    t.server.cfg.idle_timeout_ms = 2000;
-    t.client.cfg.idle_timeout_ms = 2000;
-  }
   wire_up(&w, tag, options);
   start_across(&t, &w);
   t0 = uv_hrtime();
@@ -127,11 +121,14 @@ static void transfer_across(const char* tag, const char* options,
     ASSERT_UINT_GE(us.ecn_received[UVQ_ECN_CE], 1);
     ASSERT_UINT_EQ(0, us.ecn_received[UVQ_ECN_ECT0]);
   }
+  /* The client closes. Its CONNECTION_CLOSE is sent once and may itself
+   * be lost or altered on this wire, and the server has nothing more to
+   * send that would make the client repeat it, so the server is not
+   * waited for: the teardown closes it. */
   t.in_api++;
   ASSERT_OK(uvq_quic_conn_close(c->conn, 0, NULL));
   t.in_api--;
   qt_run_until_closed(&t, c);
-  qt_run_until_closed(&t, s);
   qt_teardown(&t);
   if (corrupted != NULL)
     *corrupted = wire_corrupted(&w);
