@@ -49,6 +49,10 @@ static int cb_handshake_completed(ngtcp2_conn* conn, void* user_data) {
     uvq__ep_remove_cid(c, c->odcid.data, c->odcid.len);
     c->odcid.len = 0;
   }
+  if (c->is_server && c->retry_odcid.len > 0) {
+    uvq__ep_remove_cid(c, c->retry_odcid.data, c->retry_odcid.len);
+    c->retry_odcid.len = 0;
+  }
   if (!c->handshake_reported) {
     c->handshake_reported = 1;
     if (c->ep->cb.handshake_done != NULL)

@@ -199,6 +199,17 @@ int uvq__conn_new_server(uvq_quic_endpoint_t* ep,
   }
   c->odcid.len = (uint8_t) hd->dcid.datalen;
   memcpy(c->odcid.data, hd->dcid.data, hd->dcid.datalen);
+  if (ocid != NULL) {
+    /* The client's Initials from before the Retry may still arrive; they
+     * must reach this connection (which cannot decrypt them and drops
+     * them), not become a second one for an attempt the client left. */
+    if (uvq__ep_add_cid(c, ocid->data, ocid->datalen) != 0) {
+      uvq__conn_free(c);
+      return UV_ENOMEM;
+    }
+    c->retry_odcid.len = (uint8_t) ocid->datalen;
+    memcpy(c->retry_odcid.data, ocid->data, ocid->datalen);
+  }
   if (ep->cfg.keepalive_ms)
     ngtcp2_conn_set_keep_alive_timeout(c->conn,
                                        ep->cfg.keepalive_ms *

@@ -12,6 +12,11 @@
 /* Retry tokens are good for this long (RFC 9000, 8.1.2 leaves it to us). */
 #define UVQ__RETRY_TOKEN_TIMEOUT (10 * NGTCP2_SECONDS)
 
+/* How long a refused attempt is remembered: about as long as a client
+ * keeps re-sending its first Initial (ngtcp2's and quic-go's clients give
+ * up on a handshake after 10 seconds). */
+#define UVQ__REFUSAL_MEMORY (10 * NGTCP2_SECONDS)
+
 static void on_timer(uv_timer_t* t);
 static void on_flush(uv_check_t* check);
 
@@ -60,6 +65,7 @@ static void free_endpoint(uvq_quic_endpoint_t* ep) {
   }
   free(ep->txbuf);
   free(ep->rxbuf);
+  free(ep->refused);
   for (i = 0; i < sizeof(ep->strings) / sizeof(ep->strings[0]); i++)
     free(ep->strings[i]);
   free(ep);
@@ -83,6 +89,9 @@ int uvq_quic_endpoint_new(uv_loop_t* loop,
       config->preferred_version != UVQ_QUIC_V1 &&
       config->preferred_version != UVQ_QUIC_V2)
     return UV_EINVAL;
+  if (config->retry < UVQ_QUIC_RETRY_AUTO ||
+      config->retry > UVQ_QUIC_RETRY_NEVER)
+    return UV_EINVAL;
 
   ep = calloc(1, sizeof(*ep));
   if (ep == NULL)
@@ -97,6 +106,7 @@ int uvq_quic_endpoint_new(uv_loop_t* loop,
   ep->cfg.qlog_dir = copy_string(ep, 4, config->qlog_dir);
   ep->cfg.keylog_file = copy_string(ep, 5, config->keylog_file);
   ep->cfg.tls_ciphersuites = copy_string(ep, 6, config->tls_ciphersuites);
+  ep->cfg.tls_groups = copy_string(ep, 7, config->tls_groups);
   ep->cfg.static_secret = NULL;
   if (callbacks != NULL)
     ep->cb = *callbacks;
@@ -104,6 +114,16 @@ int uvq_quic_endpoint_new(uv_loop_t* loop,
     ep->cfg.max_connections = 10000;
   if (ep->cfg.max_handshakes == 0)
     ep->cfg.max_handshakes = 1000;
+  if (ep->cfg.require_address_validation)
+    ep->cfg.retry = UVQ_QUIC_RETRY_ALWAYS;
+  ep->retry_threshold = ep->cfg.retry_threshold;
+  if (ep->retry_threshold == 0)
+    ep->retry_threshold = ep->cfg.max_handshakes / 2;
+  if (ep->retry_threshold > ep->cfg.max_handshakes)
+    ep->retry_threshold = ep->cfg.max_handshakes;
+  if (ep->retry_threshold == 0)
+    ep->retry_threshold = 1;
+  uvq__ep_rand((uint8_t*) &ep->refused_key, sizeof(ep->refused_key));
   if (config->static_secret != NULL)
     memcpy(ep->static_secret, config->static_secret,
            sizeof(ep->static_secret));
@@ -432,24 +452,88 @@ static void send_stateless_reset(uvq_quic_endpoint_t* ep,
     ep->stats.stateless_resets++;
 }
 
-/* Refuses a new connection without keeping state: a CONNECTION_CLOSE in an
- * Initial packet, protected with the Initial keys anyone can derive. */
-static void send_refusal(uvq_quic_endpoint_t* ep,
-                         const ngtcp2_path* path,
-                         const ngtcp2_pkt_hd* hd,
-                         uint64_t code) {
+/* A keyed hash of a client's connection attempt (its DCID and SCID), for
+ * the memory of refusals. The key is random, so a client cannot aim at
+ * another's slot. */
+static uint64_t attempt_hash(const uvq_quic_endpoint_t* ep,
+                             const ngtcp2_pkt_hd* hd) {
+  uint64_t h;
+  size_t i;
+
+  h = ep->refused_key ^ 0x9e3779b97f4a7c15ull;
+  for (i = 0; i < hd->dcid.datalen; i++)
+    h = (h ^ hd->dcid.data[i]) * 0x100000001b3ull;
+  h = (h ^ 0xff) * 0x100000001b3ull;
+  for (i = 0; i < hd->scid.datalen; i++)
+    h = (h ^ hd->scid.data[i]) * 0x100000001b3ull;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  return h | 1; /* 0 marks an empty slot */
+}
+
+/* A client re-sends its Initial until it reads our CONNECTION_CLOSE, and a
+ * re-sent copy may arrive after the load that refused it has passed. It
+ * must not become a connection: the client has given up on it, so it would
+ * hold a handshake slot until the handshake timeout. The memory is a fixed
+ * table (16 KiB, direct-mapped, newest wins), so a flood cannot grow it. */
+static int was_refused(const uvq_quic_endpoint_t* ep,
+                       const ngtcp2_pkt_hd* hd,
+                       ngtcp2_tstamp ts) {
+  const struct uvq__refusal* r;
+  uint64_t h;
+
+  if (ep->refused == NULL)
+    return 0;
+  h = attempt_hash(ep, hd);
+  r = &ep->refused[h % UVQ__REFUSED_SLOTS];
+  return r->hash == h && r->expiry > ts;
+}
+
+static void remember_refusal(uvq_quic_endpoint_t* ep,
+                             const ngtcp2_pkt_hd* hd,
+                             ngtcp2_tstamp ts) {
+  struct uvq__refusal* r;
+  uint64_t h;
+
+  if (ep->refused == NULL) {
+    ep->refused = calloc(UVQ__REFUSED_SLOTS, sizeof(*ep->refused));
+    if (ep->refused == NULL)
+      return;
+  }
+  h = attempt_hash(ep, hd);
+  r = &ep->refused[h % UVQ__REFUSED_SLOTS];
+  r->hash = h;
+  r->expiry = ts + UVQ__REFUSAL_MEMORY;
+}
+
+/* A CONNECTION_CLOSE in an Initial packet, protected with the Initial keys
+ * anyone can derive. */
+static void send_initial_close(uvq_quic_endpoint_t* ep,
+                               const ngtcp2_path* path,
+                               const ngtcp2_pkt_hd* hd,
+                               uint64_t code) {
   uint8_t buf[256];
-  ngtcp2_cid scid;
   ngtcp2_ssize n;
 
   /* The Initial keys derive from the client's original DCID, which ngtcp2
    * takes as the SCID argument here (the server answers from it). */
-  (void) scid;
   n = ngtcp2_crypto_write_connection_close(buf, sizeof(buf), hd->version,
                                            &hd->scid, &hd->dcid, code, NULL,
                                            0);
   if (n > 0)
     uvq__ep_stage(ep, path, 0, buf, (size_t) n, 0);
+}
+
+/* Refuses a new connection without keeping connection state; only the
+ * attempt is remembered (was_refused). */
+static void send_refusal(uvq_quic_endpoint_t* ep,
+                         const ngtcp2_path* path,
+                         const ngtcp2_pkt_hd* hd,
+                         uint64_t code,
+                         ngtcp2_tstamp ts) {
+  send_initial_close(ep, path, hd, code);
+  remember_refusal(ep, hd, ts);
   ep->stats.connections_refused++;
 }
 
@@ -490,30 +574,61 @@ static void accept_initial(uvq_quic_endpoint_t* ep,
     ep->stats.packets_dropped++;
     return;
   }
-  if (ep->closing || ep->nconns >= ep->cfg.max_connections ||
-      ep->nhandshakes >= ep->cfg.max_handshakes) {
-    send_refusal(ep, path, &hd, NGTCP2_CONNECTION_REFUSED);
+  /* A re-sent Initial of an attempt refused before is refused again,
+   * whatever the load now, and counted once. */
+  if (was_refused(ep, &hd, ts)) {
+    send_initial_close(ep, path, &hd, NGTCP2_CONNECTION_REFUSED);
+    ep->stats.packets_dropped++;
+    return;
+  }
+  /* Capacity, not load: a Retry would not help. */
+  if (ep->closing || ep->nconns >= ep->cfg.max_connections) {
+    send_refusal(ep, path, &hd, NGTCP2_CONNECTION_REFUSED, ts);
     return;
   }
 
+  /* A Retry token is checked whatever the policy: the client that carries
+   * one checks our transport parameters against the Retry it got. Other
+   * tokens (uvq issues no NEW_TOKEN) count as none. */
   ocidp = NULL;
-  if (ep->cfg.require_address_validation) {
-    if (hd.tokenlen == 0) {
-      send_retry(ep, path, &hd);
-      return;
-    }
-    if (hd.token[0] != NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY2 ||
-        ngtcp2_crypto_verify_retry_token2(
+  if (hd.tokenlen > 0 && hd.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY2) {
+    if (ngtcp2_crypto_verify_retry_token2(
             &ocid, hd.token, hd.tokenlen, ep->static_secret,
             sizeof(ep->static_secret), hd.version, path->remote.addr,
             path->remote.addrlen, &hd.dcid, UVQ__RETRY_TOKEN_TIMEOUT,
             ts) != 0) {
       /* RFC 9000, 8.1.3: an invalid Retry token closes with
        * INVALID_TOKEN. */
-      send_refusal(ep, path, &hd, NGTCP2_INVALID_TOKEN);
+      send_refusal(ep, path, &hd, NGTCP2_INVALID_TOKEN, ts);
       return;
     }
     ocidp = &ocid;
+  }
+
+  /* Load shedding. Over retry_threshold handshakes in progress (AUTO), a
+   * client must show that it receives at its address before it gets a
+   * handshake: spoofed Initials cost a Retry each (one packet, no state)
+   * instead of a handshake slot until the handshake timeout, while real
+   * clients come back with the token. */
+  if (ocidp == NULL &&
+      (ep->cfg.retry == UVQ_QUIC_RETRY_ALWAYS ||
+       (ep->cfg.retry == UVQ_QUIC_RETRY_AUTO &&
+        ep->nhandshakes >= ep->retry_threshold))) {
+    send_retry(ep, path, &hd);
+    return;
+  }
+  if (ep->nhandshakes >= ep->cfg.max_handshakes) {
+    if (ocidp == NULL) {
+      /* UVQ_QUIC_RETRY_NEVER: there is nothing else to do. */
+      send_refusal(ep, path, &hd, NGTCP2_CONNECTION_REFUSED, ts);
+      return;
+    }
+    /* A client with a valid token is real: drop its Initial without an
+     * answer, and it sends it again after its PTO (the token stays valid
+     * for UVQ__RETRY_TOKEN_TIMEOUT), by when handshakes will have
+     * completed. Refusing it would turn a burst into failures. */
+    ep->stats.packets_dropped++;
+    return;
   }
 
   if (uvq__conn_new_server(ep, path, &hd, ocidp, ts, &c) != 0) {
@@ -522,7 +637,7 @@ static void accept_initial(uvq_quic_endpoint_t* ep,
   }
   if (ep->cb.accept != NULL && ep->cb.accept(ep, c) != 0) {
     uvq__conn_discard(c);
-    send_refusal(ep, path, &hd, NGTCP2_CONNECTION_REFUSED);
+    send_refusal(ep, path, &hd, NGTCP2_CONNECTION_REFUSED, ts);
     return;
   }
   ep->stats.connections_accepted++;

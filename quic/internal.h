@@ -173,6 +173,7 @@ struct uvq_quic_conn_s {
   void* app_data;
   uint64_t app_error;          /* application error for an app failure */
   struct uvq__cid odcid;       /* server: the client's first DCID */
+  struct uvq__cid retry_odcid; /* server: its DCID before our Retry */
   int in_ngtcp2;
   struct uvq_quic_conn_s* next_dead;
 };
@@ -196,7 +197,7 @@ struct uvq_quic_endpoint_s {
   void* user_data;
 
   uvq_quic_config_t cfg;       /* strings point into owned copies */
-  char* strings[7];
+  char* strings[8];
   uvq_quic_callbacks_t cb;
   WOLFSSL_CTX* server_ctx;
   WOLFSSL_CTX* client_ctx;
@@ -228,6 +229,11 @@ struct uvq_quic_endpoint_s {
   unsigned int rx_since_flush; /* packets read since connections wrote */
   size_t nconns;
   size_t nhandshakes;
+  unsigned int retry_threshold; /* effective: 1..max_handshakes */
+  /* Recently refused client Initials, so that a re-sent one is refused
+   * again rather than accepted (allocated at the first refusal). */
+  struct uvq__refusal* refused;
+  uint64_t refused_key;        /* random: hashes of refused DCIDs */
   int pending_handles;
 
   /* Send staging. */
@@ -244,6 +250,14 @@ struct uvq_quic_endpoint_s {
   struct uvq__quic_sock* socks;
 
   uvq_quic_endpoint_stats_t stats;
+};
+
+/* One slot of the endpoint's memory of refusals: a keyed hash of the
+ * client's DCID and SCID, and when it may be forgotten. */
+#define UVQ__REFUSED_SLOTS 1024
+struct uvq__refusal {
+  uint64_t hash;
+  uint64_t expiry;
 };
 
 static inline int uvq__quic_errno(void) {

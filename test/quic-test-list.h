@@ -65,6 +65,9 @@
   TEST_ENTRY(quic_api_errors) \
   TEST_ENTRY(quic_api_key_update_early) \
   TEST_ENTRY(quic_migrate) \
+  TEST_ENTRY(quic_load_initial_flood) \
+  TEST_ENTRY(quic_load_burst_retry) \
+  TEST_ENTRY(quic_load_refused_resend) \
   /* end of list */
 
 UVQ_TEST_LIST(TEST_DECLARE)

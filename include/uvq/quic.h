@@ -37,6 +37,19 @@ enum uvq_quic_cc {
   UVQ_QUIC_CC_RENO = 2
 };
 
+/* When a server asks new clients to prove their address with a Retry
+ * (RFC 9000, 8.1.2) before it spends a handshake on them
+ * (uvq_quic_config_t.retry). */
+enum uvq_quic_retry {
+  /* Only under load: an Initial without a token gets a Retry while
+   * retry_threshold or more handshakes are in progress. */
+  UVQ_QUIC_RETRY_AUTO = 0,
+  /* Every Initial without a token gets a Retry. */
+  UVQ_QUIC_RETRY_ALWAYS = 1,
+  /* Never; over max_handshakes new clients are refused. */
+  UVQ_QUIC_RETRY_NEVER = 2
+};
+
 /* Why a connection ended (uvq_quic_error_t.kind). */
 enum uvq_quic_error_kind {
   UVQ_QUIC_ERROR_NONE = 0,
@@ -78,8 +91,9 @@ typedef struct uvq_quic_error_s {
 UVQ_EXTERN const char* uvq_quic_strerror(int library_error);
 
 /* The layout of uvq_quic_config_t, uvq_quic_connect_opts_t and
- * uvq_h3_config_t. 2 added uvq_quic_config_t.tls_ciphersuites. */
-#define UVQ_QUIC_CONFIG_VERSION 2
+ * uvq_h3_config_t. 2 added uvq_quic_config_t.tls_ciphersuites; 3 added
+ * uvq_quic_config_t.tls_groups, retry and retry_threshold. */
+#define UVQ_QUIC_CONFIG_VERSION 3
 
 /* Endpoint configuration. Fill it with uvq_quic_config_default() first;
  * the version field tells a struct laid out for another release (refused
@@ -122,7 +136,7 @@ typedef struct uvq_quic_config_s {
 
   /* Server policy. */
   int zero_rtt;                    /* accept 0-RTT data (RFC 9001, 4.6); 1 */
-  int require_address_validation;  /* Retry every new client (RFC 9000, 8.1) */
+  int require_address_validation;  /* 1: as retry = UVQ_QUIC_RETRY_ALWAYS */
   unsigned int max_connections;    /* 0: 10000 */
   unsigned int max_handshakes;     /* handshakes not yet complete; 0: 1000 */
 
@@ -142,6 +156,19 @@ typedef struct uvq_quic_config_s {
   int gso;
   int gro;
   int pacing;
+
+  /* Load shedding (3). retry: enum uvq_quic_retry, UVQ_QUIC_RETRY_AUTO by
+   * default. retry_threshold: handshakes in progress from which AUTO
+   * answers Initials without a token with a Retry; 0: half of
+   * max_handshakes; more than max_handshakes counts as max_handshakes. */
+  int retry;
+  unsigned int retry_threshold;
+
+  /* TLS 1.3 key exchange groups, colon-separated in preference order, from
+   * X25519, P-256, P-384 and P-521 (3). A client offers a key share for
+   * the first; a server accepts only these. NULL: all four, in that
+   * order. Anything else is UV_EINVAL from uvq_quic_endpoint_new. */
+  const char* tls_groups;
 } uvq_quic_config_t;
 
 UVQ_EXTERN void uvq_quic_config_default(uvq_quic_config_t* config);
