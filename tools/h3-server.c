@@ -12,6 +12,7 @@
 #include "uvq/h3.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
@@ -52,7 +53,16 @@ static void usage(FILE* f) {
 "  --key FILE          private key, PEM (required)\n"
 "  --root DIR          directory to serve (default .)\n"
 "  --cc NAME           congestion control: cubic, bbr or reno (default cubic)\n"
-"  --retry             validate client addresses with Retry (RFC 9000, 8.1)\n"
+"  --retry[=WHEN]      validate client addresses with Retry (RFC 9000, 8.1):\n"
+"                      auto (default: only while --retry-threshold\n"
+"                      handshakes are in progress), always (also --retry\n"
+"                      alone) or never (refuse new clients over\n"
+"                      --max-handshakes)\n"
+"  --retry-threshold N handshakes in progress from which auto retries\n"
+"                      (default half of --max-handshakes)\n"
+"  --max-connections N connections held at once (default 10000)\n"
+"  --max-handshakes N  handshakes in progress at once (default 1000)\n"
+"  --idle-timeout SEC  close connections idle this long (default 30)\n"
 "  --qlog-dir DIR      write one qlog file per connection into DIR\n"
 "  --keylog FILE       append TLS secrets to FILE (default $SSLKEYLOGFILE)\n"
 "  --ciphersuites LIST TLS 1.3 suites to accept, colon-separated IANA names\n"
@@ -128,8 +138,7 @@ static void on_h3_closed(uvq_h3_t* h3) {
                           : 0.0,
          (unsigned long long) u->gro_packets,
          (unsigned long long) u->gro_segments);
-  if (s->verbose)
-    fprintf(stderr, "uvq-h3-server: endpoint: %llu connections accepted, "
+  fprintf(stderr, "uvq-h3-server: endpoint: %llu connections accepted, "
             "%llu refused, %llu packets dropped, %llu version negotiations, "
             "%llu retries, %llu stateless resets sent\n",
             (unsigned long long) s->endpoint.connections_accepted,
@@ -217,6 +226,10 @@ enum {
   OPT_ROOT,
   OPT_CC,
   OPT_RETRY,
+  OPT_RETRY_THRESHOLD,
+  OPT_MAX_CONNECTIONS,
+  OPT_MAX_HANDSHAKES,
+  OPT_IDLE_TIMEOUT,
   OPT_QLOG_DIR,
   OPT_KEYLOG,
   OPT_CIPHERSUITES,
@@ -233,7 +246,11 @@ int main(int argc, char** argv) {
       {"key", required_argument, NULL, OPT_KEY},
       {"root", required_argument, NULL, OPT_ROOT},
       {"cc", required_argument, NULL, OPT_CC},
-      {"retry", no_argument, NULL, OPT_RETRY},
+      {"retry", optional_argument, NULL, OPT_RETRY},
+      {"retry-threshold", required_argument, NULL, OPT_RETRY_THRESHOLD},
+      {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+      {"max-handshakes", required_argument, NULL, OPT_MAX_HANDSHAKES},
+      {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
       {"qlog-dir", required_argument, NULL, OPT_QLOG_DIR},
       {"keylog", required_argument, NULL, OPT_KEYLOG},
       {"ciphersuites", required_argument, NULL, OPT_CIPHERSUITES},
@@ -255,6 +272,7 @@ int main(int argc, char** argv) {
   const char* keylog;
   const char* ciphersuites;
   uint64_t timeout_ms;
+  uint64_t limit;
   uint64_t port;
   char name[64];
   int namelen;
@@ -292,7 +310,37 @@ int main(int argc, char** argv) {
           usage_error("unknown congestion control '%s' (cubic, bbr, reno)",
                       optarg);
         break;
-      case OPT_RETRY: config.require_address_validation = 1; break;
+      case OPT_RETRY:
+        if (optarg == NULL || strcmp(optarg, "always") == 0)
+          config.retry = UVQ_QUIC_RETRY_ALWAYS;
+        else if (strcmp(optarg, "auto") == 0)
+          config.retry = UVQ_QUIC_RETRY_AUTO;
+        else if (strcmp(optarg, "never") == 0)
+          config.retry = UVQ_QUIC_RETRY_NEVER;
+        else
+          usage_error("bad --retry '%s' (auto, always, never)", optarg);
+        break;
+      case OPT_RETRY_THRESHOLD:
+        if (tool_parse_uint(optarg, 1, UINT_MAX, &limit) != 0)
+          usage_error("bad --retry-threshold '%s'", optarg);
+        config.retry_threshold = (unsigned int) limit;
+        break;
+      case OPT_MAX_CONNECTIONS:
+        if (tool_parse_uint(optarg, 1, UINT_MAX, &limit) != 0)
+          usage_error("bad --max-connections '%s'", optarg);
+        config.max_connections = (unsigned int) limit;
+        break;
+      case OPT_MAX_HANDSHAKES:
+        if (tool_parse_uint(optarg, 1, UINT_MAX, &limit) != 0)
+          usage_error("bad --max-handshakes '%s'", optarg);
+        config.max_handshakes = (unsigned int) limit;
+        break;
+      case OPT_IDLE_TIMEOUT:
+        if (tool_parse_seconds(optarg, &config.idle_timeout_ms) != 0 ||
+            config.idle_timeout_ms == 0)
+          usage_error("bad --idle-timeout '%s' (seconds, more than 0)",
+                      optarg);
+        break;
       case OPT_QLOG_DIR: config.qlog_dir = optarg; break;
       case OPT_KEYLOG: keylog = optarg; break;
       case OPT_CIPHERSUITES:
