@@ -75,12 +75,11 @@ uint64_t uvq__siphash(uint64_t k0, uint64_t k1, const uint8_t* data,
 
 int uvq__cidmap_init(struct uvq__cidmap* m) {
   uint8_t key[16];
-  int err;
 
   memset(m, 0, sizeof(*m));
-  err = uv_random(NULL, NULL, key, sizeof(key), 0, NULL);
-  if (err)
-    return err;
+  /* Every connection has a table (its streams): the endpoint's pool of
+   * random bytes saves a getrandom() call for each. */
+  uvq__ep_rand(key, sizeof(key));
   m->k0 = load_le64(key);
   m->k1 = load_le64(key + 8);
   return 0;

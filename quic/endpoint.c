@@ -4,6 +4,7 @@
  * the send staging that turns packets into GSO batches. */
 #include "internal.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,11 +38,55 @@ const char* uvq_quic_strerror(int library_error) {
   return ngtcp2_strerror(library_error);
 }
 
+/* Random bytes come from the kernel (getrandom(2), through uv_random
+ * without a loop), but not one system call per request: a server
+ * connection asks about ten times (its connection IDs, its stream table's
+ * hash key, ngtcp2's own draws), and on a virtual machine those system
+ * calls were a visible part of a handshake. Each thread reads 512 bytes
+ * at a time and hands each byte out once. A forked child must not hand
+ * out the bytes its parent also holds: the pool starts again after a
+ * fork. */
+#define UVQ__RAND_POOL 512
+
+static _Thread_local struct {
+  uint8_t bytes[UVQ__RAND_POOL];
+  size_t left;          /* unused bytes, at the end of bytes[] */
+  unsigned int forks;   /* rand_forks when it was filled */
+} rand_pool;
+static unsigned int rand_forks;  /* bumped in the child after fork() */
+static uv_once_t rand_once = UV_ONCE_INIT;
+
+static void rand_after_fork(void) {
+  rand_forks++;
+}
+
+static void rand_init(void) {
+  pthread_atfork(NULL, NULL, rand_after_fork);
+}
+
 void uvq__ep_rand(uint8_t* dest, size_t len) {
-  /* uv_random without a loop reads getrandom(2): it only fails if the
-   * kernel has no entropy source at all. */
-  if (uv_random(NULL, NULL, dest, len, 0, NULL) != 0)
-    abort();
+  size_t n;
+
+  uv_once(&rand_once, rand_init);
+  if (rand_pool.forks != rand_forks) {
+    rand_pool.left = 0;
+    rand_pool.forks = rand_forks;
+  }
+  while (len > 0) {
+    if (rand_pool.left == 0) {
+      /* Only fails if the kernel has no entropy source at all. */
+      if (uv_random(NULL, NULL, rand_pool.bytes, UVQ__RAND_POOL, 0, NULL) != 0)
+        abort();
+      rand_pool.left = UVQ__RAND_POOL;
+    }
+    n = len < rand_pool.left ? len : rand_pool.left;
+    memcpy(dest, rand_pool.bytes + UVQ__RAND_POOL - rand_pool.left, n);
+    /* A byte handed out is not kept. */
+    memset(rand_pool.bytes + UVQ__RAND_POOL - rand_pool.left, 0, n);
+    rand_pool.left -= n;
+    dest += n;
+    len -= n;
+  }
 }
 
 static char* copy_string(uvq_quic_endpoint_t* ep, int slot, const char* s) {

@@ -387,7 +387,6 @@ void uvq__ep_on_alloc(uvq_udp_t* udp, size_t suggested, uv_buf_t* buf);
 void uvq__ep_on_recv(uvq_udp_t* udp, const uvq_udp_recv_t* r);
 unsigned int uvq__ep_bind_flags(const uvq_quic_endpoint_t* ep);
 uint16_t uvq__ep_addr_port(const struct sockaddr* sa);
-void uvq__ep_rand(uint8_t* dest, size_t len);
 uvq_udp_t* uvq__ep_socket_for(uvq_quic_endpoint_t* ep,
                               const struct sockaddr* local);
 int uvq__ep_add_socket(uvq_quic_endpoint_t* ep,
