@@ -28,8 +28,9 @@
 extern "C" {
 #endif
 
-/* Define UVQ_EXTERN before including this header to build uvq into
- * another shared object with its symbols hidden (a Node addon does). */
+/* Define UVQ_EXTERN (as empty) before including this header to build uvq
+ * into another shared object with its symbols hidden; node/ reaches the
+ * same end with a linker version script instead. */
 #ifndef UVQ_EXTERN
 #if defined(__GNUC__) && __GNUC__ >= 4
 #define UVQ_EXTERN __attribute__((visibility("default")))
