@@ -104,6 +104,8 @@ def parse_headers(src):
     api = Api()
     for rel in HEADERS:
         text = strip_comments(open(os.path.join(src, rel)).read())
+        # A macro continued over several lines is one line.
+        text = re.sub(r"\\\n", " ", text)
         lines = text.split("\n")
         # Macros. An include guard (#define X right after #ifndef X, no
         # value) is not API; every other UVQ_ macro is.
@@ -188,8 +190,9 @@ def parse_headers(src):
 
         # Function prototypes: an identifier followed by "(" at file scope,
         # outside bodies and not a function-pointer name ("(*name)").
-        flat = re.sub(r"\{[^{}]*\}", ";", code)
-        flat = re.sub(r"\{[^{}]*\}", ";", flat)
+        flat, prev_flat = code, None
+        while flat != prev_flat:  # innermost braces first, until none left
+            prev_flat, flat = flat, re.sub(r"\{[^{}]*\}", ";", flat)
         for stmt in flat.split(";"):
             stmt = stmt.strip()
             if not stmt or stmt.startswith("typedef"):
@@ -208,8 +211,10 @@ def legit_other_names(src):
       - CMake options and cache variables: option(UVQ_X ...) and
         set(UVQ_X ... CACHE ...) in any CMakeLists.txt;
       - CMake targets: add_library(uvq_x ...) / add_executable(...);
+      - compile definitions a CMakeLists.txt passes (UVQ_X=...);
       - environment variables the code reads: getenv("UVQ_X") in C,
-        process.env.UVQ_X in JavaScript, ${UVQ_X...} in shell scripts.
+        process.env.UVQ_X in JavaScript, $UVQ_X or ${UVQ_X...} in shell
+        scripts, os.environ["UVQ_X"] / os.environ.get("UVQ_X") in Python.
     Private names (uvq__x, UVQ__X) are accepted by the caller's rule.
     """
     names = set()
@@ -219,6 +224,8 @@ def legit_other_names(src):
                                                           "node_modules")]
         for f in files:
             path = os.path.join(root, f)
+            if os.path.abspath(path) == os.path.abspath(__file__):
+                continue  # its own docstring shows the patterns
             if f == "CMakeLists.txt" or f.endswith(".cmake"):
                 text = open(path, errors="replace").read()
                 names.update(re.findall(r"\boption\(\s*(UVQ_\w+)", text))
@@ -226,6 +233,10 @@ def legit_other_names(src):
                     r"\bset\(\s*(UVQ_\w+)[^)]*\bCACHE\b", text))
                 names.update(re.findall(
                     r"\badd_(?:library|executable)\(\s*(uvq[\w-]*)", text))
+                for defs in re.findall(
+                        r"\b(?:target_compile_definitions|"
+                        r"add_compile_definitions)\(([^)]*)\)", text):
+                    names.update(re.findall(r"\b(UVQ_\w+)=", defs))
             elif f.endswith((".c", ".h")):
                 text = open(path, errors="replace").read()
                 names.update(re.findall(r'getenv\(\s*"(UVQ_\w+)"', text))
@@ -234,7 +245,11 @@ def legit_other_names(src):
                 names.update(re.findall(r"process\.env\.(UVQ_\w+)", text))
             elif f.endswith(".sh"):
                 text = open(path, errors="replace").read()
-                names.update(re.findall(r"\$\{(UVQ_\w+)", text))
+                names.update(re.findall(r"\$\{?(UVQ_\w+)", text))
+            elif f.endswith(".py"):
+                text = open(path, errors="replace").read()
+                names.update(re.findall(
+                    r"environ(?:\.get\(|\[)\s*[\"'](UVQ_\w+)", text))
     return names
 
 
@@ -327,9 +342,12 @@ def check_api(src):
 
 
 def help_options(binary):
-    out = subprocess.run([binary, "-h"], stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, timeout=30,
-                         check=True).stdout.decode()
+    res = subprocess.run([binary, "-h"], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, timeout=30)
+    out = res.stdout.decode(errors="replace")
+    if res.returncode != 0:
+        raise RuntimeError("%s -h exited with %d:\n%s" %
+                           (binary, res.returncode, out))
     opts = []
     for line in out.split("\n"):
         m = re.match(r"  (-[^ ].*?)(?:  |$)", line)
@@ -341,7 +359,10 @@ def help_options(binary):
 
 def check_tool(src, tool, binary):
     errors = []
-    printed = help_options(binary)
+    try:
+        printed = help_options(binary)
+    except (OSError, RuntimeError, subprocess.TimeoutExpired) as e:
+        return ["%s: %s" % (tool, e)]
     if not printed:
         return ["%s -h printed no options" % tool]
     text = open(os.path.join(src, "docs/tools.md")).read()
