@@ -378,8 +378,9 @@ def check_tool(src, tool, binary):
                 documented.append(first)
     for opt in printed:
         if opt not in documented:
-            errors.append("%s option %s is not in docs/tools.md" %
-                          (tool, opt))
+            errors.append("%s option %s is not in the option table of "
+                          "docs/tools.md's '## %s' section" %
+                          (tool, opt, tool))
     for opt in documented:
         if opt not in printed:
             errors.append("docs/tools.md lists %s %s, which its -h lacks" %
