@@ -45,7 +45,7 @@ class Api:
 
 
 def parse_fields(body):
-    """Returns the member names of a struct/union body."""
+    """Returns (member name, its declaration) for a struct/union body."""
     names = []
     depth = 0
     decl = ""
@@ -55,7 +55,7 @@ def parse_fields(body):
         elif ch in ")}]":
             depth -= 1
         if ch == ";" and depth == 0:
-            names.extend(declarator_names(decl))
+            names.extend((n, decl) for n in declarator_names(decl))
             decl = ""
         else:
             decl += ch
@@ -92,12 +92,14 @@ def declarator_names(decl):
     return out
 
 
-def private_field(field, decl_type):
+def private_field(field, decl):
     # Rule, not a list: the headers hide internal state behind a member
     # whose name ends in "_" and whose type is a private struct uvq__*
-    # ("Private state; do not touch"); "reserved" members are padding that
+    # ("Private state; do not touch"); "reserved" arrays are padding that
     # lets a struct grow without changing its size.
-    return field.endswith("_") or field == "reserved"
+    if field.endswith("_") and re.search(r"\bstruct\s+uvq__\w+", decl):
+        return True
+    return field == "reserved" and "[" in decl
 
 
 def parse_headers(src):
@@ -154,8 +156,8 @@ def parse_headers(src):
                 api.other.add(m.group(3))
             if m.group(1) and tail and tail.group(1):
                 owners.add(tail.group(1))
-            for field in parse_fields(body):
-                if not private_field(field, body):
+            for field, decl in parse_fields(body):
+                if not private_field(field, decl):
                     api.fields.append((owners, field, rel))
 
         # Typedefs: typedef struct X_s X_t; typedef struct X_s {...} X_t;
