@@ -1,5 +1,6 @@
-/* Control messages: the one place that knows how ECN, pktinfo, GRO, GSO,
- * TXTIME and drop counts are spelled in ancillary data. Every read checks
+/* Control messages: the one place that knows how ECN, pktinfo, GRO, GSO
+ * and TXTIME are spelled in ancillary data (drop counts come from
+ * SO_MEMINFO in io-linux.c, not from a control message). Every read checks
  * the payload length, and payloads are copied out with memcpy because
  * CMSG_DATA is not guaranteed to be aligned for the type. */
 #include "internal.h"
