@@ -46,6 +46,7 @@
   TEST_ENTRY(quic_idle_keepalive) \
   TEST_ENTRY(quic_version_negotiation) \
   TEST_ENTRY(quic_version_negotiation_short) \
+  TEST_ENTRY(quic_version_negotiation_long_cid) \
   TEST_ENTRY(quic_stateless_reset_reply) \
   TEST_ENTRY(quic_stateless_reset_restart) \
   TEST_ENTRY(quic_ecn_ipv4) \
