@@ -352,27 +352,36 @@ static int h3_shutdown(nghttp3_conn* conn, int64_t id, void* conn_user_data) {
 
 static int setup_h3(struct uvq__h3_conn* hc);
 
+/* nghttp3 failed in a way that ends the connection: keep the HTTP/3 or
+ * QPACK code it stands for (RFC 9114, 8.1; RFC 9204, 6), which the QUIC
+ * layer sends in an application CONNECTION_CLOSE when the hook returns
+ * -1, instead of a transport INTERNAL_ERROR. */
+static int h3_fail(struct uvq__h3_conn* hc, int liberr) {
+  hc->qc->app_error = nghttp3_err_infer_quic_app_error_code(liberr);
+  return -1;
+}
+
 static int64_t app_recv(void* app, int64_t stream_id, const uint8_t* data,
                         size_t len, int fin) {
   struct uvq__h3_conn* hc = app;
   nghttp3_ssize n;
 
   if (hc->hconn == NULL && setup_h3(hc) != 0)
-    return -1;
+    return h3_fail(hc, NGHTTP3_ERR_H3_INTERNAL_ERROR);
   n = nghttp3_conn_read_stream(hc->hconn, stream_id, data, len, fin);
-  if (n < 0) {
-    hc->qc->app_error = nghttp3_err_infer_quic_app_error_code((int) n);
-    return -1;
-  }
+  if (n < 0)
+    return h3_fail(hc, (int) n);
   return n;
 }
 
 static int app_acked(void* app, int64_t stream_id, uint64_t len) {
   struct uvq__h3_conn* hc = app;
+  int rv;
 
   if (hc->hconn == NULL)
     return 0;
-  return nghttp3_conn_add_ack_offset(hc->hconn, stream_id, len) == 0 ? 0 : -1;
+  rv = nghttp3_conn_add_ack_offset(hc->hconn, stream_id, len);
+  return rv == 0 ? 0 : h3_fail(hc, rv);
 }
 
 static int app_stream_close(void* app, int64_t stream_id, uint64_t app_error) {
@@ -386,27 +395,27 @@ static int app_stream_close(void* app, int64_t stream_id, uint64_t app_error) {
   rv = nghttp3_conn_close_stream(hc->hconn, stream_id, app_error);
   if (rv == NGHTTP3_ERR_STREAM_NOT_FOUND)
     return 0;
-  if (rv != 0) {
-    hc->qc->app_error = nghttp3_err_infer_quic_app_error_code(rv);
-    return -1;
-  }
-  return 0;
+  return rv == 0 ? 0 : h3_fail(hc, rv);
 }
 
 static int app_shutdown_read(void* app, int64_t stream_id) {
   struct uvq__h3_conn* hc = app;
+  int rv;
 
   if (hc->hconn == NULL)
     return 0;
-  return nghttp3_conn_shutdown_stream_read(hc->hconn, stream_id) == 0 ? 0 : -1;
+  rv = nghttp3_conn_shutdown_stream_read(hc->hconn, stream_id);
+  return rv == 0 ? 0 : h3_fail(hc, rv);
 }
 
 static int app_unblock(void* app, int64_t stream_id) {
   struct uvq__h3_conn* hc = app;
+  int rv;
 
   if (hc->hconn == NULL)
     return 0;
-  return nghttp3_conn_unblock_stream(hc->hconn, stream_id) == 0 ? 0 : -1;
+  rv = nghttp3_conn_unblock_stream(hc->hconn, stream_id);
+  return rv == 0 ? 0 : h3_fail(hc, rv);
 }
 
 static void app_max_remote_streams(void* app, uint64_t max) {
@@ -426,10 +435,8 @@ static int64_t app_writev(void* app, int64_t* stream_id, int* fin,
   /* nghttp3_vec and ngtcp2_vec are both { uint8_t* base; size_t len; }. */
   r = nghttp3_conn_writev_stream(hc->hconn, stream_id, fin,
                                  (nghttp3_vec*) vec, n);
-  if (r < 0) {
-    hc->qc->app_error = nghttp3_err_infer_quic_app_error_code((int) r);
-    return -1;
-  }
+  if (r < 0)
+    return h3_fail(hc, (int) r);
   return r;
 }
 

@@ -76,6 +76,7 @@ typedef struct qt_stream_s {
   unsigned int resets;
   uint64_t reset_code;
   unsigned int stop_sendings;
+  uint64_t stop_sending_code;
   unsigned int closes;
   /* Bytes this side queued with qt_write, and the bytes of writes that
    * completed with status 0 (acknowledged by the peer). */

@@ -66,6 +66,8 @@
   TEST_ENTRY(quic_api_errors) \
   TEST_ENTRY(quic_api_key_update_early) \
   TEST_ENTRY(quic_migrate) \
+  TEST_ENTRY(quic_h3_conn_errors_server) \
+  TEST_ENTRY(quic_h3_conn_errors_client) \
   /* end of list */
 
 UVQ_TEST_LIST(TEST_DECLARE)
