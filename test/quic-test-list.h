@@ -68,6 +68,7 @@
   TEST_ENTRY(quic_migrate) \
   TEST_ENTRY(quic_h3_conn_errors_server) \
   TEST_ENTRY(quic_h3_conn_errors_client) \
+  TEST_ENTRY(quic_h3_malformed_requests) \
   /* end of list */
 
 UVQ_TEST_LIST(TEST_DECLARE)
