@@ -331,26 +331,25 @@ static const conn_error_case_t conn_error_cases[] = {
      QPACK_DECOMPRESSION_FAILED},
 };
 
-static void run_conn_error_case(const conn_error_case_t* tc) {
-  h3t_t ht;
+/* Each case on a new connection to the same server. */
+static void run_conn_error_case(h3t_t* ht, const conn_error_case_t* tc) {
   qt_conn_t* c;
   size_t i;
 
-  start_server_side(&ht);
-  c = connect_raw(&ht);
+  ht->requests = 0;
+  c = connect_raw(ht);
   if (tc->control_first)
     open_control(c->conn);
   for (i = 0; i < tc->nsteps; i++)
     raw_write(c->conn, raw_open(c->conn, tc->steps[i].bidi),
               tc->steps[i].bytes, tc->steps[i].len, tc->steps[i].fin);
-  qt_run_until_closed(&ht.t, c);
+  qt_run_until_closed(&ht->t, c);
   fprintf(stderr, "# %s: kind %d code 0x%" PRIx64 " remote %d\n", tc->name,
           c->error.kind, c->error.code, c->error.remote);
   /* The server closed with an application CONNECTION_CLOSE (frame type
    * 0x1d) carrying the code, with no reason phrase. */
   qt_assert_closed(c, UVQ_QUIC_ERROR_APPLICATION, tc->code, 1, NULL);
-  ASSERT_EQ(0, ht.requests);
-  finish(&ht);
+  ASSERT_EQ(0, ht->requests);
 }
 
 static int write_acked(void* arg) {
@@ -358,34 +357,34 @@ static int write_acked(void* arg) {
 }
 
 /* RFC 9114, 6.2.1: the control stream reset once the server knows it. */
-static void run_control_reset_case(void) {
+static void run_control_reset_case(h3t_t* ht) {
   static const uint8_t ctrl[] = {0x00, 0x04, 0x00};
   unsigned int acked;
   qt_conn_t* c;
   int64_t id;
-  h3t_t ht;
 
-  start_server_side(&ht);
-  c = connect_raw(&ht);
+  c = connect_raw(ht);
   id = raw_open(c->conn, 0);
   acked = 0;
   ASSERT_OK(raw_write_counted(c->conn, id, ctrl, sizeof(ctrl), 0, &acked));
-  qt_run_until(&ht.t, write_acked, &acked, QT_WAIT_MS);
+  qt_run_until(&ht->t, write_acked, &acked, QT_WAIT_MS);
   ASSERT_OK(uvq_quic_stream_shutdown(c->conn, id, UVQ_QUIC_SHUT_WRITE,
                                      UVQ_H3_REQUEST_CANCELLED));
-  qt_run_until_closed(&ht.t, c);
+  qt_run_until_closed(&ht->t, c);
   qt_assert_closed(c, UVQ_QUIC_ERROR_APPLICATION, H3_CLOSED_CRITICAL_STREAM,
                    1, NULL);
-  finish(&ht);
 }
 
 TEST_IMPL(quic_h3_conn_errors_server) {
+  h3t_t ht;
   size_t i;
 
+  start_server_side(&ht);
   for (i = 0; i < sizeof(conn_error_cases) / sizeof(conn_error_cases[0]);
        i++)
-    run_conn_error_case(&conn_error_cases[i]);
-  run_control_reset_case();
+    run_conn_error_case(&ht, &conn_error_cases[i]);
+  run_control_reset_case(&ht);
+  finish(&ht);
   return 0;
 }
 
@@ -578,7 +577,9 @@ static void write_split(h3t_t* ht, qt_conn_t* c, int64_t id,
   }
 }
 
-static void run_malformed_case(const malformed_case_t* tc, int split) {
+/* Each case on a new connection to the same server, closed afterwards. */
+static void run_malformed_case(h3t_t* ht, const malformed_case_t* tc,
+                               int split) {
   static const field_t good[] = {PSEUDO, F(":path", "/next")};
   uint8_t frame[2048];
   uint8_t data[] = {0x00, 0x03, 'a', 'b', 'c'};
@@ -589,10 +590,13 @@ static void run_malformed_case(const malformed_case_t* tc, int split) {
   qt_conn_t* c;
   wait_t w;
   size_t n;
-  h3t_t ht;
 
-  start_server_side(&ht);
-  c = connect_raw(&ht);
+  ht->requests = 0;
+  ht->dones = 0;
+  ht->bodies = 0;
+  ht->last_done_code = 0;
+  ht->last_path[0] = '\0';
+  c = connect_raw(ht);
   open_control(c->conn);
   /* The malformed request, with a DATA frame after it and the stream left
    * open (a body would follow), so that the reset is the server's doing. */
@@ -601,11 +605,11 @@ static void run_malformed_case(const malformed_case_t* tc, int split) {
   n += sizeof(data);
   bad_id = raw_open(c->conn, 1);
   if (split)
-    write_split(&ht, c, bad_id, frame, n, 0);
+    write_split(ht, c, bad_id, frame, n, 0);
   else
     raw_write(c->conn, bad_id, frame, n, 0);
   bad = qt_stream(c, bad_id);
-  qt_run_until(&ht.t, stream_reset_seen, bad, QT_WAIT_MS);
+  qt_run_until(&ht->t, stream_reset_seen, bad, QT_WAIT_MS);
   bad = qt_stream(c, bad_id);
   fprintf(stderr, "# %s%s: reset %u code 0x%" PRIx64 ", closed %u code 0x%" PRIx64
           "\n",
@@ -627,33 +631,40 @@ static void run_malformed_case(const malformed_case_t* tc, int split) {
   n = make_headers(frame, good, sizeof(good) / sizeof(good[0]));
   next_id = raw_open(c->conn, 1);
   if (split)
-    write_split(&ht, c, next_id, frame, n, 1);
+    write_split(ht, c, next_id, frame, n, 1);
   else
     raw_write(c->conn, next_id, frame, n, 1);
   next = qt_stream(c, next_id);
   w.stream = next;
-  w.ht = &ht;
-  qt_run_until(&ht.t, good_request_done, &w, QT_WAIT_MS);
+  w.ht = ht;
+  qt_run_until(&ht->t, good_request_done, &w, QT_WAIT_MS);
   next = qt_stream(c, next_id);
   ASSERT_EQ(0, next->resets);
   ASSERT_UINT_GE(next->rx, 3); /* at least a HEADERS frame */
-  ASSERT_EQ(1, ht.requests);
-  ASSERT_STR_EQ("/next", ht.last_path);
-  ASSERT_EQ(1, ht.dones);
-  ASSERT_UINT_EQ(UVQ_H3_NO_ERROR, ht.last_done_code);
-  ASSERT_EQ(0, ht.bodies);
+  ASSERT_EQ(1, ht->requests);
+  ASSERT_STR_EQ("/next", ht->last_path);
+  ASSERT_EQ(1, ht->dones);
+  ASSERT_UINT_EQ(UVQ_H3_NO_ERROR, ht->last_done_code);
+  ASSERT_EQ(0, ht->bodies);
   ASSERT_EQ(0, c->closed);
-  finish(&ht);
+  ASSERT_OK(uvq_quic_conn_close(c->conn, UVQ_H3_NO_ERROR, NULL));
+  qt_run_until_closed(&ht->t, c);
+  /* Closing left nothing for the application either. */
+  ASSERT_EQ(1, ht->requests);
+  ASSERT_EQ(1, ht->dones);
 }
 
 TEST_IMPL(quic_h3_malformed_requests) {
+  h3t_t ht;
   size_t i;
 
+  start_server_side(&ht);
   for (i = 0; i < sizeof(malformed_cases) / sizeof(malformed_cases[0]); i++)
-    run_malformed_case(&malformed_cases[i], 0);
+    run_malformed_case(&ht, &malformed_cases[i], 0);
   /* The count survives a section cut anywhere: varints, prefixes and
    * strings split across STREAM frames. */
-  run_malformed_case(&malformed_cases[0], 1);
-  run_malformed_case(&malformed_cases[4], 1);
+  run_malformed_case(&ht, &malformed_cases[0], 1);
+  run_malformed_case(&ht, &malformed_cases[4], 1);
+  finish(&ht);
   return 0;
 }
