@@ -32,6 +32,19 @@
 /* What uvq accepts and probes up to. */
 #define UVQ__MAX_UDP_PAYLOAD 1452
 
+/* Safety bounds on loops that always end sooner. One call writing a
+ * connection's packets: every round writes a packet, consumes data or
+ * drops a stream or datagram from its list. One timer tick: each expired
+ * connection's deadline moves forward when handled; more expiries than
+ * this wait for the next tick, which is due at once. */
+#define UVQ__WRITE_ROUNDS_MAX 100000
+#define UVQ__TIMERS_PER_TICK 100000
+
+/* The libuv handles every endpoint has besides its extra sockets: the
+ * timer, the flush check handle, the nudge idle handle and the UDP
+ * handle. Closing the endpoint waits for all of them. */
+#define UVQ__EP_LOOP_HANDLES 4
+
 /* An application protocol that owns a connection's streams (HTTP/3):
  * ngtcp2's stream events go to it, and the write loop pulls stream data
  * from it instead of from the per-stream write queues. Each function
