@@ -248,7 +248,7 @@ void uvq__conn_write(uvq_quic_conn_t* c, ngtcp2_tstamp ts) {
     if (!ep->cfg.ecn)
       pi.ecn = NGTCP2_ECN_NOT_ECT;
     c->sends += (uint64_t) uvq__ep_tx_commit(ep, &ps.path, pi.ecn,
-                                             (size_t) nwrite, 0, 1);
+                                             (size_t) nwrite);
     c->packets_sent++;
     c->bytes_sent += (uint64_t) nwrite;
     c->ecn_sent[pi.ecn & 3]++;

@@ -376,11 +376,9 @@ int uvq__ep_stage(uvq_quic_endpoint_t* ep,
                   size_t gso_size);
 uint8_t* uvq__ep_tx_space(uvq_quic_endpoint_t* ep, size_t* avail);
 int uvq__ep_tx_commit(uvq_quic_endpoint_t* ep,
-                       const ngtcp2_path* path,
-                       int ecn,
-                       size_t len,
-                       size_t gso_size,
-                       unsigned int nseg);
+                      const ngtcp2_path* path,
+                      int ecn,
+                      size_t len);
 int uvq__ep_flush(uvq_quic_endpoint_t* ep);
 /* Runs the flush in the loop's check phase (endpoint.c). */
 void uvq__ep_start_flush(uvq_quic_endpoint_t* ep);
