@@ -24,10 +24,11 @@ if ! UVQ_NODE_SANITIZE=$([ "$mode" = --asan ] && echo 1 || echo 0) \
 fi
 if [ "$mode" = --asan ]; then
   # The runtime the addon was linked against (gcc: libasan.so.N). clang
-  # leaves it out of shared objects; ask clang for its own then.
+  # leaves it out of shared objects; ask the compiler of the build then.
   runtime=$(ldd "$build/uvq.node" | sed -n 's/^[[:space:]]*libasan\.so[.0-9]* => \([^ ]*\) .*/\1/p')
   if [ -z "$runtime" ]; then
-    runtime=$(${CC:-cc} -print-file-name="libclang_rt.asan-$(uname -m).so")
+    cc=$(sed -n 's/^CMAKE_C_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")
+    runtime=$("${cc:-cc}" -print-file-name="libclang_rt.asan-$(uname -m).so")
   fi
   if [ ! -f "$runtime" ]; then
     echo "run-tests.sh: cannot find the ASan runtime of $build/uvq.node" >&2
