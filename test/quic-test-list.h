@@ -34,6 +34,7 @@
   TEST_ENTRY(quic_transfer_stream_limit) \
   TEST_ENTRY(quic_transfer_flow_control) \
   TEST_ENTRY(quic_transfer_key_update) \
+  TEST_ENTRY(quic_stream_shutdown_read_keeps_writing) \
   TEST_ENTRY(quic_datagram_exchange) \
   TEST_ENTRY(quic_datagram_not_allowed) \
   TEST_ENTRY(quic_datagram_too_large) \

@@ -170,7 +170,11 @@ typedef struct uvq_quic_callbacks_s {
   /* The peer reset its sending side (RESET_STREAM). */
   void (*stream_reset)(uvq_quic_conn_t* conn, int64_t stream_id,
                        uint64_t app_error);
-  /* The peer asked this side to stop sending (STOP_SENDING). */
+  /* The peer asked this side to stop sending (STOP_SENDING). ngtcp2 1.11
+   * answers STOP_SENDING with RESET_STREAM without telling uvq, so this is
+   * not called with it: writes still queued complete with UV_ECANCELED,
+   * and stream_closed carries the peer's code. Stopping to read a stream
+   * yourself never calls it. */
   void (*stream_stop_sending)(uvq_quic_conn_t* conn, int64_t stream_id,
                               uint64_t app_error);
   /* The stream is closed both ways and forgotten. */
