@@ -75,11 +75,14 @@ uint64_t uvq__siphash(uint64_t k0, uint64_t k1, const uint8_t* data,
 
 int uvq__cidmap_init(struct uvq__cidmap* m) {
   uint8_t key[16];
+  int err;
 
   memset(m, 0, sizeof(*m));
   /* Every connection has a table (its streams): the endpoint's pool of
    * random bytes saves a getrandom() call for each. */
-  uvq__ep_rand(key, sizeof(key));
+  err = uvq__ep_rand(key, sizeof(key));
+  if (err)
+    return err;
   m->k0 = load_le64(key);
   m->k1 = load_le64(key + 8);
   return 0;

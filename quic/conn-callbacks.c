@@ -8,9 +8,26 @@
 
 #include <ngtcp2/ngtcp2_crypto.h>
 
+/* ngtcp2 draws these for non-cryptographic uses only (which packet
+ * numbers to skip, PING padding) and cannot be told of a failure: without
+ * kernel randomness the bytes come from a generator seeded by the clock,
+ * which is all those uses need. Everything that must be unguessable
+ * (connection IDs, secrets, path challenges) fails instead. */
 static void rand_cb(uint8_t* dest, size_t len, const ngtcp2_rand_ctx* ctx) {
+  uint64_t x;
+  size_t i;
+
   (void) ctx;
-  uvq__ep_rand(dest, len);
+  if (uvq__ep_rand(dest, len) == 0)
+    return;
+  x = uv_hrtime();
+  for (i = 0; i < len; i++) {
+    /* splitmix64 */
+    uint64_t z = (x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    dest[i] = (uint8_t) (z ^ (z >> 31));
+  }
 }
 
 /* An application layer's (HTTP/3's) answer as ngtcp2 wants it. */
@@ -264,7 +281,8 @@ static int cb_get_new_connection_id(ngtcp2_conn* conn,
 
   (void) conn;
   cid->datalen = cidlen;
-  uvq__ep_rand(cid->data, cidlen);
+  if (uvq__ep_rand(cid->data, cidlen) != 0)
+    return NGTCP2_ERR_CALLBACK_FAILURE;
   if (ngtcp2_crypto_generate_stateless_reset_token(
           token, c->ep->static_secret, sizeof(c->ep->static_secret), cid) !=
       0)

@@ -64,8 +64,9 @@ static void rand_init(void) {
   pthread_atfork(NULL, NULL, rand_after_fork);
 }
 
-void uvq__ep_rand(uint8_t* dest, size_t len) {
+int uvq__ep_rand(uint8_t* dest, size_t len) {
   size_t n;
+  int err;
 
   uv_once(&rand_once, rand_init);
   if (rand_pool.forks != rand_forks) {
@@ -74,9 +75,12 @@ void uvq__ep_rand(uint8_t* dest, size_t len) {
   }
   while (len > 0) {
     if (rand_pool.left == 0) {
-      /* Only fails if the kernel has no entropy source at all. */
-      if (uv_random(NULL, NULL, rand_pool.bytes, UVQ__RAND_POOL, 0, NULL) != 0)
-        abort();
+      /* getrandom(2) fails only when the kernel has no entropy source at
+       * all, or a sandbox (a seccomp filter) refuses it. The caller then
+       * refuses what it was asked to do, with this error. */
+      err = uv_random(NULL, NULL, rand_pool.bytes, UVQ__RAND_POOL, 0, NULL);
+      if (err)
+        return err;
       rand_pool.left = UVQ__RAND_POOL;
     }
     n = len < rand_pool.left ? len : rand_pool.left;
@@ -87,6 +91,7 @@ void uvq__ep_rand(uint8_t* dest, size_t len) {
     dest += n;
     len -= n;
   }
+  return 0;
 }
 
 static char* copy_string(uvq_quic_endpoint_t* ep, int slot, const char* s) {
@@ -168,15 +173,16 @@ int uvq_quic_endpoint_new(uv_loop_t* loop,
     ep->retry_threshold = ep->cfg.max_handshakes;
   if (ep->retry_threshold == 0)
     ep->retry_threshold = 1;
-  uvq__ep_rand((uint8_t*) &ep->refused_key, sizeof(ep->refused_key));
-  if (config->static_secret != NULL)
-    memcpy(ep->static_secret, config->static_secret,
-           sizeof(ep->static_secret));
-  else
-    uvq__ep_rand(ep->static_secret, sizeof(ep->static_secret));
   uvq__heap_init(&ep->timers);
 
-  err = uvq__cidmap_init(&ep->cids);
+  err = uvq__ep_rand((uint8_t*) &ep->refused_key, sizeof(ep->refused_key));
+  if (err == 0 && config->static_secret != NULL)
+    memcpy(ep->static_secret, config->static_secret,
+           sizeof(ep->static_secret));
+  else if (err == 0)
+    err = uvq__ep_rand(ep->static_secret, sizeof(ep->static_secret));
+  if (err == 0)
+    err = uvq__cidmap_init(&ep->cids);
   if (err == 0)
     err = uvq__cidmap_init(&ep->tokens);
   if (err == 0) {
@@ -458,7 +464,8 @@ static void send_version_negotiation(uvq_quic_endpoint_t* ep,
    * spoofed small packet cannot be amplified (RFC 9000, 6.1). */
   if (pktlen < NGTCP2_MAX_UDP_PAYLOAD_SIZE)
     return;
-  uvq__ep_rand(&unused, 1);
+  if (uvq__ep_rand(&unused, 1) != 0)
+    return;
   n = ngtcp2_pkt_write_version_negotiation(buf, sizeof(buf), unused,
                                            vc->scid, vc->scidlen, vc->dcid,
                                            vc->dcidlen, versions, 2);
@@ -492,7 +499,8 @@ static void send_stateless_reset(uvq_quic_endpoint_t* ep,
   if (ngtcp2_crypto_generate_stateless_reset_token(
           token, ep->static_secret, sizeof(ep->static_secret), &cid) != 0)
     return;
-  uvq__ep_rand(rand, randlen);
+  if (uvq__ep_rand(rand, randlen) != 0)
+    return;
   n = ngtcp2_pkt_write_stateless_reset(buf, sizeof(buf), token, rand, randlen);
   if (n > 0 && uvq__ep_stage(ep, path, 0, buf, (size_t) n, 0) == 0)
     ep->stats.stateless_resets++;
@@ -593,7 +601,8 @@ static void send_retry(uvq_quic_endpoint_t* ep,
   ngtcp2_ssize n;
 
   scid.datalen = UVQ__SCID_LEN;
-  uvq__ep_rand(scid.data, scid.datalen);
+  if (uvq__ep_rand(scid.data, scid.datalen) != 0)
+    return;
   tokenlen = ngtcp2_crypto_generate_retry_token2(
       token, ep->static_secret, sizeof(ep->static_secret), hd->version,
       path->remote.addr, path->remote.addrlen, &scid, &hd->dcid, uvq__now());

@@ -66,6 +66,7 @@
   TEST_ENTRY(quic_robust_random_datagrams) \
   TEST_ENTRY(quic_robust_version0_long_cid) \
   TEST_ENTRY(quic_api_errors) \
+  TEST_ENTRY(quic_api_no_random) \
   TEST_ENTRY(quic_api_key_update_early) \
   TEST_ENTRY(quic_migrate) \
   TEST_ENTRY(quic_h3_conn_errors_server) \

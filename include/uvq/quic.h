@@ -295,7 +295,8 @@ typedef struct uvq_quic_connect_opts_s {
  * may be NULL (no callbacks). Errors: UV_EINVAL (NULL loop, config or ep,
  * unknown config version, bad values),
  * UV_ENOMEM, UV_EIO (the TLS context could not be set up: certificate,
- * key or CA file unreadable). */
+ * key or CA file unreadable), or uv_random()'s error when the kernel gives
+ * no random bytes (the process is never aborted for it). */
 UVQ_EXTERN int uvq_quic_endpoint_new(uv_loop_t* loop,
                                      const uvq_quic_config_t* config,
                                      const uvq_quic_callbacks_t* callbacks,
@@ -322,7 +323,8 @@ UVQ_EXTERN int uvq_quic_endpoint_get_stats(const uvq_quic_endpoint_t* ep,
 /* Starts a client connection to remote. The handshake_done or closed
  * callback tells how it went. UV_EINVAL (also: no server_name while
  * verifying certificates), UV_ENOMEM, UV_EBADF (endpoint not bound),
- * UV_EAFNOSUPPORT (remote's family differs from the socket's). */
+ * UV_EAFNOSUPPORT (remote's family differs from the socket's), or
+ * uv_random()'s error when the kernel gives no random bytes. */
 UVQ_EXTERN int uvq_quic_connect(uvq_quic_endpoint_t* ep,
                                 const struct sockaddr* remote,
                                 const uvq_quic_connect_opts_t* opts,
