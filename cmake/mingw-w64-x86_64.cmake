@@ -23,7 +23,9 @@ set(CMAKE_FIND_ROOT_PATH /usr/${UVQ_MINGW_TRIPLE})
 set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
 set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
-set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
+# Packages also come from CMAKE_PREFIX_PATH (the cross-built libuv of
+# tools/deps-win.sh lives outside the MinGW root).
+set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)
 
 # Windows 10 is the oldest target: WSASendMsg, IPV6_PKTINFO on dual-stack
 # sockets and the UDP offload options all need at least Vista, and Wine
