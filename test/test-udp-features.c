@@ -1,9 +1,13 @@
 /* The features report: what each datapath must and must not claim, that
  * it follows bind and configure, and that reported bind flags really took
  * effect. */
+#ifndef _WIN32
 #include <netinet/in.h>
+#endif
 #include <string.h>
+#ifndef _WIN32
 #include <sys/socket.h>
+#endif
 
 #include "task.h"
 #include "udp-helpers.h"

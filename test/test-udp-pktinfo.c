@@ -1,7 +1,13 @@
 /* pktinfo: a wildcard-bound socket learns which local address each
  * datagram arrived on (with its own port) and on which interface, and can
  * answer from exactly that address with uvq_udp_mmsg_t.local. */
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <iphlpapi.h> /* if_nametoindex */
+#else
 #include <net/if.h>
+#endif
 #include <string.h>
 
 #include "netns.h"

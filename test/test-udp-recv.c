@@ -1,6 +1,12 @@
 /* Receive path details: all metadata at once, truncation to the slot,
  * UV_ENOBUFS, empty datagrams and kernel drop counting. */
+#ifdef _WIN32
+#include <winsock2.h>
+#include <ws2tcpip.h>
+#include <iphlpapi.h> /* if_nametoindex */
+#else
 #include <net/if.h>
+#endif
 #include <string.h>
 
 #include "task.h"

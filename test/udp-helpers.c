@@ -1,15 +1,28 @@
 /* Shared pieces of the UDP tests; see udp-helpers.h. */
 #include "udp-helpers.h"
 
+#ifndef _WIN32
 #include <arpa/inet.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
+#include <unistd.h>
+#endif
 
 #include "task.h"
 
 int test_portable_build(void) {
 #ifdef UVQ_TEST_PORTABLE
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+int test_windows_build(void) {
+#ifdef _WIN32
   return 1;
 #else
   return 0;
@@ -294,12 +307,58 @@ void peer_stats(const test_peer_t* peer, uvq_udp_stats_t* stats) {
   ASSERT_OK(uvq_udp_get_stats(&peer->udp, stats));
 }
 
-int peer_fd(const test_peer_t* peer) {
+uv_os_sock_t peer_fd(const test_peer_t* peer) {
   uv_os_fd_t fd;
 
   ASSERT_OK(uvq_udp_fileno(&peer->udp, &fd));
+#ifdef _WIN32
+  /* uv_fileno()'s convention: a Windows socket comes back as a HANDLE. */
+  ASSERT_NE((uintptr_t) fd, (uintptr_t) INVALID_SOCKET);
+  return (uv_os_sock_t) (uintptr_t) fd;
+#else
   ASSERT_GE(fd, 0);
   return fd;
+#endif
+}
+
+uv_os_sock_t test_socket(int family, int type) {
+  uv_os_sock_t sock;
+
+#ifdef _WIN32
+  sock = socket(family, type, 0);
+  ASSERT_NE((uintptr_t) sock, (uintptr_t) INVALID_SOCKET);
+#else
+  sock = socket(family, type | SOCK_CLOEXEC, 0);
+  ASSERT_GE(sock, 0);
+#endif
+  return sock;
+}
+
+int test_socket_family(uv_os_sock_t sock) {
+#ifdef _WIN32
+  WSAPROTOCOL_INFOW info;
+  int len;
+
+  len = sizeof(info);
+  ASSERT_OK(getsockopt(sock, SOL_SOCKET, SO_PROTOCOL_INFOW, (char*) &info,
+                       &len));
+  return info.iAddressFamily;
+#else
+  socklen_t len;
+  int domain;
+
+  len = sizeof(domain);
+  ASSERT_OK(getsockopt(sock, SOL_SOCKET, SO_DOMAIN, &domain, &len));
+  return domain;
+#endif
+}
+
+void test_close_socket(uv_os_sock_t sock) {
+#ifdef _WIN32
+  closesocket(sock);
+#else
+  close(sock);
+#endif
 }
 
 static void peer_close_cb(uvq_udp_t* handle) {
