@@ -6,7 +6,7 @@
  * What Windows offers, each probed at run time and reported through
  * uvq_udp_features() only when it took effect:
  *   - pktinfo: IP_PKTINFO / IPV6_PKTINFO on receive and as the source
- *     address on send;
+ *     address on send (the latter checked on the wire once per process);
  *   - ECN: IP_RECVECN / IPV6_RECVECN on receive and an IP_ECN / IPV6_ECN
  *     control message per send (Windows 11 and Server 2022 and later);
  *   - PMTUD: IP_MTU_DISCOVER, or IP_DONTFRAGMENT where only that exists,
@@ -45,6 +45,9 @@
 static LPFN_WSARECVMSG recvmsg_fn;
 static LPFN_WSASENDMSG sendmsg_fn;
 static uv_once_t ext_once = UV_ONCE_INIT;
+/* Whether WSASendMsg really sends from the IN_PKTINFO address. */
+static int srcaddr_works;
+static uv_once_t srcaddr_once = UV_ONCE_INIT;
 
 /* The extension functions are per provider, not per socket; every UDP
  * socket of a process uses the same one, so look them up once. */
@@ -246,12 +249,86 @@ static int probe_uso(const struct uvq__udp_state* s) {
                     &len) == 0;
 }
 
+/* Windows (Vista and later) sends from the address of an IN_PKTINFO /
+ * IN6_PKTINFO control message; Wine 8 accepts the message and ignores
+ * it. Which one this is shows only on the wire, so a datagram from
+ * 127.0.0.2, which every loopback answers for, goes to a socket on
+ * 127.0.0.1 once per process, and its source tells. */
+static void probe_srcaddr(void) {
+  struct sockaddr_in rx_addr;
+  struct sockaddr_in from;
+  _Alignas(WSACMSGHDR) char control[WSA_CMSG_SPACE(sizeof(IN_PKTINFO))];
+  IN_PKTINFO pi;
+  WSACMSGHDR* c;
+  WSAMSG w;
+  WSABUF buf;
+  SOCKET rx;
+  SOCKET tx;
+  fd_set readable;
+  struct timeval timeout;
+  DWORD bytes;
+  char byte;
+  int len;
+
+  rx = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP);
+  tx = socket(AF_INET, SOCK_DGRAM, IPPROTO_UDP);
+  if (rx == INVALID_SOCKET || tx == INVALID_SOCKET)
+    goto done;
+  memset(&rx_addr, 0, sizeof(rx_addr));
+  rx_addr.sin_family = AF_INET;
+  rx_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  len = sizeof(rx_addr);
+  if (bind(rx, (struct sockaddr*) &rx_addr, len) != 0 ||
+      getsockname(rx, (struct sockaddr*) &rx_addr, &len) != 0)
+    goto done;
+
+  memset(control, 0, sizeof(control));
+  memset(&pi, 0, sizeof(pi));
+  pi.ipi_addr.s_addr = htonl(INADDR_LOOPBACK + 1);
+  byte = 'p';
+  buf.buf = &byte;
+  buf.len = 1;
+  memset(&w, 0, sizeof(w));
+  w.name = (struct sockaddr*) &rx_addr;
+  w.namelen = sizeof(rx_addr);
+  w.lpBuffers = &buf;
+  w.dwBufferCount = 1;
+  w.Control.buf = control;
+  w.Control.len = sizeof(control);
+  c = WSA_CMSG_FIRSTHDR(&w);
+  c->cmsg_level = IPPROTO_IP;
+  c->cmsg_type = IP_PKTINFO;
+  c->cmsg_len = WSA_CMSG_LEN(sizeof(pi));
+  memcpy(WSA_CMSG_DATA(c), &pi, sizeof(pi));
+  if (sendmsg_fn(tx, &w, 0, &bytes, NULL, NULL) != 0)
+    goto done;
+
+  /* Loopback delivers at once; the wait only bounds a lost datagram. */
+  FD_ZERO(&readable);
+  FD_SET(rx, &readable);
+  timeout.tv_sec = 1;
+  timeout.tv_usec = 0;
+  if (select(0, &readable, NULL, NULL, &timeout) != 1)
+    goto done;
+  len = sizeof(from);
+  if (recvfrom(rx, &byte, 1, 0, (struct sockaddr*) &from, &len) != 1)
+    goto done;
+  srcaddr_works = from.sin_addr.s_addr == htonl(INADDR_LOOPBACK + 1);
+
+done:
+  if (rx != INVALID_SOCKET)
+    closesocket(rx);
+  if (tx != INVALID_SOCKET)
+    closesocket(tx);
+}
+
 unsigned int uvq__io_base_features(struct uvq__udp_state* s) {
   unsigned int f;
 
-  /* WSASendMsg takes IN_PKTINFO / IN6_PKTINFO as the source address on
-   * every Windows that has it (Vista and later). */
-  f = UVQ_UDP_FEATURE_SRCADDR;
+  f = 0;
+  uv_once(&srcaddr_once, probe_srcaddr);
+  if (srcaddr_works)
+    f |= UVQ_UDP_FEATURE_SRCADDR;
   if (probe_ecn(s))
     f |= UVQ_UDP_FEATURE_ECN_SEND;
   if (probe_uso(s))

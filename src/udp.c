@@ -129,16 +129,20 @@ static void refresh_local(struct uvq__udp_state* s) {
    * on a socket adopted with uvq_udp_open. */
   s->features &= ~(UVQ_UDP_IPV6ONLY | UVQ_UDP_REUSEADDR | UVQ_UDP_REUSEPORT);
   s->flags &= ~UVQ__F_V6ONLY;
+  /* Zeroed first: Wine writes only one byte of these BOOL options. */
+  v = 0;
   len = sizeof(v);
   if (s->family == AF_INET6 &&
       uvq__sock_getopt(s->fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, &len) == 0 && v) {
     s->flags |= UVQ__F_V6ONLY;
     s->features |= UVQ_UDP_IPV6ONLY;
   }
+  v = 0;
   len = sizeof(v);
   if (uvq__sock_getopt(s->fd, SOL_SOCKET, SO_REUSEADDR, &v, &len) == 0 && v)
     s->features |= UVQ_UDP_REUSEADDR;
 #ifdef SO_REUSEPORT
+  v = 0;
   len = sizeof(v);
   if (uvq__sock_getopt(s->fd, SOL_SOCKET, SO_REUSEPORT, &v, &len) == 0 && v)
     s->features |= UVQ_UDP_REUSEPORT;
