@@ -209,7 +209,7 @@ TEST_IMPL(udp_error_init_ex_creates_socket) {
 
 static int sockopt_int(uv_os_sock_t fd, int level, int name) {
   socklen_t len;
-  int value = -1;
+  int value = 0; /* Wine writes one byte of BOOL options */
 
   len = sizeof(value);
   ASSERT_OK(getsockopt(fd, level, name, (void*) &value, &len));
@@ -248,13 +248,21 @@ TEST_IMPL(udp_error_flags) {
   ASSERT_ERR(UV_EINVAL, uvq_udp_configure(&p.udp, UVQ_UDP_RECV_ERRQUEUE));
   ASSERT_ERR(UV_EINVAL, uvq_udp_configure(&p.udp, 1u << 30));
   ASSERT_EQ(before, uvq_udp_features(&p.udp));
+#ifdef _WIN32
+  /* Winsock cannot read IP_PKTINFO or the URO size back (Wine refuses
+   * both); the unchanged report above is what shows nothing stuck. */
+  (void) fd;
+#else
   ASSERT_EQ(0, sockopt_int(fd, IPPROTO_IP, IP_PKTINFO));
   ASSERT_EQ(0, sockopt_int(fd, IPPROTO_UDP, UDP_GRO));
+#endif
 
   /* GRO after GRO_RAW-free configuration is fine, and additive. */
   ASSERT_OK(uvq_udp_configure(&p.udp, UVQ_UDP_RECVPKTINFO));
   ASSERT_BITS_SET(uvq_udp_features(&p.udp), before);
-  if (!test_portable_build())
+  if (test_windows_build())
+    ASSERT_BITS_SET(uvq_udp_features(&p.udp), UVQ_UDP_RECVPKTINFO);
+  else if (!test_portable_build())
     ASSERT_BITS_SET(uvq_udp_features(&p.udp),
                     UVQ_UDP_RECVPKTINFO | UVQ_UDP_RECVECN);
 
@@ -498,9 +506,26 @@ TEST_IMPL(udp_error_connect) {
   ASSERT_ADDR_EQ(&name, &dest);
   ASSERT_ERR(UV_EISCONN,
              uvq_udp_connect(&tx.udp, (const struct sockaddr*) &dest));
+#ifdef _WIN32
+  {
+    /* Windows reports the path MTU with IP_MTU (10 1703 and later); Wine
+     * refuses the option, and uvq says UV_ENOTSUP then. */
+    DWORD raw = 0;
+    int rawlen = sizeof(raw);
+    if (getsockopt(peer_fd(&tx), IPPROTO_IP, IP_MTU, (char*) &raw,
+                   &rawlen) == 0) {
+      ASSERT_OK(uvq_udp_getmtu(&tx.udp, &mtu));
+      ASSERT_EQ(raw, mtu);
+    } else {
+      ASSERT_EQ(WSAENOPROTOOPT, WSAGetLastError());
+      ASSERT_ERR(UV_ENOTSUP, uvq_udp_getmtu(&tx.udp, &mtu));
+    }
+  }
+#else
   ASSERT_OK(uvq_udp_getmtu(&tx.udp, &mtu));
   /* Loopback's MTU is 65536, but the kernel caps a route's at IP_MAX_MTU. */
   ASSERT_EQ(65535, mtu);
+#endif
 
   one_msg(&msg, &buf, "abc", 3, (const struct sockaddr*) &dest);
   assert_send_fails(&tx.udp, &msg, 1, UV_EISCONN);

@@ -1,12 +1,5 @@
 /* Receive path details: all metadata at once, truncation to the slot,
  * UV_ENOBUFS, empty datagrams and kernel drop counting. */
-#ifdef _WIN32
-#include <winsock2.h>
-#include <ws2tcpip.h>
-#include <iphlpapi.h> /* if_nametoindex */
-#else
-#include <net/if.h>
-#endif
 #include <string.h>
 
 #include "task.h"
@@ -30,8 +23,7 @@ TEST_IMPL(udp_recv_metadata_all) {
   uv_loop_t loop;
   unsigned int i;
 
-  lo_index = if_nametoindex("lo");
-  ASSERT_NE(0, lo_index);
+  lo_index = test_loopback_index();
   fill_pattern(gso_payload, sizeof(gso_payload), 51);
   fill_pattern(plain_payload, sizeof(plain_payload), 52);
   ASSERT_OK(uv_loop_init(&loop));

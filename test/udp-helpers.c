@@ -1,8 +1,11 @@
 /* Shared pieces of the UDP tests; see udp-helpers.h. */
 #include "udp-helpers.h"
 
-#ifndef _WIN32
+#ifdef _WIN32
+#include <iphlpapi.h>
+#else
 #include <arpa/inet.h>
+#include <net/if.h>
 #endif
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +30,54 @@ int test_windows_build(void) {
 #else
   return 0;
 #endif
+}
+
+int test_under_wine(void) {
+#ifdef _WIN32
+  HMODULE ntdll;
+
+  /* Wine's ntdll exports wine_get_version; Windows' does not. */
+  ntdll = GetModuleHandleA("ntdll.dll");
+  return ntdll != NULL && GetProcAddress(ntdll, "wine_get_version") != NULL;
+#else
+  return 0;
+#endif
+}
+
+unsigned int test_loopback_index(void) {
+  unsigned int index;
+
+#ifdef _WIN32
+  IP_ADAPTER_ADDRESSES* list;
+  IP_ADAPTER_ADDRESSES* a;
+  ULONG size;
+  ULONG r;
+
+  /* The adapter of type software loopback ("Loopback Pseudo-Interface 1"
+   * on Windows, the host's lo under Wine). */
+  size = 16384;
+  list = malloc(size);
+  ASSERT_NOT_NULL(list);
+  r = GetAdaptersAddresses(AF_UNSPEC, GAA_FLAG_SKIP_DNS_SERVER, NULL, list,
+                           &size);
+  if (r == ERROR_BUFFER_OVERFLOW) {
+    free(list);
+    list = malloc(size);
+    ASSERT_NOT_NULL(list);
+    r = GetAdaptersAddresses(AF_UNSPEC, GAA_FLAG_SKIP_DNS_SERVER, NULL, list,
+                             &size);
+  }
+  ASSERT_EQ(NO_ERROR, r);
+  index = 0;
+  for (a = list; a != NULL && index == 0; a = a->Next)
+    if (a->IfType == IF_TYPE_SOFTWARE_LOOPBACK)
+      index = a->IfIndex;
+  free(list);
+#else
+  index = if_nametoindex("lo");
+#endif
+  ASSERT_NE(0, index);
+  return index;
 }
 
 /* --- Buffer ownership --------------------------------------------------- */

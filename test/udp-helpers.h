@@ -29,6 +29,11 @@ int test_portable_build(void);
 /* Non-zero when the library was built for Windows (io-win.c); the tests
  * then expect what the Windows datapath reports. */
 int test_windows_build(void);
+/* Non-zero when this Windows program runs under Wine, whose Winsock has a
+ * known, smaller feature set that the tests assert exactly. */
+int test_under_wine(void);
+/* The index of the loopback interface ("lo" on Linux). */
+unsigned int test_loopback_index(void);
 
 /* --- Buffer ownership ---------------------------------------------------
  *
