@@ -1,7 +1,7 @@
 /* GSO refused by the kernel, for real: every segment still arrives exactly
  * once, the fallback is counted, and GSO is switched off on that socket
  * (uvq.h: uvq_udp_try_send_batch, uvq_udp_features). */
-#ifndef _WIN32
+#ifdef __linux__
 #include <errno.h>
 #include <linux/ethtool.h>
 #include <linux/sockios.h>
@@ -19,11 +19,11 @@
 #include "task.h"
 #include "udp-helpers.h"
 
-#ifdef _WIN32
+#ifndef __linux__
 /* Each test here makes the Linux kernel refuse a GSO send for real
- * (SO_NO_CHECK, UDP-Lite, a veth without checksum offload); Windows has
- * none of them, and Wine refuses UDP_SEND_MSG_SIZE outright, which every
- * GSO test covers through the software path. */
+ * (SO_NO_CHECK, UDP-Lite, a veth without checksum offload); other systems
+ * have none of them, and their software path is what every GSO test
+ * covers there. */
 #define LINUX_ONLY "provokes Linux kernel GSO refusals (Linux-only)"
 TEST_IMPL(udp_gso_refused_einval_no_check) {
   RETURN_SKIP(LINUX_ONLY);
@@ -290,4 +290,4 @@ TEST_IMPL(udp_gso_refused_eio_veth) {
   netns_destroy(&b);
   return 0;
 }
-#endif /* _WIN32 */
+#endif /* __linux__ */

@@ -1,5 +1,5 @@
-/* Network namespaces on Windows: there are none. netns_supported() says
- * so, and every test that needs them skips with that reason through
+/* Network namespaces outside Linux (Windows, macOS, the BSDs): there are
+ * none. netns_supported() says so, and every test that needs them skips with that reason through
  * NETNS_REQUIRE() before it would call anything else here; the other
  * functions fail the test if one is reached anyway. */
 #include "netns.h"
@@ -9,7 +9,7 @@
 #include "task.h"
 
 static const char reason[] =
-    "network namespaces and veth pairs are Linux-only (Windows build)";
+    "network namespaces and veth pairs are Linux-only";
 
 int netns_supported(char* out, size_t out_len) {
   snprintf(out, out_len, "%s", reason);
