@@ -76,12 +76,14 @@ static int cb_recv_stream_data(ngtcp2_conn* conn,
                                void* user_data,
                                void* stream_user_data) {
   uvq_quic_conn_t* c = user_data;
+  struct uvq__quic_stream* s = stream_user_data;
 
   (void) conn;
   (void) offset;
-  (void) stream_user_data;
   if (c->app != NULL) {
-    int64_t consumed = c->app->recv(c->app_data, stream_id, data, datalen,
+    int64_t consumed = c->app->recv(c->app_data, stream_id,
+                                    s != NULL ? &s->user_data : NULL, data,
+                                    datalen,
                                     (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0);
     if (consumed < 0)
       return NGTCP2_ERR_CALLBACK_FAILURE;
@@ -130,10 +132,13 @@ static int cb_stream_close(ngtcp2_conn* conn,
       ngtcp2_conn_extend_max_streams_uni(conn, 1);
   }
   if (c->app != NULL) {
-    if (s != NULL)
+    void* stream_data = NULL;
+    if (s != NULL) {
+      stream_data = s->user_data;
       uvq__stream_free(c, s);
-    return app_result(
-        c->app->stream_close(c->app_data, stream_id, app_error_code));
+    }
+    return app_result(c->app->stream_close(c->app_data, stream_id,
+                                           app_error_code, stream_data));
   }
   if (s != NULL)
     uvq__stream_free(c, s);
@@ -160,25 +165,24 @@ static int cb_stream_reset(ngtcp2_conn* conn,
   return 0;
 }
 
+/* ngtcp2 (1.11) calls this when *this* side stops reading a stream
+ * (uvq_quic_stream_shutdown with UVQ_QUIC_SHUT_READ, or HTTP/3 giving up
+ * on a request body), not when the peer sends STOP_SENDING: it answers a
+ * received STOP_SENDING with RESET_STREAM by itself and tells nobody. Our
+ * sending side stays open, and the application already knows what it
+ * did, so only HTTP/3 needs to hear of it. */
 static int cb_stream_stop_sending(ngtcp2_conn* conn,
                                   int64_t stream_id,
                                   uint64_t app_error_code,
                                   void* user_data,
                                   void* stream_user_data) {
   uvq_quic_conn_t* c = user_data;
-  struct uvq__quic_stream* s = stream_user_data;
 
   (void) conn;
+  (void) app_error_code;
+  (void) stream_user_data;
   if (c->app != NULL)
     return app_result(c->app->shutdown_read(c->app_data, stream_id));
-  /* ngtcp2 answers STOP_SENDING with RESET_STREAM itself; what was queued
-   * will never be delivered. */
-  if (s != NULL) {
-    s->write_closed = 1;
-    uvq__stream_pending_remove(c, s);
-  }
-  if (c->ep->cb.stream_stop_sending != NULL)
-    c->ep->cb.stream_stop_sending(c, stream_id, app_error_code);
   return 0;
 }
 

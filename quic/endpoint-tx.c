@@ -86,15 +86,11 @@ static void start_msg(uvq_quic_endpoint_t* ep,
 int uvq__ep_tx_commit(uvq_quic_endpoint_t* ep,
                       const ngtcp2_path* path,
                       int ecn,
-                      size_t len,
-                      size_t gso_size,
-                      unsigned int nseg) {
+                      size_t len) {
   uvq_udp_mmsg_t* m;
   unsigned int i;
   size_t used;
 
-  (void) gso_size;
-  (void) nseg;
   i = ep->ntx;
   m = &ep->txmsgs[i];
   used = ep->txbufs[i].len;
@@ -131,7 +127,7 @@ int uvq__ep_stage(uvq_quic_endpoint_t* ep,
   if (p == NULL || avail < len)
     return UV_ENOBUFS;
   memcpy(p, data, len);
-  uvq__ep_tx_commit(ep, path, ecn, len, gso_size, 1);
+  uvq__ep_tx_commit(ep, path, ecn, len);
   /* A packet sent on its own ends its run. */
   ep->ntx++;
   /* Packets without a connection (Retry, Version Negotiation, resets,

@@ -283,8 +283,7 @@ static void on_timer(uv_timer_t* t) {
   ep->timer_due = 0;
   now = uvq__now();
   uvq__ep_enter(ep);
-  /* Bounded: each connection's deadline moves forward when handled. */
-  for (rounds = 0; rounds < 100000; rounds++) {
+  for (rounds = 0; rounds < UVQ__TIMERS_PER_TICK; rounds++) {
     top = uvq__heap_top(&ep->timers);
     if (top == NULL || top->key > now)
       break;
@@ -384,7 +383,9 @@ static void send_version_negotiation(uvq_quic_endpoint_t* ep,
                                      const ngtcp2_version_cid* vc,
                                      size_t pktlen) {
   uint32_t versions[2] = {NGTCP2_PROTO_VER_V1, NGTCP2_PROTO_VER_V2};
-  uint8_t buf[256];
+  /* An unknown version may carry connection IDs of up to 255 bytes each
+   * (RFC 8999, 5.1), and the answer echoes both (RFC 8999, 6). */
+  uint8_t buf[1 + 4 + 1 + 255 + 1 + 255 + sizeof(versions)];
   uint8_t unused;
   ngtcp2_ssize n;
 
@@ -768,16 +769,15 @@ static void on_handle_closed(uv_handle_t* h) {
   free_endpoint(ep);
 }
 
-static void on_sock_closed(uvq_udp_t* udp) {
+/* The endpoint's own UDP handle and every extra socket's have the
+ * endpoint as their data. */
+static void on_udp_closed(uvq_udp_t* udp) {
   uvq_quic_endpoint_t* ep;
 
   ep = udp->data;
   on_handle_closed((uv_handle_t*) &ep->timer);
 }
 
-static void on_udp_closed(uvq_udp_t* udp) {
-  on_handle_closed((uv_handle_t*) &((uvq_quic_endpoint_t*) udp->data)->timer);
-}
 
 /* From the loop, with no callback running: report every connection
  * closed, free them, and close the handles; close_cb comes last. */
@@ -797,10 +797,10 @@ static void finish_close(uvq_quic_endpoint_t* ep) {
     uvq__conn_free(c);
   }
   ep->finished = 1;
-  ep->pending_handles = 4;
+  ep->pending_handles = UVQ__EP_LOOP_HANDLES;
   for (s = ep->socks; s != NULL; s = s->next) {
     ep->pending_handles++;
-    uvq_udp_close(&s->udp, on_sock_closed);
+    uvq_udp_close(&s->udp, on_udp_closed);
   }
   uv_close((uv_handle_t*) &ep->timer, on_handle_closed);
   uv_close((uv_handle_t*) &ep->flush, on_handle_closed);

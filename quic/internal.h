@@ -32,17 +32,34 @@
 /* What uvq accepts and probes up to. */
 #define UVQ__MAX_UDP_PAYLOAD 1452
 
+/* Safety bounds on loops that always end sooner. One call writing a
+ * connection's packets: every round writes a packet, consumes data or
+ * drops a stream or datagram from its list. One timer tick: each expired
+ * connection's deadline moves forward when handled; more expiries than
+ * this wait for the next tick, which is due at once. */
+#define UVQ__WRITE_ROUNDS_MAX 100000
+#define UVQ__TIMERS_PER_TICK 100000
+
+/* The libuv handles every endpoint has besides its extra sockets: the
+ * timer, the flush check handle, the nudge idle handle and the UDP
+ * handle. Closing the endpoint waits for all of them. */
+#define UVQ__EP_LOOP_HANDLES 4
+
 /* An application protocol that owns a connection's streams (HTTP/3):
  * ngtcp2's stream events go to it, and the write loop pulls stream data
  * from it instead of from the per-stream write queues. Each function
- * returns 0 (or a count) or an ngtcp2/nghttp3 style negative error. */
+ * returns 0 (or a count) or an ngtcp2/nghttp3 style negative error.
+ * A stream the peer opened has a pointer the application may keep there
+ * (stream_data; NULL for streams opened locally). */
 struct uvq__quic_app {
   /* Stream data in order; returns the bytes consumed at once (their flow
    * control credit goes back to the peer), or a negative error. */
-  int64_t (*recv)(void* app, int64_t stream_id, const uint8_t* data,
-                  size_t len, int fin);
+  int64_t (*recv)(void* app, int64_t stream_id, void** stream_data,
+                  const uint8_t* data, size_t len, int fin);
   int (*acked)(void* app, int64_t stream_id, uint64_t len);
-  int (*stream_close)(void* app, int64_t stream_id, uint64_t app_error);
+  /* The stream is gone; stream_data is what the application kept. */
+  int (*stream_close)(void* app, int64_t stream_id, uint64_t app_error,
+                      void* stream_data);
   int (*shutdown_read)(void* app, int64_t stream_id);
   int (*unblock)(void* app, int64_t stream_id);
   void (*max_remote_streams)(void* app, uint64_t max);
@@ -359,11 +376,9 @@ int uvq__ep_stage(uvq_quic_endpoint_t* ep,
                   size_t gso_size);
 uint8_t* uvq__ep_tx_space(uvq_quic_endpoint_t* ep, size_t* avail);
 int uvq__ep_tx_commit(uvq_quic_endpoint_t* ep,
-                       const ngtcp2_path* path,
-                       int ecn,
-                       size_t len,
-                       size_t gso_size,
-                       unsigned int nseg);
+                      const ngtcp2_path* path,
+                      int ecn,
+                      size_t len);
 int uvq__ep_flush(uvq_quic_endpoint_t* ep);
 /* Runs the flush in the loop's check phase (endpoint.c). */
 void uvq__ep_start_flush(uvq_quic_endpoint_t* ep);

@@ -161,14 +161,12 @@ static int put(char* buf,
 int uvq__cmsg_encode(char* buf,
                      size_t cap,
                      const struct uvq__send_meta* m,
-                     int family,
                      size_t* len) {
   size_t off;
   int err;
   int v;
 
   off = 0;
-  (void) family;
 
   if (m->tos >= 0) {
     /* Windows sets only the ECN field per message (IP_ECN / IPV6_ECN, an

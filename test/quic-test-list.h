@@ -34,6 +34,7 @@
   TEST_ENTRY(quic_transfer_stream_limit) \
   TEST_ENTRY(quic_transfer_flow_control) \
   TEST_ENTRY(quic_transfer_key_update) \
+  TEST_ENTRY(quic_stream_shutdown_read_keeps_writing) \
   TEST_ENTRY(quic_datagram_exchange) \
   TEST_ENTRY(quic_datagram_not_allowed) \
   TEST_ENTRY(quic_datagram_too_large) \
@@ -46,6 +47,7 @@
   TEST_ENTRY(quic_idle_keepalive) \
   TEST_ENTRY(quic_version_negotiation) \
   TEST_ENTRY(quic_version_negotiation_short) \
+  TEST_ENTRY(quic_version_negotiation_long_cid) \
   TEST_ENTRY(quic_stateless_reset_reply) \
   TEST_ENTRY(quic_stateless_reset_restart) \
   TEST_ENTRY(quic_ecn_ipv4) \
@@ -65,6 +67,9 @@
   TEST_ENTRY(quic_api_errors) \
   TEST_ENTRY(quic_api_key_update_early) \
   TEST_ENTRY(quic_migrate) \
+  TEST_ENTRY(quic_h3_conn_errors_server) \
+  TEST_ENTRY(quic_h3_conn_errors_client) \
+  TEST_ENTRY(quic_h3_malformed_requests) \
   /* end of list */
 
 UVQ_TEST_LIST(TEST_DECLARE)

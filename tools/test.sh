@@ -2,9 +2,10 @@
 # Builds uvq and runs the whole test suite in four configurations: the
 # normal Linux datapath, the forced portable POSIX datapath, the Linux
 # datapath under AddressSanitizer + UndefinedBehaviorSanitizer, and the
-# Windows datapath cross-built with MinGW-w64 and run under Wine. Installs
-# what is missing first (tools/setup.sh, tools/deps-win.sh). Build trees
-# are kept under build/ so a second run only rebuilds what changed.
+# Windows datapath cross-built with MinGW-w64 and run under Wine; then the
+# Node addon's tests, as built and under ASan + UBSan. Installs what is
+# missing first (tools/setup.sh, tools/deps-win.sh). Build trees are kept
+# under build/ so a second run only rebuilds what changed.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -79,25 +80,35 @@ else
   status=1
 fi
 
-# The Node.js addon: uvq's UDP handle on Node's own event loop.
-echo "=== node: build the addon and run its tests"
-node_log=build/node-tests.log
-mkdir -p build
-if sh node/run-tests.sh 2>&1 | tee "$node_log"; then :; fi
-npass=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$node_log" | tail -n 1)
-nfail=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$node_log" | tail -n 1)
-nskip=$(sed -n 's/^# skipped \([0-9]*\)$/\1/p' "$node_log" | tail -n 1)
-if [ -z "$npass" ] || [ -z "$nfail" ]; then
-  summary+=("node: the addon did not build or its tests did not run")
-  status=1
-else
+# The Node.js addon: uvq's UDP handle on Node's own event loop; then the
+# same tests against the addon built with ASan + UBSan (node/run-tests.sh
+# --asan preloads the ASan runtime into node).
+run_node() {
+  local name=$1
+  shift
+  echo "=== $name: build the addon and run its tests"
+  local node_log=build/$name-tests.log
+  mkdir -p build
+  if sh node/run-tests.sh "$@" 2>&1 | tee "$node_log"; then :; fi
+  local npass nfail nskip
+  npass=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$node_log" | tail -n 1)
+  nfail=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$node_log" | tail -n 1)
+  nskip=$(sed -n 's/^# skipped \([0-9]*\)$/\1/p' "$node_log" | tail -n 1)
+  if [ -z "$npass" ] || [ -z "$nfail" ]; then
+    summary+=("$name: the addon did not build or its tests did not run")
+    status=1
+    return
+  fi
   nskip=${nskip:-0}
   total_pass=$((total_pass + npass))
   total_fail=$((total_fail + nfail))
   total_skip=$((total_skip + nskip))
-  summary+=("node: $npass passed, $nfail failed, $nskip skipped")
+  summary+=("$name: $npass passed, $nfail failed, $nskip skipped")
   [ "$nfail" -eq 0 ] || status=1
-fi
+}
+
+run_node node
+run_node node-asan --asan
 
 echo
 echo "=== uvq test summary"

@@ -170,7 +170,11 @@ typedef struct uvq_quic_callbacks_s {
   /* The peer reset its sending side (RESET_STREAM). */
   void (*stream_reset)(uvq_quic_conn_t* conn, int64_t stream_id,
                        uint64_t app_error);
-  /* The peer asked this side to stop sending (STOP_SENDING). */
+  /* The peer asked this side to stop sending (STOP_SENDING). ngtcp2 1.11
+   * answers STOP_SENDING with RESET_STREAM without telling uvq, so this is
+   * not called with it: writes still queued complete with UV_ECANCELED,
+   * and stream_closed carries the peer's code. Stopping to read a stream
+   * yourself never calls it. */
   void (*stream_stop_sending)(uvq_quic_conn_t* conn, int64_t stream_id,
                               uint64_t app_error);
   /* The stream is closed both ways and forgotten. */
@@ -319,10 +323,14 @@ UVQ_EXTERN int uvq_quic_conn_get_path(const uvq_quic_conn_t* conn,
 UVQ_EXTERN int uvq_quic_conn_get_stats(uvq_quic_conn_t* conn,
                                        uvq_quic_conn_stats_t* stats);
 /* Initiates a key update (RFC 9001, 6). UV_EAGAIN before the handshake is
- * confirmed or while the previous update is in progress. */
+ * confirmed, while the previous update is in progress, or from inside a
+ * callback of this connection (ngtcp2 cannot be re-entered). */
 UVQ_EXTERN int uvq_quic_conn_update_key(uvq_quic_conn_t* conn);
 /* Client: moves the connection to a new local address (port 0 picks one),
- * validating the new path (RFC 9000, 9). */
+ * validating the new path (RFC 9000, 9). UV_EAGAIN before the handshake
+ * completed, from inside a callback of this connection, or while the
+ * server has given no spare connection ID; UV_EINVAL on a server
+ * connection; UV_EAFNOSUPPORT for another address family. */
 UVQ_EXTERN int uvq_quic_conn_migrate(uvq_quic_conn_t* conn,
                                      const struct sockaddr* local);
 
