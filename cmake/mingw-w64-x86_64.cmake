@@ -27,7 +27,7 @@ set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
 # tools/deps-win.sh lives outside the MinGW root).
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)
 
-# Windows 10 is the oldest target: WSASendMsg, IPV6_PKTINFO on dual-stack
-# sockets and the UDP offload options all need at least Vista, and Wine
-# reports itself as Windows 10.
+# Windows 10 is the oldest target, and what Wine reports itself as.
+# WSASendMsg needs Vista; the newer options (ECN, UDP offloads) are probed
+# at run time, so this only makes their names visible.
 add_compile_definitions(_WIN32_WINNT=0x0A00 WINVER=0x0A00)

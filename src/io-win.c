@@ -8,7 +8,8 @@
  *   - pktinfo: IP_PKTINFO / IPV6_PKTINFO on receive and as the source
  *     address on send (the latter checked on the wire once per process);
  *   - ECN: IP_RECVECN / IPV6_RECVECN on receive and an IP_ECN / IPV6_ECN
- *     control message per send (Windows 11 and Server 2022 and later);
+ *     control message per send, where the stack knows them (recent
+ *     releases; Wine 8 does not);
  *   - PMTUD: IP_MTU_DISCOVER, or IP_DONTFRAGMENT where only that exists,
  *     and IP_MTU / IPV6_MTU for uvq_udp_getmtu();
  *   - UDP send offload (USO, UDP_SEND_MSG_SIZE) for gso_size and receive
@@ -123,8 +124,8 @@ static int prepare_socket(SOCKET sock) {
   if (ioctlsocket(sock, FIONBIO, &yes) != 0)
     return uvq__errno();
   off = FALSE;
-  /* Refused only by stacks that never report it (Wine before 5.x): then
-   * there is nothing to turn off. */
+  /* A stack that refuses the ioctl is left as it is: uvq__io_recv then
+   * deals with a stray WSAECONNRESET itself. */
   (void) WSAIoctl(sock, SIO_UDP_CONNRESET, &off, sizeof(off), NULL, 0, &bytes,
                   NULL, NULL);
   return 0;
@@ -238,7 +239,7 @@ static int probe_ecn(const struct uvq__udp_state* s) {
 }
 
 /* Whether the stack has UDP send offload: reading UDP_SEND_MSG_SIZE
- * succeeds where it does (Windows 10 2004 and later), as msquic probes. */
+ * succeeds where it does, which is how msquic probes for it too. */
 static int probe_uso(const struct uvq__udp_state* s) {
   DWORD v;
   int len;
@@ -249,7 +250,7 @@ static int probe_uso(const struct uvq__udp_state* s) {
                     &len) == 0;
 }
 
-/* Windows (Vista and later) sends from the address of an IN_PKTINFO /
+/* Windows sends from the address of an IN_PKTINFO /
  * IN6_PKTINFO control message; Wine 8 accepts the message and ignores
  * it. Which one this is shows only on the wire, so a datagram from
  * 127.0.0.2, which every loopback answers for, goes to a socket on
@@ -372,7 +373,7 @@ int uvq__io_configure(struct uvq__udp_state* s, unsigned int flags) {
 }
 
 /* Sets the DF mode for one family: IP_MTU_DISCOVER where the stack has it
- * (Windows 10 1703 and later), else the plain DF switch, which makes DO
+ * (newer releases), else the plain DF switch, which makes DO
  * and PROBE the same. 0, 1 when neither exists, or an error. */
 static int set_pmtud_level(SOCKET sock, int level, int mode) {
   int discover;

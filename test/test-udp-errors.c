@@ -509,7 +509,7 @@ TEST_IMPL(udp_error_connect) {
              uvq_udp_connect(&tx.udp, (const struct sockaddr*) &dest));
 #ifdef _WIN32
   {
-    /* Windows reports the path MTU with IP_MTU (10 1703 and later); Wine
+    /* Windows reports the path MTU with IP_MTU where it has it; Wine
      * refuses the option, and uvq says UV_ENOTSUP then. */
     DWORD raw = 0;
     int rawlen = sizeof(raw);
