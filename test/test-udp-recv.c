@@ -1,6 +1,5 @@
 /* Receive path details: all metadata at once, truncation to the slot,
  * UV_ENOBUFS, empty datagrams and kernel drop counting. */
-#include <net/if.h>
 #include <string.h>
 
 #include "task.h"
@@ -24,8 +23,7 @@ TEST_IMPL(udp_recv_metadata_all) {
   uv_loop_t loop;
   unsigned int i;
 
-  lo_index = if_nametoindex("lo");
-  ASSERT_NE(0, lo_index);
+  lo_index = test_loopback_index();
   fill_pattern(gso_payload, sizeof(gso_payload), 51);
   fill_pattern(plain_payload, sizeof(plain_payload), 52);
   ASSERT_OK(uv_loop_init(&loop));
