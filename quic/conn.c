@@ -269,9 +269,11 @@ static int route_source(const struct sockaddr* remote,
 
 int uvq_quic_connect(uvq_quic_endpoint_t* ep,
                      const struct sockaddr* remote,
-                     const uvq_quic_connect_opts_t* opts,
+                     const uvq_quic_connect_opts_t* user_opts,
                      void* user_data,
                      uvq_quic_conn_t** out) {
+  uvq_quic_connect_opts_t opts_storage;
+  const uvq_quic_connect_opts_t* opts;
   struct sockaddr_storage local;
   ngtcp2_transport_params tp;
   ngtcp2_callbacks cb;
@@ -286,8 +288,13 @@ int uvq_quic_connect(uvq_quic_endpoint_t* ep,
 
   if (ep == NULL || remote == NULL || out == NULL || ep->closing)
     return UV_EINVAL;
-  if (opts != NULL && opts->version != UVQ_QUIC_CONFIG_VERSION)
-    return UV_EINVAL;
+  opts = NULL;
+  if (user_opts != NULL) {
+    /* Read in the layout the caller was built with (compat.c). */
+    if (uvq__quic_connect_opts_load(user_opts, &opts_storage) != 0)
+      return UV_EINVAL;
+    opts = &opts_storage;
+  }
   /* Verifying a certificate means checking whose it is: without a name any
    * certificate from a trusted CA would do. */
   if (!ep->cfg.insecure_skip_verify &&

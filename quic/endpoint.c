@@ -21,19 +21,6 @@
 static void on_timer(uv_timer_t* t);
 static void on_flush(uv_check_t* check);
 
-void uvq_quic_config_default(uvq_quic_config_t* cfg) {
-  memset(cfg, 0, sizeof(*cfg));
-  cfg->version = UVQ_QUIC_CONFIG_VERSION;
-  cfg->alpn = "h3";
-  cfg->cc = UVQ_QUIC_CC_CUBIC;
-  cfg->ecn = 1;
-  cfg->pmtud = 1;
-  cfg->gso = 1;
-  cfg->gro = 1;
-  cfg->pacing = 1;
-  cfg->zero_rtt = 1;
-}
-
 const char* uvq_quic_strerror(int library_error) {
   return ngtcp2_strerror(library_error);
 }
@@ -121,18 +108,28 @@ static void free_endpoint(uvq_quic_endpoint_t* ep) {
   free(ep);
 }
 
-int uvq_quic_endpoint_new(uv_loop_t* loop,
-                          const uvq_quic_config_t* config,
-                          const uvq_quic_callbacks_t* callbacks,
-                          void* user_data,
-                          uvq_quic_endpoint_t** out) {
+int uvq_quic_endpoint_new_versioned(uv_loop_t* loop,
+                                    const uvq_quic_config_t* user_config,
+                                    int callbacks_version,
+                                    const uvq_quic_callbacks_t* user_callbacks,
+                                    void* user_data,
+                                    uvq_quic_endpoint_t** out) {
+  uvq_quic_callbacks_t callbacks_storage;
+  uvq_quic_config_t config_storage;
+  const uvq_quic_callbacks_t* callbacks;
+  const uvq_quic_config_t* config;
   uvq_quic_endpoint_t* ep;
   int err;
 
-  if (loop == NULL || config == NULL || out == NULL)
+  if (loop == NULL || user_config == NULL || out == NULL)
     return UV_EINVAL;
-  if (config->version != UVQ_QUIC_CONFIG_VERSION)
+  /* Both read in the layout the caller was built with (compat.c). */
+  if (uvq__quic_config_load(user_config, &config_storage) != 0 ||
+      uvq__quic_callbacks_load(callbacks_version, user_callbacks,
+                               &callbacks_storage) != 0)
     return UV_EINVAL;
+  config = &config_storage;
+  callbacks = user_callbacks != NULL ? &callbacks_storage : NULL;
   if (config->cc < UVQ_QUIC_CC_CUBIC || config->cc > UVQ_QUIC_CC_RENO)
     return UV_EINVAL;
   if (config->preferred_version != 0 &&

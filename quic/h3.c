@@ -705,17 +705,29 @@ static void on_streams_available(uvq_quic_conn_t* qc) {
 
 /* ---- creation ------------------------------------------------------------------ */
 
-void uvq_h3_config_default(uvq_h3_config_t* config) {
+void uvq_h3_config_default_versioned(int config_version,
+                                     uvq_h3_config_t* config) {
+  if (config == NULL)
+    return;
+  /* Versions 1 to 3 are one layout. */
+  if (config_version < 1 || config_version > UVQ_H3_CONFIG_VERSION) {
+    config->version = (unsigned int) config_version;
+    return;
+  }
   memset(config, 0, sizeof(*config));
-  config->version = UVQ_QUIC_CONFIG_VERSION;
+  config->version = (unsigned int) config_version;
   config->max_field_section_size = 64 * 1024;
   config->max_concurrent_requests = 100;
 }
 
 static int h3_new(uv_loop_t* loop, int server, const uvq_quic_config_t* quic,
-                  const uvq_h3_config_t* h3cfg,
-                  const uvq_h3_callbacks_t* callbacks, void* user_data,
+                  const uvq_h3_config_t* user_h3cfg, int callbacks_version,
+                  const uvq_h3_callbacks_t* user_callbacks, void* user_data,
                   uvq_h3_t** out) {
+  uvq_h3_callbacks_t callbacks_storage;
+  const uvq_h3_callbacks_t* callbacks;
+  uvq_h3_config_t h3cfg_storage;
+  const uvq_h3_config_t* h3cfg;
   uvq_quic_callbacks_t qcb;
   uvq_quic_config_t qcfg;
   uvq_h3_t* h3;
@@ -723,8 +735,18 @@ static int h3_new(uv_loop_t* loop, int server, const uvq_quic_config_t* quic,
 
   if (loop == NULL || quic == NULL || out == NULL)
     return UV_EINVAL;
-  if (h3cfg != NULL && h3cfg->version != UVQ_QUIC_CONFIG_VERSION)
+  /* Each struct read in the layout the caller was built with (compat.c). */
+  if (uvq__quic_config_load(quic, &qcfg) != 0 ||
+      uvq__h3_callbacks_load(callbacks_version, user_callbacks,
+                             &callbacks_storage) != 0)
     return UV_EINVAL;
+  callbacks = user_callbacks != NULL ? &callbacks_storage : NULL;
+  h3cfg = NULL;
+  if (user_h3cfg != NULL) {
+    if (uvq__h3_config_load(user_h3cfg, &h3cfg_storage) != 0)
+      return UV_EINVAL;
+    h3cfg = &h3cfg_storage;
+  }
   h3 = calloc(1, sizeof(*h3));
   if (h3 == NULL)
     return UV_ENOMEM;
@@ -742,7 +764,6 @@ static int h3_new(uv_loop_t* loop, int server, const uvq_quic_config_t* quic,
       h3->cfg.max_concurrent_requests = h3cfg->max_concurrent_requests;
     h3->cfg.file_cache_ms = h3cfg->file_cache_ms;
   }
-  qcfg = *quic;
   if (qcfg.alpn == NULL)
     qcfg.alpn = "h3";
   /* HTTP/3 needs three unidirectional streams each way, and its request
@@ -765,18 +786,23 @@ static int h3_new(uv_loop_t* loop, int server, const uvq_quic_config_t* quic,
   return 0;
 }
 
-int uvq_h3_server_new(uv_loop_t* loop, const uvq_quic_config_t* quic,
-                      const uvq_h3_config_t* h3, const uvq_h3_callbacks_t* cb,
-                      void* user_data, uvq_h3_t** out) {
+int uvq_h3_server_new_versioned(uv_loop_t* loop, const uvq_quic_config_t* quic,
+                                const uvq_h3_config_t* h3,
+                                int callbacks_version,
+                                const uvq_h3_callbacks_t* cb, void* user_data,
+                                uvq_h3_t** out) {
+  /* cert_file and key_file sit at the same place in every version. */
   if (quic == NULL || quic->cert_file == NULL || quic->key_file == NULL)
     return UV_EINVAL;
-  return h3_new(loop, 1, quic, h3, cb, user_data, out);
+  return h3_new(loop, 1, quic, h3, callbacks_version, cb, user_data, out);
 }
 
-int uvq_h3_client_new(uv_loop_t* loop, const uvq_quic_config_t* quic,
-                      const uvq_h3_config_t* h3, const uvq_h3_callbacks_t* cb,
-                      void* user_data, uvq_h3_t** out) {
-  return h3_new(loop, 0, quic, h3, cb, user_data, out);
+int uvq_h3_client_new_versioned(uv_loop_t* loop, const uvq_quic_config_t* quic,
+                                const uvq_h3_config_t* h3,
+                                int callbacks_version,
+                                const uvq_h3_callbacks_t* cb, void* user_data,
+                                uvq_h3_t** out) {
+  return h3_new(loop, 0, quic, h3, callbacks_version, cb, user_data, out);
 }
 
 int uvq_h3_listen(uvq_h3_t* h3, const struct sockaddr* addr) {
@@ -804,7 +830,7 @@ int uvq_h3_connect(uvq_h3_t* h3, const struct sockaddr* remote,
   free(h3->sni);
   h3->sni = sni ? strdup(sni) : NULL;
   memset(&opts, 0, sizeof(opts));
-  opts.version = UVQ_QUIC_CONFIG_VERSION;
+  opts.version = UVQ_QUIC_CONNECT_OPTS_VERSION;
   opts.server_name = sni;
   err = uvq_quic_connect(h3->ep, remote, &opts, NULL, &qc);
   if (err)

@@ -286,6 +286,16 @@ static inline ngtcp2_tstamp uvq__now(void) {
   return (ngtcp2_tstamp) uv_hrtime();
 }
 
+/* compat.c: public structs read in the layout of the caller's version and
+ * converted to the current one; UV_EINVAL for a version this library does
+ * not know. */
+int uvq__quic_config_load(const uvq_quic_config_t* in, uvq_quic_config_t* out);
+int uvq__quic_connect_opts_load(const uvq_quic_connect_opts_t* in,
+                                uvq_quic_connect_opts_t* out);
+int uvq__quic_callbacks_load(int version,
+                             const uvq_quic_callbacks_t* in,
+                             uvq_quic_callbacks_t* out);
+
 /* tls.c */
 int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep);
 void uvq__tls_endpoint_free(uvq_quic_endpoint_t* ep);

@@ -442,7 +442,7 @@ qt_conn_t* qt_connect_ticket(qt_t* t, const uint8_t* ticket, size_t len) {
   qt_conn_t* c;
 
   memset(&opts, 0, sizeof(opts));
-  opts.version = UVQ_QUIC_CONFIG_VERSION;
+  opts.version = UVQ_QUIC_CONNECT_OPTS_VERSION;
   opts.server_name = "localhost";
   opts.session_ticket = ticket;
   opts.session_ticket_len = len;
@@ -461,7 +461,7 @@ qt_conn_t* qt_connect_name(qt_t* t, const char* server_name) {
   qt_conn_t* c;
 
   memset(&opts, 0, sizeof(opts));
-  opts.version = UVQ_QUIC_CONFIG_VERSION;
+  opts.version = UVQ_QUIC_CONNECT_OPTS_VERSION;
   opts.server_name = server_name;
   c = new_conn(&t->client, NULL);
   conn = NULL;

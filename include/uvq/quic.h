@@ -90,14 +90,24 @@ typedef struct uvq_quic_error_s {
 /* Describes an ngtcp2 library error (uvq_quic_error_t.library_error). */
 UVQ_EXTERN const char* uvq_quic_strerror(int library_error);
 
-/* The layout of uvq_quic_config_t, uvq_quic_connect_opts_t and
- * uvq_h3_config_t. 2 added uvq_quic_config_t.tls_ciphersuites; 3 added
- * uvq_quic_config_t.tls_groups, retry and retry_threshold. */
+/* Struct versions. Each struct a program lays out for uvq has a version
+ * of its own, the layout in this header; the library reads older layouts
+ * and converts them (new fields at their defaults), so a program built
+ * against an older header runs against a newer library. Fields are only
+ * appended. A version newer than the library is UV_EINVAL.
+ *
+ * uvq_quic_config_t: 2 added tls_ciphersuites (after alpn); 3 appended
+ * retry, retry_threshold and tls_groups. */
 #define UVQ_QUIC_CONFIG_VERSION 3
+/* uvq_quic_connect_opts_t. Versions 1 to 3 are one layout (programs built
+ * against uvq 0.1.0 put UVQ_QUIC_CONFIG_VERSION there). */
+#define UVQ_QUIC_CONNECT_OPTS_VERSION 3
+/* uvq_quic_callbacks_t, passed by the uvq_quic_endpoint_new() macro. */
+#define UVQ_QUIC_CALLBACKS_VERSION 1
 
-/* Endpoint configuration. Fill it with uvq_quic_config_default() first;
- * the version field tells a struct laid out for another release (refused
- * with UV_EINVAL rather than misread). Strings are copied. */
+/* Endpoint configuration. Fill it with uvq_quic_config_default() first,
+ * which sets version; a struct laid out for an older release is read as
+ * such. Strings are copied. */
 typedef struct uvq_quic_config_s {
   unsigned int version; /* UVQ_QUIC_CONFIG_VERSION */
 
@@ -171,7 +181,12 @@ typedef struct uvq_quic_config_s {
   const char* tls_groups;
 } uvq_quic_config_t;
 
-UVQ_EXTERN void uvq_quic_config_default(uvq_quic_config_t* config);
+/* uvq_quic_config_default(config): fills config with the defaults, in
+ * this header's layout (a macro passing UVQ_QUIC_CONFIG_VERSION). */
+UVQ_EXTERN void uvq_quic_config_default_versioned(int config_version,
+                                                  uvq_quic_config_t* config);
+#define uvq_quic_config_default(config)                                     \
+  uvq_quic_config_default_versioned(UVQ_QUIC_CONFIG_VERSION, (config))
 
 /* Callbacks. All optional except where noted; user_data is the endpoint's
  * (uvq_quic_endpoint_get_data) or the connection's
@@ -278,7 +293,7 @@ typedef struct uvq_quic_endpoint_stats_s {
 
 /* Options for one client connection. */
 typedef struct uvq_quic_connect_opts_s {
-  unsigned int version;          /* UVQ_QUIC_CONFIG_VERSION */
+  unsigned int version;          /* UVQ_QUIC_CONNECT_OPTS_VERSION */
   /* The name the certificate must be for: a host name (also sent as SNI)
    * or an IP address (checked against the certificate's IP entries, never
    * sent as SNI). Required unless insecure_skip_verify is set. */
@@ -291,17 +306,25 @@ typedef struct uvq_quic_connect_opts_s {
   const struct sockaddr* local;
 } uvq_quic_connect_opts_t;
 
-/* Creates an endpoint on loop. config and callbacks are copied; callbacks
+/* uvq_quic_endpoint_new(loop, config, callbacks, user_data, ep): a macro
+ * passing UVQ_QUIC_CALLBACKS_VERSION to uvq_quic_endpoint_new_versioned().
+ * Creates an endpoint on loop. config and callbacks are copied; callbacks
  * may be NULL (no callbacks). Errors: UV_EINVAL (NULL loop, config or ep,
- * unknown config version, bad values),
+ * a config or callbacks version newer than the library, bad values),
  * UV_ENOMEM, UV_EIO (the TLS context could not be set up: certificate,
  * key or CA file unreadable), or uv_random()'s error when the kernel gives
  * no random bytes (the process is never aborted for it). */
-UVQ_EXTERN int uvq_quic_endpoint_new(uv_loop_t* loop,
-                                     const uvq_quic_config_t* config,
-                                     const uvq_quic_callbacks_t* callbacks,
-                                     void* user_data,
-                                     uvq_quic_endpoint_t** ep);
+UVQ_EXTERN int uvq_quic_endpoint_new_versioned(
+    uv_loop_t* loop,
+    const uvq_quic_config_t* config,
+    int callbacks_version,
+    const uvq_quic_callbacks_t* callbacks,
+    void* user_data,
+    uvq_quic_endpoint_t** ep);
+#define uvq_quic_endpoint_new(loop, config, callbacks, user_data, ep)       \
+  uvq_quic_endpoint_new_versioned((loop), (config),                         \
+                                  UVQ_QUIC_CALLBACKS_VERSION, (callbacks),  \
+                                  (user_data), (ep))
 
 /* Binds the endpoint's socket and starts receiving. A server binds where
  * it listens (any address: replies come from the address each client
