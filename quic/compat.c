@@ -4,7 +4,8 @@
  * Every struct a program lays out and hands to uvq has a version of its
  * own: uvq_quic_config_t (its version field), uvq_quic_connect_opts_t (its
  * version field), uvq_h3_config_t (its version field), and the callback
- * structs (whose version the creating functions' macros pass). The library
+ * structs (whose version the macros of the functions taking them pass:
+ * uvq_quic_callbacks_t, uvq_quic_app_callbacks_t, uvq_h3_callbacks_t). The library
  * reads each one in the layout its version names and converts it to the
  * current one, new fields at their defaults; only a version it does not
  * know (newer than this library) is refused. Fields are only ever
@@ -107,6 +108,10 @@ static size_t quic_callbacks_size(int version) {
   return version == 1 ? sizeof(uvq_quic_callbacks_t) : 0;
 }
 
+static size_t quic_app_callbacks_size(int version) {
+  return version == 1 ? sizeof(uvq_quic_app_callbacks_t) : 0;
+}
+
 static size_t h3_callbacks_size(int version) {
   return version == 1 ? sizeof(uvq_h3_callbacks_t) : 0;
 }
@@ -151,37 +156,60 @@ static void v2_from_v1(struct uvq__quic_config_v2* v2,
          sizeof(*v1) - offsetof(struct uvq__quic_config_v1, max_data));
 }
 
+/* Writes cur into config in the layout of config_version; UV_EINVAL, and
+ * nothing written but the version, for a layout this library does not
+ * know (nothing it could overflow). */
+static int config_store(int config_version, const uvq_quic_config_t* cur,
+                        uvq_quic_config_t* config) {
+  struct uvq__quic_config_v2 v2;
+  struct uvq__quic_config_v1 v1;
+
+  switch (config_version) {
+    case UVQ_QUIC_CONFIG_VERSION:
+      *config = *cur;
+      config->version = UVQ_QUIC_CONFIG_VERSION;
+      return 0;
+    case 2:
+      memset(&v2, 0, sizeof(v2));
+      memcpy(&v2, cur, CONFIG_V2_USED);
+      v2.version = 2;
+      memcpy(config, &v2, sizeof(v2));
+      return 0;
+    case 1:
+      memset(&v2, 0, sizeof(v2));
+      memcpy(&v2, cur, CONFIG_V2_USED);
+      v1_from_v2(&v1, &v2);
+      v1.version = 1;
+      memcpy(config, &v1, sizeof(v1));
+      return 0;
+    default:
+      config->version = (unsigned int) config_version;
+      return UV_EINVAL;
+  }
+}
+
 void uvq_quic_config_default_versioned(int config_version,
                                        uvq_quic_config_t* config) {
   uvq_quic_config_t cur;
-  struct uvq__quic_config_v2 v2;
-  struct uvq__quic_config_v1 v1;
 
   if (config == NULL)
     return;
   config_defaults(&cur);
-  switch (config_version) {
-    case UVQ_QUIC_CONFIG_VERSION:
-      *config = cur;
-      break;
-    case 2:
-      memcpy(&v2, &cur, sizeof(v2));
-      v2.version = 2;
-      memcpy(config, &v2, sizeof(v2));
-      break;
-    case 1:
-      memcpy(&v2, &cur, sizeof(v2));
-      v1_from_v2(&v1, &v2);
-      v1.version = 1;
-      memcpy(config, &v1, sizeof(v1));
-      break;
-    default:
-      /* A layout this library does not know: write nothing it could
-       * overflow, only the version, which uvq_quic_endpoint_new() then
-       * refuses. */
-      config->version = (unsigned int) config_version;
-      break;
-  }
+  /* An unknown version is written alone, and uvq_quic_endpoint_new()
+   * refuses it. */
+  config_store(config_version, &cur, config);
+}
+
+int uvq_quic_config_copy_versioned(int dst_version,
+                                   uvq_quic_config_t* dst,
+                                   const uvq_quic_config_t* src) {
+  uvq_quic_config_t cur;
+
+  if (dst == NULL || src == NULL)
+    return UV_EINVAL;
+  if (uvq__quic_config_load(src, &cur) != 0)
+    return UV_EINVAL;
+  return config_store(dst_version, &cur, dst);
 }
 
 int uvq__quic_config_load(const uvq_quic_config_t* in, uvq_quic_config_t* out) {
@@ -231,6 +259,20 @@ int uvq__quic_callbacks_load(int version,
 
   memset(out, 0, sizeof(*out));
   size = quic_callbacks_size(version);
+  if (size == 0)
+    return UV_EINVAL;
+  if (in != NULL)
+    memcpy(out, in, size);
+  return 0;
+}
+
+int uvq__quic_app_callbacks_load(int version,
+                                 const uvq_quic_app_callbacks_t* in,
+                                 uvq_quic_app_callbacks_t* out) {
+  size_t size;
+
+  memset(out, 0, sizeof(*out));
+  size = quic_app_callbacks_size(version);
   if (size == 0)
     return UV_EINVAL;
   if (in != NULL)

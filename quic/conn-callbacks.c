@@ -30,9 +30,13 @@ static void rand_cb(uint8_t* dest, size_t len, const ngtcp2_rand_ctx* ctx) {
   }
 }
 
-/* An application layer's (HTTP/3's) answer as ngtcp2 wants it. */
+/* An application protocol's answer as ngtcp2 wants it. */
 static int app_result(int rv) {
   return rv == 0 ? 0 : NGTCP2_ERR_CALLBACK_FAILURE;
+}
+
+static void* stream_data_of(const struct uvq__quic_stream* s) {
+  return s != NULL ? s->user_data : NULL;
 }
 
 static int cb_handshake_completed(ngtcp2_conn* conn, void* user_data) {
@@ -101,18 +105,10 @@ static int cb_recv_stream_data(ngtcp2_conn* conn,
 
   (void) conn;
   (void) offset;
-  if (c->app != NULL) {
-    int64_t consumed = c->app->recv(c->app_data, stream_id,
-                                    s != NULL ? &s->user_data : NULL, data,
-                                    datalen,
-                                    (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0);
-    if (consumed < 0)
-      return NGTCP2_ERR_CALLBACK_FAILURE;
-    ngtcp2_conn_extend_max_stream_offset(c->conn, stream_id,
-                                         (uint64_t) consumed);
-    ngtcp2_conn_extend_max_offset(c->conn, (uint64_t) consumed);
-    return 0;
-  }
+  if (c->app != NULL)
+    return app_result(c->app->recv_stream_data(
+        c, c->app_data, stream_id, stream_data_of(s), data, datalen,
+        (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0));
   if (c->ep->cb.stream_data != NULL)
     c->ep->cb.stream_data(c, stream_id, data, datalen,
                           (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0);
@@ -128,6 +124,10 @@ static int cb_stream_open(ngtcp2_conn* conn, int64_t stream_id,
   (void) conn;
   if (uvq__stream_add(c, stream_id) == NULL)
     return NGTCP2_ERR_CALLBACK_FAILURE;
+  if (c->app != NULL)
+    return c->app->stream_open != NULL
+               ? app_result(c->app->stream_open(c, c->app_data, stream_id))
+               : 0;
   if (c->ep->cb.stream_open != NULL)
     c->ep->cb.stream_open(c, stream_id);
   return 0;
@@ -153,13 +153,16 @@ static int cb_stream_close(ngtcp2_conn* conn,
       ngtcp2_conn_extend_max_streams_uni(conn, 1);
   }
   if (c->app != NULL) {
-    void* stream_data = NULL;
-    if (s != NULL) {
-      stream_data = s->user_data;
+    int rv = 0;
+    /* The stream is still known while the protocol hears of its end, so
+     * that credit it returns then (uvq_quic_stream_consume) reaches the
+     * connection. */
+    if (c->app->stream_close != NULL)
+      rv = c->app->stream_close(c, c->app_data, stream_id, stream_data_of(s),
+                                app_error_code);
+    if (s != NULL)
       uvq__stream_free(c, s);
-    }
-    return app_result(c->app->stream_close(c->app_data, stream_id,
-                                           app_error_code, stream_data));
+    return app_result(rv);
   }
   if (s != NULL)
     uvq__stream_free(c, s);
@@ -178,9 +181,12 @@ static int cb_stream_reset(ngtcp2_conn* conn,
 
   (void) conn;
   (void) final_size;
-  (void) stream_user_data;
   if (c->app != NULL)
-    return app_result(c->app->shutdown_read(c->app_data, stream_id));
+    return c->app->stream_reset != NULL
+               ? app_result(c->app->stream_reset(
+                     c, c->app_data, stream_id,
+                     stream_data_of(stream_user_data), app_error_code))
+               : 0;
   if (c->ep->cb.stream_reset != NULL)
     c->ep->cb.stream_reset(c, stream_id, app_error_code);
   return 0;
@@ -191,7 +197,7 @@ static int cb_stream_reset(ngtcp2_conn* conn,
  * on a request body), not when the peer sends STOP_SENDING: it answers a
  * received STOP_SENDING with RESET_STREAM by itself and tells nobody. Our
  * sending side stays open, and the application already knows what it
- * did, so only HTTP/3 needs to hear of it. */
+ * did, so only an application protocol hears of it. */
 static int cb_stream_stop_sending(ngtcp2_conn* conn,
                                   int64_t stream_id,
                                   uint64_t app_error_code,
@@ -200,10 +206,10 @@ static int cb_stream_stop_sending(ngtcp2_conn* conn,
   uvq_quic_conn_t* c = user_data;
 
   (void) conn;
-  (void) app_error_code;
-  (void) stream_user_data;
-  if (c->app != NULL)
-    return app_result(c->app->shutdown_read(c->app_data, stream_id));
+  if (c->app != NULL && c->app->stream_stop_sending != NULL)
+    return app_result(c->app->stream_stop_sending(
+        c, c->app_data, stream_id, stream_data_of(stream_user_data),
+        app_error_code));
   return 0;
 }
 
@@ -217,9 +223,12 @@ static int cb_acked_stream_data_offset(ngtcp2_conn* conn,
   uvq_quic_conn_t* c = user_data;
 
   (void) conn;
-  (void) offset;
   if (c->app != NULL)
-    return app_result(c->app->acked(c->app_data, stream_id, datalen));
+    return c->app->acked_stream_data != NULL
+               ? app_result(c->app->acked_stream_data(
+                     c, c->app_data, stream_id, stream_data_of(s), offset,
+                     datalen))
+               : 0;
   if (s == NULL)
     return 0;
   /* ngtcp2 reports acknowledged ranges in order. */
@@ -252,7 +261,10 @@ static int cb_extend_max_stream_data(ngtcp2_conn* conn,
   (void) conn;
   (void) max_data;
   if (c->app != NULL)
-    return app_result(c->app->unblock(c->app_data, stream_id));
+    return c->app->stream_data_unblocked != NULL
+               ? app_result(c->app->stream_data_unblocked(
+                     c, c->app_data, stream_id, stream_data_of(s)))
+               : 0;
   if (s != NULL && s->blocked) {
     s->blocked = 0;
     uvq__stream_pending_add(c, s);
@@ -261,15 +273,24 @@ static int cb_extend_max_stream_data(ngtcp2_conn* conn,
   return 0;
 }
 
+static int max_remote_streams(uvq_quic_conn_t* c, int bidi, uint64_t max) {
+  if (c->app != NULL && c->app->max_remote_streams != NULL)
+    return app_result(c->app->max_remote_streams(c, c->app_data, bidi, max));
+  return 0;
+}
+
 static int cb_extend_max_remote_streams_bidi(ngtcp2_conn* conn,
                                             uint64_t max_streams,
                                             void* user_data) {
-  uvq_quic_conn_t* c = user_data;
-
   (void) conn;
-  if (c->app != NULL)
-    c->app->max_remote_streams(c->app_data, max_streams);
-  return 0;
+  return max_remote_streams(user_data, 1, max_streams);
+}
+
+static int cb_extend_max_remote_streams_uni(ngtcp2_conn* conn,
+                                           uint64_t max_streams,
+                                           void* user_data) {
+  (void) conn;
+  return max_remote_streams(user_data, 0, max_streams);
 }
 
 static int cb_get_new_connection_id(ngtcp2_conn* conn,
@@ -393,6 +414,7 @@ void uvq__conn_fill_callbacks(ngtcp2_callbacks* cb, int server) {
   cb->extend_max_local_streams_uni = cb_extend_max_local_streams;
   cb->extend_max_stream_data = cb_extend_max_stream_data;
   cb->extend_max_remote_streams_bidi = cb_extend_max_remote_streams_bidi;
+  cb->extend_max_remote_streams_uni = cb_extend_max_remote_streams_uni;
   cb->get_new_connection_id = cb_get_new_connection_id;
   cb->remove_connection_id = cb_remove_connection_id;
   cb->recv_datagram = cb_recv_datagram;

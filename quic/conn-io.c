@@ -1,9 +1,10 @@
 /* A connection's I/O: packets in (ngtcp2_conn_read_pkt), packets out (the
- * write loop that pulls stream data, HTTP/3 frames and datagrams into
- * packets staged as GSO runs, within ngtcp2's send quantum), and its
- * deadline on the endpoint's timer heap. */
+ * write loop that pulls datagrams and stream data, the connection's own or
+ * an application protocol's, into packets staged as GSO runs, within
+ * ngtcp2's send quantum), and its deadline on the endpoint's timer heap. */
 #include "internal.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,24 +88,174 @@ void uvq__conn_on_timer(uvq_quic_conn_t* c, ngtcp2_tstamp ts) {
   uvq__conn_write(c, ts);
 }
 
-void uvq__conn_write(uvq_quic_conn_t* c, ngtcp2_tstamp ts) {
-  uvq_quic_endpoint_t* ep;
-  struct uvq__quic_stream* s;
+/* The write loop's sources. Each writes at most one packet into buf and
+ * returns its length, 0 when the connection has nothing to send, WRITE_AGAIN
+ * when it consumed something without finishing a packet (data coalesced
+ * into the packet being built, a datagram or stream dropped from its queue)
+ * and the loop should go round again, or an ngtcp2 error that ends the
+ * connection (NGTCP2_ERR_CALLBACK_FAILURE when an application protocol
+ * failed). */
+#define WRITE_AGAIN NGTCP2_ERR_WRITE_MORE
+
+_Static_assert(sizeof(uvq_quic_vec_t) == sizeof(ngtcp2_vec), "vec layout");
+_Static_assert(offsetof(uvq_quic_vec_t, base) == offsetof(ngtcp2_vec, base) &&
+                   offsetof(uvq_quic_vec_t, len) == offsetof(ngtcp2_vec, len),
+               "vec layout");
+
+/* The oldest queued RFC 9221 datagram, with whatever frames are due. */
+static ngtcp2_ssize write_datagram(uvq_quic_conn_t* c, ngtcp2_path* path,
+                                   ngtcp2_pkt_info* pi, uint8_t* buf,
+                                   size_t avail, ngtcp2_tstamp ts) {
   struct uvq__quic_dgram* d;
-  ngtcp2_path_storage ps;
-  ngtcp2_pkt_info pi;
+  ngtcp2_ssize nwrite;
+  ngtcp2_vec dv;
+  int accepted;
+
+  d = c->dgram_head;
+  dv.base = d->data;
+  dv.len = d->len;
+  accepted = 0;
+  nwrite = ngtcp2_conn_writev_datagram(c->conn, path, pi, buf, avail,
+                                       &accepted,
+                                       NGTCP2_WRITE_DATAGRAM_FLAG_MORE, d->id,
+                                       &dv, 1, ts);
+  if (accepted || nwrite == NGTCP2_ERR_INVALID_STATE ||
+      nwrite == NGTCP2_ERR_INVALID_ARGUMENT) {
+    /* Sent, or never sendable (the peer takes no datagrams, or not this
+     * large): either way it leaves the queue. */
+    c->dgram_head = d->next;
+    if (c->dgram_head == NULL)
+      c->dgram_tail = NULL;
+    c->dgram_count--;
+    if (!accepted && c->ep->cb.datagram_lost != NULL)
+      c->ep->cb.datagram_lost(c, d->id);
+    free(d);
+    if (nwrite == NGTCP2_ERR_INVALID_STATE ||
+        nwrite == NGTCP2_ERR_INVALID_ARGUMENT)
+      return WRITE_AGAIN;
+  }
+  return nwrite;
+}
+
+/* Stream data an application protocol offers (uvq_quic_app_callbacks_t),
+ * told back how much of it went. */
+static ngtcp2_ssize write_app_stream(uvq_quic_conn_t* c, ngtcp2_path* path,
+                                     ngtcp2_pkt_info* pi, uint8_t* buf,
+                                     size_t avail, ngtcp2_tstamp ts) {
+  const uvq_quic_app_callbacks_t* app;
+  uvq_quic_vec_t vec[16];
+  ngtcp2_ssize ndatalen;
+  ngtcp2_ssize nwrite;
+  uint32_t flags;
+  int64_t sid;
+  size_t nvec;
+  int fin;
+  int rv;
+
+  app = c->app;
+  sid = -1;
+  fin = 0;
+  nvec = 0;
+  if (app->send_stream_data(c, c->app_data, &sid, &fin, vec,
+                            sizeof(vec) / sizeof(vec[0]), &nvec) != 0)
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+  if (sid < 0)
+    nvec = 0;
+  flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
+  if (fin)
+    flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
+  ndatalen = -1;
+  nwrite = ngtcp2_conn_writev_stream(c->conn, path, pi, buf, avail, &ndatalen,
+                                     flags, sid, (const ngtcp2_vec*) vec,
+                                     nvec, ts);
+  rv = 0;
+  switch (nwrite) {
+    case NGTCP2_ERR_STREAM_DATA_BLOCKED:
+      if (app->stream_data_blocked != NULL)
+        rv = app->stream_data_blocked(c, c->app_data, sid);
+      nwrite = WRITE_AGAIN;
+      break;
+    case NGTCP2_ERR_STREAM_SHUT_WR:
+    case NGTCP2_ERR_STREAM_NOT_FOUND:
+      if (app->stream_write_closed != NULL)
+        rv = app->stream_write_closed(c, c->app_data, sid);
+      nwrite = WRITE_AGAIN;
+      break;
+    default:
+      if ((nwrite >= 0 || nwrite == NGTCP2_ERR_WRITE_MORE) && ndatalen >= 0 &&
+          sid >= 0 && app->stream_data_sent != NULL)
+        rv = app->stream_data_sent(c, c->app_data, sid, (size_t) ndatalen);
+      break;
+  }
+  return rv != 0 ? NGTCP2_ERR_CALLBACK_FAILURE : nwrite;
+}
+
+/* The connection's own streams (uvq_quic_stream_write), round robin, with
+ * whatever frames are due; only those when no stream has data. */
+static ngtcp2_ssize write_own_stream(uvq_quic_conn_t* c, ngtcp2_path* path,
+                                     ngtcp2_pkt_info* pi, uint8_t* buf,
+                                     size_t avail, ngtcp2_tstamp ts) {
+  struct uvq__quic_stream* s;
   ngtcp2_vec vec[16];
   ngtcp2_ssize ndatalen;
+  ngtcp2_ssize nwrite;
+  uint32_t flags;
+  size_t nvec;
+  int fin;
+
+  s = c->pending_head;
+  nvec = 0;
+  fin = 0;
+  if (s != NULL) {
+    nvec = uvq__stream_vecs(s, vec, sizeof(vec) / sizeof(vec[0]));
+    /* FIN goes with the last bytes, or alone once they are sent. */
+    if (s->fin_queued && !s->fin_sent) {
+      uint64_t total = s->sent;
+      size_t i;
+      for (i = 0; i < nvec; i++)
+        total += vec[i].len;
+      fin = total == s->queued;
+    }
+  }
+  flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
+  if (fin)
+    flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
+  ndatalen = -1;
+  nwrite = ngtcp2_conn_writev_stream(c->conn, path, pi, buf, avail, &ndatalen,
+                                     flags, s != NULL ? s->id : -1, vec, nvec,
+                                     ts);
+  if (s == NULL)
+    return nwrite;
+  switch (nwrite) {
+    case NGTCP2_ERR_STREAM_DATA_BLOCKED:
+      s->blocked = 1;
+      uvq__stream_pending_remove(c, s);
+      return WRITE_AGAIN;
+    case NGTCP2_ERR_STREAM_SHUT_WR:
+    case NGTCP2_ERR_STREAM_NOT_FOUND:
+      s->write_closed = 1;
+      uvq__stream_pending_remove(c, s);
+      return WRITE_AGAIN;
+    default:
+      if ((nwrite >= 0 || nwrite == NGTCP2_ERR_WRITE_MORE) && ndatalen >= 0)
+        uvq__stream_advance(c, s, ndatalen, fin);
+      return nwrite;
+  }
+}
+
+/* Writes the connection's packets into the endpoint's staging, up to the
+ * send quantum: queued datagrams first, then stream data, from the
+ * application protocol if it has one. */
+void uvq__conn_write(uvq_quic_conn_t* c, ngtcp2_tstamp ts) {
+  uvq_quic_endpoint_t* ep;
+  ngtcp2_path_storage ps;
+  ngtcp2_pkt_info pi;
   ngtcp2_ssize nwrite;
   size_t max_payload;
   size_t quantum;
   size_t written;
   size_t avail;
-  size_t nvec;
   uint8_t* buf;
-  uint32_t flags;
-  int accepted;
-  int fin;
   int rounds;
 
   if (c->closed_pending)
@@ -130,112 +281,14 @@ void uvq__conn_write(uvq_quic_conn_t* c, ngtcp2_tstamp ts) {
     if (avail > max_payload)
       avail = max_payload;
 
-    d = c->dgram_head;
-    if (d != NULL) {
-      ngtcp2_vec dv;
-      dv.base = d->data;
-      dv.len = d->len;
-      accepted = 0;
-      nwrite = ngtcp2_conn_writev_datagram(
-          c->conn, &ps.path, &pi, buf, avail, &accepted,
-          NGTCP2_WRITE_DATAGRAM_FLAG_MORE, d->id, &dv, 1, ts);
-      if (accepted || nwrite == NGTCP2_ERR_INVALID_STATE ||
-          nwrite == NGTCP2_ERR_INVALID_ARGUMENT) {
-        /* Sent, or never sendable (the peer takes no datagrams, or not
-         * this large): either way it leaves the queue. */
-        c->dgram_head = d->next;
-        if (c->dgram_head == NULL)
-          c->dgram_tail = NULL;
-        c->dgram_count--;
-        if (!accepted && ep->cb.datagram_lost != NULL)
-          ep->cb.datagram_lost(c, d->id);
-        free(d);
-      }
-      if (nwrite == NGTCP2_ERR_WRITE_MORE ||
-          nwrite == NGTCP2_ERR_INVALID_STATE ||
-          nwrite == NGTCP2_ERR_INVALID_ARGUMENT)
-        continue;
-    } else if (c->app != NULL) {
-      int64_t sid;
-      int64_t n;
-
-      sid = -1;
-      fin = 0;
-      n = c->app->writev(c->app_data, &sid, &fin, vec,
-                         sizeof(vec) / sizeof(vec[0]));
-      if (n < 0) {
-        c->in_ngtcp2 = 0;
-        uvq__conn_close_local(c, UVQ_QUIC_ERROR_APPLICATION, c->app_error, 0);
-        return;
-      }
-      flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
-      if (fin)
-        flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
-      ndatalen = -1;
-      nwrite = ngtcp2_conn_writev_stream(c->conn, &ps.path, &pi, buf, avail,
-                                         &ndatalen, flags, sid, vec,
-                                         (size_t) n, ts);
-      if (nwrite < 0) {
-        if (nwrite == NGTCP2_ERR_STREAM_DATA_BLOCKED) {
-          c->app->block(c->app_data, sid);
-          continue;
-        }
-        if (nwrite == NGTCP2_ERR_STREAM_SHUT_WR ||
-            nwrite == NGTCP2_ERR_STREAM_NOT_FOUND) {
-          c->app->shutdown_write(c->app_data, sid);
-          continue;
-        }
-        if (nwrite == NGTCP2_ERR_WRITE_MORE) {
-          c->app->written(c->app_data, sid, (size_t) ndatalen);
-          continue;
-        }
-      } else if (ndatalen >= 0 && sid >= 0) {
-        c->app->written(c->app_data, sid, (size_t) ndatalen);
-      }
-    } else {
-      s = c->pending_head;
-      nvec = 0;
-      fin = 0;
-      if (s != NULL) {
-        nvec = uvq__stream_vecs(s, vec, sizeof(vec) / sizeof(vec[0]));
-        /* FIN goes with the last bytes, or alone once they are sent. */
-        if (s->fin_queued && !s->fin_sent) {
-          uint64_t total = s->sent;
-          size_t i;
-          for (i = 0; i < nvec; i++)
-            total += vec[i].len;
-          fin = total == s->queued;
-        }
-      }
-      flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
-      if (fin)
-        flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
-      ndatalen = -1;
-      nwrite = ngtcp2_conn_writev_stream(c->conn, &ps.path, &pi, buf, avail,
-                                         &ndatalen, flags,
-                                         s != NULL ? s->id : -1, vec, nvec,
-                                         ts);
-      if (nwrite < 0) {
-        if (s != NULL && (nwrite == NGTCP2_ERR_STREAM_DATA_BLOCKED)) {
-          s->blocked = 1;
-          uvq__stream_pending_remove(c, s);
-          continue;
-        }
-        if (s != NULL && (nwrite == NGTCP2_ERR_STREAM_SHUT_WR ||
-                          nwrite == NGTCP2_ERR_STREAM_NOT_FOUND)) {
-          s->write_closed = 1;
-          uvq__stream_pending_remove(c, s);
-          continue;
-        }
-        if (nwrite == NGTCP2_ERR_WRITE_MORE) {
-          uvq__stream_advance(c, s, ndatalen, fin);
-          continue;
-        }
-      } else if (s != NULL && ndatalen >= 0) {
-        uvq__stream_advance(c, s, ndatalen, fin);
-      }
-    }
-
+    if (c->dgram_head != NULL)
+      nwrite = write_datagram(c, &ps.path, &pi, buf, avail, ts);
+    else if (c->app != NULL)
+      nwrite = write_app_stream(c, &ps.path, &pi, buf, avail, ts);
+    else
+      nwrite = write_own_stream(c, &ps.path, &pi, buf, avail, ts);
+    if (nwrite == WRITE_AGAIN)
+      continue;
     if (nwrite < 0) {
       c->in_ngtcp2 = 0;
       uvq__conn_handle_error(c, (int) nwrite, ts);

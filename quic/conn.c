@@ -550,10 +550,12 @@ void uvq__conn_handle_error(uvq_quic_conn_t* c, int rv, ngtcp2_tstamp ts) {
                               NGTCP2_CRYPTO_ERROR + c->tls_alert, 0);
         return;
       }
-      /* The application protocol (HTTP/3) failed and said why: its code
-       * goes in an application CONNECTION_CLOSE (RFC 9114, 8). */
-      if (c->app_error != 0) {
-        uvq__conn_close_local(c, UVQ_QUIC_ERROR_APPLICATION, c->app_error, 0);
+      /* A callback failed after asking for an application close (an
+       * application protocol saying why it failed, such as HTTP/3 with
+       * its error code, RFC 9114, 8): that close is the one sent. */
+      if (c->close_pending &&
+          c->close_pending_kind == UVQ_QUIC_ERROR_APPLICATION) {
+        uvq__conn_run_pending_close(c);
         return;
       }
       uvq__conn_close_local(c, UVQ_QUIC_ERROR_TRANSPORT,
@@ -581,18 +583,38 @@ void uvq__conn_run_pending_close(uvq_quic_conn_t* c) {
   }
 }
 
-void uvq__conn_set_app(uvq_quic_conn_t* c, const struct uvq__quic_app* app,
-                       void* app_data) {
-  c->app = app;
+int uvq_quic_conn_set_app_versioned(uvq_quic_conn_t* c,
+                                    int callbacks_version,
+                                    const uvq_quic_app_callbacks_t* callbacks,
+                                    void* app_data) {
+  uvq_quic_app_callbacks_t cb;
+
+  if (c == NULL)
+    return UV_EINVAL;
+  if (callbacks == NULL) {
+    c->app = NULL;
+    c->app_data = NULL;
+    return 0;
+  }
+  if (uvq__quic_app_callbacks_load(callbacks_version, callbacks, &cb) != 0 ||
+      cb.send_stream_data == NULL || cb.recv_stream_data == NULL)
+    return UV_EINVAL;
+  /* Streams opened before would be half the endpoint callbacks' and half
+   * the protocol's. */
+  if (c->streams.len > 0)
+    return UV_EBUSY;
+  c->app_cb = cb;
+  c->app = &c->app_cb;
   c->app_data = app_data;
+  return 0;
 }
 
-ngtcp2_conn* uvq__conn_ngtcp2(uvq_quic_conn_t* c) {
-  return c->conn;
+void* uvq_quic_conn_get_app_data(const uvq_quic_conn_t* c) {
+  return c != NULL ? c->app_data : NULL;
 }
 
-void uvq__conn_mark_dirty(uvq_quic_conn_t* c) {
-  if (c->state < UVQ__CONN_CLOSING)
+void uvq_quic_conn_want_write(uvq_quic_conn_t* c) {
+  if (c != NULL && c->state < UVQ__CONN_CLOSING)
     uvq__ep_mark_dirty(c);
 }
 

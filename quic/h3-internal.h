@@ -2,8 +2,11 @@
 #ifndef UVQ_QUIC_H3_INTERNAL_H
 #define UVQ_QUIC_H3_INTERNAL_H
 
-#include "internal.h"
+/* HTTP/3 is an application protocol on the QUIC layer's public interface
+ * (uvq_quic_conn_set_app): it includes none of quic/'s private headers
+ * and no ngtcp2 header. */
 #include "uvq/h3.h"
+#include "uvq/quic.h"
 
 #include <nghttp3/nghttp3.h>
 
@@ -12,6 +15,9 @@
  * response, which bounds memory while covering the congestion window. */
 #define UVQ__H3_CHUNK (64 * 1024)
 #define UVQ__H3_MAX_INFLIGHT (8u << 20)
+
+/* A stream reset both ways (RESET_STREAM and STOP_SENDING). */
+#define UVQ__H3_SHUT_BOTH (UVQ_QUIC_SHUT_WRITE | UVQ_QUIC_SHUT_READ)
 
 struct uvq__h3_chunk {
   struct uvq__h3_chunk* next;
@@ -55,6 +61,9 @@ struct uvq_h3_s {
   uvq_h3_callbacks_t cb;
   uvq_h3_config_t cfg;
   void* user_data;
+  /* Bidirectional streams a client may open at first: the QUIC
+   * configuration's max_streams_bidi, as HTTP/3 set it. */
+  uint64_t max_streams_bidi;
   struct uvq__h3_conn* conns;
   /* Client. */
   struct uvq__h3_conn* client;
@@ -146,7 +155,7 @@ int uvq__h3_scan_done(const struct uvq__h3_scan* s);
 /* h3-file.c */
 int uvq__h3_respond_text(uvq_h3_req_t* req, int status, const char* text);
 
-/* compat.c: read in the layout of the caller's version, as in internal.h. */
+/* compat.c: read in the layout of the caller's version. */
 int uvq__h3_config_load(const uvq_h3_config_t* in, uvq_h3_config_t* out);
 int uvq__h3_callbacks_load(int version,
                            const uvq_h3_callbacks_t* in,

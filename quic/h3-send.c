@@ -27,8 +27,8 @@ static int valid_header(const uvq_h3_header_t* h) {
 /* A body source failed: reset this stream only (H3_INTERNAL_ERROR); the
  * done callback reports it. */
 static nghttp3_ssize body_failed(uvq_h3_req_t* req) {
-  ngtcp2_conn_shutdown_stream(uvq__conn_ngtcp2(req->hc->qc), 0,
-                              req->stream_id, NGHTTP3_H3_INTERNAL_ERROR);
+  uvq_quic_stream_shutdown(req->hc->qc, req->stream_id, UVQ__H3_SHUT_BOTH,
+                           NGHTTP3_H3_INTERNAL_ERROR);
   req->would_block = 1;
   return NGHTTP3_ERR_WOULDBLOCK;
 }
@@ -183,7 +183,7 @@ static int submit(uvq_h3_req_t* req, nghttp3_nv* nva, size_t nv,
     if (rv != 0)
       return UV_EINVAL;
   }
-  uvq__conn_mark_dirty(req->hc->qc);
+  uvq_quic_conn_want_write(req->hc->qc);
   return 0;
 }
 
@@ -263,7 +263,6 @@ int uvq_h3_request(uvq_h3_t* h3, const char* method, const char* scheme,
   size_t nv;
   size_t i;
   int err;
-  int rv;
 
   if (h3 == NULL || h3->is_server || method == NULL || path == NULL ||
       (headers == NULL && nheaders > 0))
@@ -281,10 +280,10 @@ int uvq_h3_request(uvq_h3_t* h3, const char* method, const char* scheme,
       return UV_EINVAL;
   if (authority == NULL)
     authority = h3->sni ? h3->sni : "localhost";
-  rv = ngtcp2_conn_open_bidi_stream(uvq__conn_ngtcp2(hc->qc), &id, NULL);
-  if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED)
-    return UV_EAGAIN;
-  if (rv != 0)
+  err = uvq_quic_stream_open(hc->qc, 1, &id);
+  if (err == UV_EAGAIN || err == UV_ENOMEM)
+    return err;
+  if (err != 0)
     return UV_EINVAL;
   req = uvq__h3_req_new(hc, id);
   nva = malloc((nheaders + 4) * sizeof(*nva));
@@ -292,8 +291,7 @@ int uvq_h3_request(uvq_h3_t* h3, const char* method, const char* scheme,
     free(nva);
     if (req != NULL)
       uvq__h3_req_free(req);
-    ngtcp2_conn_shutdown_stream(uvq__conn_ngtcp2(hc->qc), 0, id,
-                                NGHTTP3_H3_INTERNAL_ERROR);
+    uvq_quic_stream_shutdown(hc->qc, id, UVQ__H3_SHUT_BOTH, NGHTTP3_H3_INTERNAL_ERROR);
     return UV_ENOMEM;
   }
   req->user_data = req_data;
@@ -310,8 +308,7 @@ int uvq_h3_request(uvq_h3_t* h3, const char* method, const char* scheme,
   free(nva);
   if (err) {
     uvq__h3_req_free(req);
-    ngtcp2_conn_shutdown_stream(uvq__conn_ngtcp2(hc->qc), 0, id,
-                                NGHTTP3_H3_INTERNAL_ERROR);
+    uvq_quic_stream_shutdown(hc->qc, id, UVQ__H3_SHUT_BOTH, NGHTTP3_H3_INTERNAL_ERROR);
     return err;
   }
   if (out != NULL)
@@ -325,7 +322,7 @@ int uvq_h3_resume(uvq_h3_req_t* req) {
   if (req->would_block) {
     req->would_block = 0;
     nghttp3_conn_resume_stream(req->hc->hconn, req->stream_id);
-    uvq__conn_mark_dirty(req->hc->qc);
+    uvq_quic_conn_want_write(req->hc->qc);
   }
   return 0;
 }
@@ -333,8 +330,7 @@ int uvq_h3_resume(uvq_h3_req_t* req) {
 int uvq_h3_cancel(uvq_h3_req_t* req, uint64_t app_error) {
   if (req == NULL || req->hc == NULL)
     return UV_EINVAL;
-  ngtcp2_conn_shutdown_stream(uvq__conn_ngtcp2(req->hc->qc), 0, req->stream_id,
-                              app_error);
-  uvq__conn_mark_dirty(req->hc->qc);
+  uvq_quic_stream_shutdown(req->hc->qc, req->stream_id, UVQ__H3_SHUT_BOTH, app_error);
+  uvq_quic_conn_want_write(req->hc->qc);
   return 0;
 }

@@ -1,8 +1,9 @@
 /* HTTP/3 on nghttp3 over the uvq QUIC layer: exchanges, nghttp3's
- * callbacks, and the connection hook through which the QUIC write loop
- * pulls HTTP/3 frames straight from nghttp3, and body data straight from
- * the response's source, without an extra copy. Sending is in h3-send.c,
- * static files in h3-file.c. */
+ * callbacks, and the application protocol callbacks
+ * (uvq_quic_app_callbacks_t) through which the QUIC write loop pulls HTTP/3
+ * frames straight from nghttp3, and body data straight from the
+ * response's source, without an extra copy. Only the QUIC layer's public
+ * API is used. Sending is in h3-send.c, static files in h3-file.c. */
 #include "h3-internal.h"
 
 #include <stdlib.h>
@@ -151,11 +152,7 @@ static int h3_stream_close(nghttp3_conn* conn, int64_t stream_id,
 }
 
 static void consume(struct uvq__h3_conn* hc, int64_t stream_id, size_t n) {
-  ngtcp2_conn* qc;
-
-  qc = uvq__conn_ngtcp2(hc->qc);
-  ngtcp2_conn_extend_max_stream_offset(qc, stream_id, n);
-  ngtcp2_conn_extend_max_offset(qc, n);
+  uvq_quic_stream_consume(hc->qc, stream_id, n);
 }
 
 static int h3_recv_data(nghttp3_conn* conn, int64_t stream_id,
@@ -291,8 +288,8 @@ static int h3_end_headers(nghttp3_conn* conn, int64_t stream_id, int fin,
      * ways with H3_MESSAGE_ERROR, as nghttp3 does for the fields it
      * rejects itself, and the application never sees it. */
     if (req->scan.complete && req->scan.lines != req->nfields) {
-      ngtcp2_conn_shutdown_stream(uvq__conn_ngtcp2(req->hc->qc), 0,
-                                  stream_id, NGHTTP3_H3_MESSAGE_ERROR);
+      uvq_quic_stream_shutdown(req->hc->qc, stream_id, UVQ__H3_SHUT_BOTH,
+                               NGHTTP3_H3_MESSAGE_ERROR);
       return 0;
     }
     req->announced = 1;
@@ -342,8 +339,8 @@ static int h3_stop_sending(nghttp3_conn* conn, int64_t stream_id,
 
   (void) conn;
   (void) stream_user_data;
-  ngtcp2_conn_shutdown_stream_read(uvq__conn_ngtcp2(hc->qc), 0, stream_id,
-                                   app_error_code);
+  uvq_quic_stream_shutdown(hc->qc, stream_id, UVQ_QUIC_SHUT_READ,
+                           app_error_code);
   return 0;
 }
 
@@ -354,8 +351,8 @@ static int h3_reset_stream(nghttp3_conn* conn, int64_t stream_id,
 
   (void) conn;
   (void) stream_user_data;
-  ngtcp2_conn_shutdown_stream_write(uvq__conn_ngtcp2(hc->qc), 0, stream_id,
-                                    app_error_code);
+  uvq_quic_stream_shutdown(hc->qc, stream_id, UVQ_QUIC_SHUT_WRITE,
+                           app_error_code);
   return 0;
 }
 
@@ -369,16 +366,17 @@ static int h3_shutdown(nghttp3_conn* conn, int64_t id, void* conn_user_data) {
   return 0;
 }
 
-/* ---- the QUIC application hook ------------------------------------------------ */
+/* ---- the QUIC application protocol --------------------------------------- */
 
 static int setup_h3(struct uvq__h3_conn* hc);
 
-/* nghttp3 failed in a way that ends the connection: keep the HTTP/3 or
- * QPACK code it stands for (RFC 9114, 8.1; RFC 9204, 6), which the QUIC
- * layer sends in an application CONNECTION_CLOSE when the hook returns
- * -1, instead of a transport INTERNAL_ERROR. */
+/* nghttp3 failed in a way that ends the connection: the HTTP/3 or QPACK
+ * code it stands for (RFC 9114, 8.1; RFC 9204, 6) goes in an application
+ * CONNECTION_CLOSE, which the QUIC layer sends when the callback returns
+ * non-zero, instead of a transport INTERNAL_ERROR. */
 static int h3_fail(struct uvq__h3_conn* hc, int liberr) {
-  hc->qc->app_error = nghttp3_err_infer_quic_app_error_code(liberr);
+  uvq_quic_conn_close(hc->qc, nghttp3_err_infer_quic_app_error_code(liberr),
+                      NULL);
   return -1;
 }
 
@@ -387,8 +385,9 @@ static int is_request_stream(struct uvq__h3_conn* hc, int64_t stream_id) {
   return hc->h3->is_server && (stream_id & 0x3) == 0;
 }
 
-static int64_t app_recv(void* app, int64_t stream_id, void** stream_data,
-                        const uint8_t* data, size_t len, int fin) {
+static int app_recv(uvq_quic_conn_t* qc, void* app, int64_t stream_id,
+                    void* stream_data, const uint8_t* data, size_t len,
+                    int fin) {
   struct uvq__h3_conn* hc = app;
   uvq_h3_req_t* req;
   nghttp3_ssize n;
@@ -398,13 +397,16 @@ static int64_t app_recv(void* app, int64_t stream_id, void** stream_data,
   /* A request's header section is counted before nghttp3 reads it (see
    * h3-scan.c), so the request exists from its first bytes on, kept with
    * the QUIC stream. */
-  if (stream_data != NULL && is_request_stream(hc, stream_id)) {
-    req = *stream_data;
+  if (is_request_stream(hc, stream_id)) {
+    req = stream_data;
     if (req == NULL) {
       req = uvq__h3_req_new(hc, stream_id);
       if (req == NULL)
         return h3_fail(hc, NGHTTP3_ERR_NOMEM);
-      *stream_data = req;
+      if (uvq_quic_stream_set_data(qc, stream_id, req) != 0) {
+        uvq__h3_req_free(req);
+        return h3_fail(hc, NGHTTP3_ERR_H3_INTERNAL_ERROR);
+      }
     }
     if (!uvq__h3_scan_done(&req->scan))
       uvq__h3_scan_feed(&req->scan, data, len);
@@ -412,25 +414,34 @@ static int64_t app_recv(void* app, int64_t stream_id, void** stream_data,
   n = nghttp3_conn_read_stream(hc->hconn, stream_id, data, len, fin);
   if (n < 0)
     return h3_fail(hc, (int) n);
-  return n;
+  /* What nghttp3 consumed at once gets its credit back now; what it
+   * buffers (a QPACK-blocked header section) comes back through
+   * h3_deferred_consume. */
+  consume(hc, stream_id, (size_t) n);
+  return 0;
 }
 
-static int app_acked(void* app, int64_t stream_id, uint64_t len) {
+static int app_acked(uvq_quic_conn_t* qc, void* app, int64_t stream_id,
+                     void* stream_data, uint64_t offset, uint64_t len) {
   struct uvq__h3_conn* hc = app;
   int rv;
 
+  (void) qc;
+  (void) stream_data;
+  (void) offset;
   if (hc->hconn == NULL)
     return 0;
   rv = nghttp3_conn_add_ack_offset(hc->hconn, stream_id, len);
   return rv == 0 ? 0 : h3_fail(hc, rv);
 }
 
-static int app_stream_close(void* app, int64_t stream_id, uint64_t app_error,
-                            void* stream_data) {
+static int app_stream_close(uvq_quic_conn_t* qc, void* app, int64_t stream_id,
+                            void* stream_data, uint64_t app_error) {
   struct uvq__h3_conn* hc = app;
   uvq_h3_req_t* unbound;
   int rv;
 
+  (void) qc;
   if (hc->hconn == NULL)
     return 0;
   if (app_error == 0)
@@ -450,8 +461,9 @@ static int app_stream_close(void* app, int64_t stream_id, uint64_t app_error,
   return rv == 0 ? 0 : h3_fail(hc, rv);
 }
 
-static int app_shutdown_read(void* app, int64_t stream_id) {
-  struct uvq__h3_conn* hc = app;
+/* The peer reset its side of the stream, or this side stopped reading
+ * it: nghttp3 reads no more of it either way. */
+static int shutdown_read(struct uvq__h3_conn* hc, int64_t stream_id) {
   int rv;
 
   if (hc->hconn == NULL)
@@ -460,71 +472,112 @@ static int app_shutdown_read(void* app, int64_t stream_id) {
   return rv == 0 ? 0 : h3_fail(hc, rv);
 }
 
-static int app_unblock(void* app, int64_t stream_id) {
+static int app_stream_reset(uvq_quic_conn_t* qc, void* app, int64_t stream_id,
+                            void* stream_data, uint64_t app_error) {
+  (void) qc;
+  (void) stream_data;
+  (void) app_error;
+  return shutdown_read(app, stream_id);
+}
+
+static int app_stop_sending(uvq_quic_conn_t* qc, void* app, int64_t stream_id,
+                            void* stream_data, uint64_t app_error) {
+  (void) qc;
+  (void) stream_data;
+  (void) app_error;
+  return shutdown_read(app, stream_id);
+}
+
+static int app_unblocked(uvq_quic_conn_t* qc, void* app, int64_t stream_id,
+                         void* stream_data) {
   struct uvq__h3_conn* hc = app;
   int rv;
 
+  (void) qc;
+  (void) stream_data;
   if (hc->hconn == NULL)
     return 0;
   rv = nghttp3_conn_unblock_stream(hc->hconn, stream_id);
   return rv == 0 ? 0 : h3_fail(hc, rv);
 }
 
-static void app_max_remote_streams(void* app, uint64_t max) {
+static int app_max_remote_streams(uvq_quic_conn_t* qc, void* app, int bidi,
+                                  uint64_t max) {
   struct uvq__h3_conn* hc = app;
 
-  if (hc->hconn != NULL)
+  (void) qc;
+  if (bidi && hc->hconn != NULL)
     nghttp3_conn_set_max_client_streams_bidi(hc->hconn, max);
+  return 0;
 }
 
-static int64_t app_writev(void* app, int64_t* stream_id, int* fin,
-                          ngtcp2_vec* vec, size_t n) {
+static int app_send(uvq_quic_conn_t* qc, void* app, int64_t* stream_id,
+                    int* fin, uvq_quic_vec_t* vec, size_t maxvec,
+                    size_t* nvec) {
   struct uvq__h3_conn* hc = app;
   nghttp3_ssize r;
 
+  (void) qc;
   if (hc->hconn == NULL)
     return 0;
-  /* nghttp3_vec and ngtcp2_vec are both { uint8_t* base; size_t len; }. */
+  /* uvq_quic_vec_t and nghttp3_vec are both { uint8_t* base; size_t len; }:
+   * nghttp3's vectors go to the QUIC layer as they are. */
   r = nghttp3_conn_writev_stream(hc->hconn, stream_id, fin,
-                                 (nghttp3_vec*) vec, n);
+                                 (nghttp3_vec*) vec, maxvec);
   if (r < 0)
     return h3_fail(hc, (int) r);
-  return r;
-}
-
-static int app_written(void* app, int64_t stream_id, size_t len) {
-  struct uvq__h3_conn* hc = app;
-
-  if (hc->hconn == NULL)
-    return 0;
-  return nghttp3_conn_add_write_offset(hc->hconn, stream_id, len);
-}
-
-static int app_block(void* app, int64_t stream_id) {
-  struct uvq__h3_conn* hc = app;
-
-  if (hc->hconn == NULL)
-    return 0;
-  nghttp3_conn_block_stream(hc->hconn, stream_id);
+  *nvec = (size_t) r;
   return 0;
 }
 
-static int app_shutdown_write(void* app, int64_t stream_id) {
+static int app_sent(uvq_quic_conn_t* qc, void* app, int64_t stream_id,
+                    size_t len) {
   struct uvq__h3_conn* hc = app;
+  int rv;
 
+  (void) qc;
   if (hc->hconn == NULL)
     return 0;
-  nghttp3_conn_shutdown_stream_write(hc->hconn, stream_id);
+  rv = nghttp3_conn_add_write_offset(hc->hconn, stream_id, len);
+  return rv == 0 ? 0 : h3_fail(hc, rv);
+}
+
+static int app_blocked(uvq_quic_conn_t* qc, void* app, int64_t stream_id) {
+  struct uvq__h3_conn* hc = app;
+
+  (void) qc;
+  if (hc->hconn != NULL)
+    nghttp3_conn_block_stream(hc->hconn, stream_id);
   return 0;
 }
 
-static const struct uvq__quic_app uvq__h3_app = {
-    app_recv,        app_acked,  app_stream_close, app_shutdown_read,
-    app_unblock,     app_max_remote_streams,        app_writev,
-    app_written,     app_block,  app_shutdown_write};
+static int app_write_closed(uvq_quic_conn_t* qc, void* app,
+                            int64_t stream_id) {
+  struct uvq__h3_conn* hc = app;
 
-_Static_assert(sizeof(nghttp3_vec) == sizeof(ngtcp2_vec), "vec layout");
-_Static_assert(offsetof(nghttp3_vec, len) == offsetof(ngtcp2_vec, len),
+  (void) qc;
+  if (hc->hconn != NULL)
+    nghttp3_conn_shutdown_stream_write(hc->hconn, stream_id);
+  return 0;
+}
+
+static const uvq_quic_app_callbacks_t h3_app = {
+    .send_stream_data = app_send,
+    .stream_data_sent = app_sent,
+    .stream_data_blocked = app_blocked,
+    .stream_data_unblocked = app_unblocked,
+    .stream_write_closed = app_write_closed,
+    .acked_stream_data = app_acked,
+    .recv_stream_data = app_recv,
+    .stream_reset = app_stream_reset,
+    .stream_stop_sending = app_stop_sending,
+    .stream_close = app_stream_close,
+    .max_remote_streams = app_max_remote_streams,
+};
+
+_Static_assert(sizeof(nghttp3_vec) == sizeof(uvq_quic_vec_t), "vec layout");
+_Static_assert(offsetof(nghttp3_vec, base) == offsetof(uvq_quic_vec_t, base) &&
+                   offsetof(nghttp3_vec, len) == offsetof(uvq_quic_vec_t, len),
                "vec layout");
 
 /* Creates the nghttp3 connection and its three unidirectional streams
@@ -532,7 +585,6 @@ _Static_assert(offsetof(nghttp3_vec, len) == offsetof(ngtcp2_vec, len),
 static int setup_h3(struct uvq__h3_conn* hc) {
   nghttp3_callbacks cb;
   nghttp3_settings st;
-  ngtcp2_conn* qc;
   int64_t ctrl;
   int64_t enc;
   int64_t dec;
@@ -559,19 +611,17 @@ static int setup_h3(struct uvq__h3_conn* hc) {
   st.qpack_max_dtable_capacity = 4096;
   st.qpack_blocked_streams = 100;
 
-  qc = uvq__conn_ngtcp2(hc->qc);
   rv = hc->h3->is_server
            ? nghttp3_conn_server_new(&hc->hconn, &cb, &st, NULL, hc)
            : nghttp3_conn_client_new(&hc->hconn, &cb, &st, NULL, hc);
   if (rv != 0)
     return -1;
   if (hc->h3->is_server)
-    nghttp3_conn_set_max_client_streams_bidi(
-        hc->hconn, ngtcp2_conn_get_local_transport_params(qc)
-                       ->initial_max_streams_bidi);
-  if (ngtcp2_conn_open_uni_stream(qc, &ctrl, NULL) != 0 ||
-      ngtcp2_conn_open_uni_stream(qc, &enc, NULL) != 0 ||
-      ngtcp2_conn_open_uni_stream(qc, &dec, NULL) != 0)
+    nghttp3_conn_set_max_client_streams_bidi(hc->hconn,
+                                             hc->h3->max_streams_bidi);
+  if (uvq_quic_stream_open(hc->qc, 0, &ctrl) != 0 ||
+      uvq_quic_stream_open(hc->qc, 0, &enc) != 0 ||
+      uvq_quic_stream_open(hc->qc, 0, &dec) != 0)
     return -1;
   if (nghttp3_conn_bind_control_stream(hc->hconn, ctrl) != 0 ||
       nghttp3_conn_bind_qpack_streams(hc->hconn, enc, dec) != 0)
@@ -580,6 +630,8 @@ static int setup_h3(struct uvq__h3_conn* hc) {
 }
 
 /* ---- connections -------------------------------------------------------------- */
+
+static void hc_free(struct uvq__h3_conn* hc);
 
 static struct uvq__h3_conn* hc_new(uvq_h3_t* h3, uvq_quic_conn_t* qc) {
   struct uvq__h3_conn* hc;
@@ -593,8 +645,10 @@ static struct uvq__h3_conn* hc_new(uvq_h3_t* h3, uvq_quic_conn_t* qc) {
   if (h3->conns != NULL)
     h3->conns->prev = hc;
   h3->conns = hc;
-  uvq_quic_conn_set_data(qc, hc);
-  uvq__conn_set_app(qc, &uvq__h3_app, hc);
+  if (uvq_quic_conn_set_app(qc, &h3_app, hc) != 0) {
+    hc_free(hc);
+    return NULL;
+  }
   return hc;
 }
 
@@ -608,7 +662,7 @@ static void hc_free(struct uvq__h3_conn* hc) {
     h3->conns = hc->next;
   if (hc->next != NULL)
     hc->next->prev = hc->prev;
-  uvq__conn_set_app(hc->qc, NULL, NULL);
+  uvq_quic_conn_set_app(hc->qc, NULL, NULL);
   if (hc->hconn != NULL)
     nghttp3_conn_del(hc->hconn);
   if (h3->client == hc)
@@ -629,7 +683,7 @@ static void on_handshake(uvq_quic_conn_t* qc) {
   struct uvq__h3_conn* hc;
   uvq_h3_t* h3;
 
-  hc = uvq_quic_conn_get_data(qc);
+  hc = uvq_quic_conn_get_app_data(qc);
   if (hc == NULL)
     return;
   h3 = hc->h3;
@@ -637,7 +691,7 @@ static void on_handshake(uvq_quic_conn_t* qc) {
     uvq_quic_conn_close(qc, NGHTTP3_H3_INTERNAL_ERROR, NULL);
     return;
   }
-  uvq__conn_mark_dirty(qc);
+  uvq_quic_conn_want_write(qc);
   if (!h3->is_server && !h3->connected) {
     h3->connected = 1;
     if (h3->cb.connected != NULL)
@@ -668,7 +722,7 @@ static void on_closed(uvq_quic_conn_t* qc, const uvq_quic_error_t* err) {
   uvq_h3_t* h3;
   uint64_t code;
 
-  hc = uvq_quic_conn_get_data(qc);
+  hc = uvq_quic_conn_get_app_data(qc);
   if (hc == NULL)
     return;
   h3 = hc->h3;
@@ -695,7 +749,7 @@ static void on_streams_available(uvq_quic_conn_t* qc) {
   struct uvq__h3_conn* hc;
   uvq_h3_t* h3;
 
-  hc = uvq_quic_conn_get_data(qc);
+  hc = uvq_quic_conn_get_app_data(qc);
   if (hc == NULL)
     return;
   h3 = hc->h3;
@@ -736,7 +790,7 @@ static int h3_new(uv_loop_t* loop, int server, const uvq_quic_config_t* quic,
   if (loop == NULL || quic == NULL || out == NULL)
     return UV_EINVAL;
   /* Each struct read in the layout the caller was built with (compat.c). */
-  if (uvq__quic_config_load(quic, &qcfg) != 0 ||
+  if (uvq_quic_config_copy(&qcfg, quic) != 0 ||
       uvq__h3_callbacks_load(callbacks_version, user_callbacks,
                              &callbacks_storage) != 0)
     return UV_EINVAL;
@@ -772,6 +826,7 @@ static int h3_new(uv_loop_t* loop, int server, const uvq_quic_config_t* quic,
     qcfg.max_streams_uni = 3;
   if (server && qcfg.max_streams_bidi == 0)
     qcfg.max_streams_bidi = h3->cfg.max_concurrent_requests;
+  h3->max_streams_bidi = qcfg.max_streams_bidi;
   memset(&qcb, 0, sizeof(qcb));
   qcb.accept = on_accept;
   qcb.handshake_done = on_handshake;
@@ -947,7 +1002,7 @@ void uvq_h3_shutdown(uvq_h3_t* h3, void (*close_cb)(uvq_h3_t*)) {
     if (hc->nreqs == 0)
       uvq_quic_conn_close(hc->qc, UVQ_H3_NO_ERROR, NULL);
     else
-      uvq__conn_mark_dirty(hc->qc);
+      uvq_quic_conn_want_write(hc->qc);
   }
   maybe_finish_shutdown(h3);
 }

@@ -45,32 +45,6 @@
  * handle. Closing the endpoint waits for all of them. */
 #define UVQ__EP_LOOP_HANDLES 4
 
-/* An application protocol that owns a connection's streams (HTTP/3):
- * ngtcp2's stream events go to it, and the write loop pulls stream data
- * from it instead of from the per-stream write queues. Each function
- * returns 0 (or a count) or an ngtcp2/nghttp3 style negative error.
- * A stream the peer opened has a pointer the application may keep there
- * (stream_data; NULL for streams opened locally). */
-struct uvq__quic_app {
-  /* Stream data in order; returns the bytes consumed at once (their flow
-   * control credit goes back to the peer), or a negative error. */
-  int64_t (*recv)(void* app, int64_t stream_id, void** stream_data,
-                  const uint8_t* data, size_t len, int fin);
-  int (*acked)(void* app, int64_t stream_id, uint64_t len);
-  /* The stream is gone; stream_data is what the application kept. */
-  int (*stream_close)(void* app, int64_t stream_id, uint64_t app_error,
-                      void* stream_data);
-  int (*shutdown_read)(void* app, int64_t stream_id);
-  int (*unblock)(void* app, int64_t stream_id);
-  void (*max_remote_streams)(void* app, uint64_t max);
-  /* Data to send: fills vec (up to n) for *stream_id; negative error. */
-  int64_t (*writev)(void* app, int64_t* stream_id, int* fin, ngtcp2_vec* vec,
-                    size_t n);
-  int (*written)(void* app, int64_t stream_id, size_t len);
-  int (*block)(void* app, int64_t stream_id);
-  int (*shutdown_write)(void* app, int64_t stream_id);
-};
-
 struct uvq__quic_write_state {
   uvq_quic_write_t* req;
   struct uvq__quic_write_state* next;
@@ -186,9 +160,11 @@ struct uvq_quic_conn_s {
   int closed_reported;
   int zero_rtt;                /* enum uvq_quic_0rtt */
   uint8_t tls_alert;           /* a TLS alert uvq raised itself */
-  const struct uvq__quic_app* app;
+  /* The application protocol that owns the streams (uvq_quic_conn_set_app):
+   * app points at app_cb while there is one, NULL otherwise. */
+  const uvq_quic_app_callbacks_t* app;
+  uvq_quic_app_callbacks_t app_cb;
   void* app_data;
-  uint64_t app_error;          /* application error for an app failure */
   struct uvq__cid odcid;       /* server: the client's first DCID */
   struct uvq__cid retry_odcid; /* server: its DCID before our Retry */
   int in_ngtcp2;
@@ -295,6 +271,9 @@ int uvq__quic_connect_opts_load(const uvq_quic_connect_opts_t* in,
 int uvq__quic_callbacks_load(int version,
                              const uvq_quic_callbacks_t* in,
                              uvq_quic_callbacks_t* out);
+int uvq__quic_app_callbacks_load(int version,
+                                 const uvq_quic_app_callbacks_t* in,
+                                 uvq_quic_app_callbacks_t* out);
 
 /* tls.c */
 int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep);
@@ -378,11 +357,6 @@ ngtcp2_tstamp uvq__conn_ts(uvq_quic_conn_t* c, ngtcp2_tstamp ts);
 void uvq__conn_handle_error(uvq_quic_conn_t* c, int rv, ngtcp2_tstamp ts);
 void uvq__conn_run_pending_close(uvq_quic_conn_t* c);
 
-/* Hands the connection's streams to an application protocol. */
-void uvq__conn_set_app(uvq_quic_conn_t* c, const struct uvq__quic_app* app,
-                       void* app_data);
-ngtcp2_conn* uvq__conn_ngtcp2(uvq_quic_conn_t* c);
-void uvq__conn_mark_dirty(uvq_quic_conn_t* c);
 
 /* endpoint.c */
 void uvq__ep_mark_dirty(uvq_quic_conn_t* c);

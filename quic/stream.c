@@ -166,6 +166,10 @@ int uvq_quic_stream_write(uvq_quic_write_t* req,
     return UV_EINVAL;
   if (nbufs == 0 && !fin)
     return UV_EINVAL;
+  /* An application protocol's streams are sent from its send_stream_data
+   * callback only. */
+  if (c->app != NULL)
+    return UV_EINVAL;
   if (c->state >= UVQ__CONN_CLOSING)
     return UV_EPIPE;
   s = uvq__stream_find(c, stream_id);
@@ -229,13 +233,17 @@ int uvq_quic_stream_shutdown(uvq_quic_conn_t* c,
   s = uvq__stream_find(c, stream_id);
   if (s == NULL)
     return UV_ENOENT;
-  rv = 0;
   if (how & UVQ_QUIC_SHUT_WRITE) {
-    rv = ngtcp2_conn_shutdown_stream_write(c->conn, 0, stream_id, app_error);
     s->write_closed = 1;
     uvq__stream_pending_remove(c, s);
   }
-  if (rv == 0 && (how & UVQ_QUIC_SHUT_READ))
+  /* Both ways in one call: ngtcp2 shuts down the directions the stream
+   * has (one, on a unidirectional stream). */
+  if (how == (UVQ_QUIC_SHUT_WRITE | UVQ_QUIC_SHUT_READ))
+    rv = ngtcp2_conn_shutdown_stream(c->conn, 0, stream_id, app_error);
+  else if (how == UVQ_QUIC_SHUT_WRITE)
+    rv = ngtcp2_conn_shutdown_stream_write(c->conn, 0, stream_id, app_error);
+  else
     rv = ngtcp2_conn_shutdown_stream_read(c->conn, 0, stream_id, app_error);
   if (rv != 0)
     return UV_ENOENT;

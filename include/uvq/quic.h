@@ -104,6 +104,8 @@ UVQ_EXTERN const char* uvq_quic_strerror(int library_error);
 #define UVQ_QUIC_CONNECT_OPTS_VERSION 3
 /* uvq_quic_callbacks_t, passed by the uvq_quic_endpoint_new() macro. */
 #define UVQ_QUIC_CALLBACKS_VERSION 1
+/* uvq_quic_app_callbacks_t, passed by the uvq_quic_conn_set_app() macro. */
+#define UVQ_QUIC_APP_CALLBACKS_VERSION 1
 
 /* Endpoint configuration. Fill it with uvq_quic_config_default() first,
  * which sets version; a struct laid out for an older release is read as
@@ -187,6 +189,18 @@ UVQ_EXTERN void uvq_quic_config_default_versioned(int config_version,
                                                   uvq_quic_config_t* config);
 #define uvq_quic_config_default(config)                                     \
   uvq_quic_config_default_versioned(UVQ_QUIC_CONFIG_VERSION, (config))
+
+/* uvq_quic_config_copy(dst, src): copies src, laid out for any version
+ * this library reads, into dst in this header's layout (a macro passing
+ * UVQ_QUIC_CONFIG_VERSION), so that a library layered on uvq can adjust
+ * a configuration its own caller filled in (as HTTP/3 sets alpn and the
+ * stream limits). Strings are not copied: dst points at src's. UV_EINVAL
+ * for NULL arguments or a version this library does not know. */
+UVQ_EXTERN int uvq_quic_config_copy_versioned(int dst_version,
+                                              uvq_quic_config_t* dst,
+                                              const uvq_quic_config_t* src);
+#define uvq_quic_config_copy(dst, src)                                      \
+  uvq_quic_config_copy_versioned(UVQ_QUIC_CONFIG_VERSION, (dst), (src))
 
 /* Callbacks. All optional except where noted; user_data is the endpoint's
  * (uvq_quic_endpoint_get_data) or the connection's
@@ -434,6 +448,132 @@ UVQ_EXTERN int uvq_quic_datagram_send(uvq_quic_conn_t* conn,
                                       const uv_buf_t bufs[],
                                       unsigned int nbufs,
                                       uint64_t* id);
+
+/* ---- Application protocols ----------------------------------------------
+ *
+ * An application protocol (HTTP/3, HTTP/0.9, a protocol of your own) can
+ * take over a connection's streams, as nghttp3 sits on ngtcp2: uvq pulls
+ * the data to send from it when the connection can send (without copying),
+ * hands it received data and lets it return flow-control credit when it
+ * has consumed the bytes, tells it what the peer acknowledged and how
+ * streams end. Reference: docs/quic.md, "Application protocols".
+ *
+ * While a connection has an application protocol, the stream callbacks of
+ * uvq_quic_callbacks_t (stream_open, stream_data, stream_reset,
+ * stream_stop_sending, stream_closed) are not called for it and
+ * uvq_quic_stream_write() is UV_EINVAL on it; the connection, datagram and
+ * streams_available callbacks stay the endpoint's. Streams are opened,
+ * given data, credited and shut down with uvq_quic_stream_open(),
+ * uvq_quic_stream_set_data(), uvq_quic_stream_consume() and
+ * uvq_quic_stream_shutdown(), all of which may be called from the
+ * callbacks below, and the connection ends with uvq_quic_conn_close().
+ *
+ * Every callback but send_stream_data and recv_stream_data is optional.
+ * Callbacks returning int return 0, or non-zero when the application
+ * protocol failed in a way that ends the connection: the connection then
+ * closes with the application error code given to uvq_quic_conn_close()
+ * in that callback (e.g. H3_FRAME_UNEXPECTED), or with the transport error
+ * INTERNAL_ERROR if it gave none. app_data is the pointer given to
+ * uvq_quic_conn_set_app(); stream_data is what uvq_quic_stream_set_data()
+ * set on the stream (NULL until then). */
+
+/* One piece of stream data to send; the layout of ngtcp2's and nghttp3's
+ * vectors, so an application on nghttp3 passes its vectors through. */
+typedef struct uvq_quic_vec_s {
+  uint8_t* base;
+  size_t len;
+} uvq_quic_vec_t;
+
+typedef struct uvq_quic_app_callbacks_s {
+  /* Required. The connection can send: fill up to maxvec entries of vec
+   * with the next bytes of one stream, set *stream_id to it and *nvec to
+   * the entries filled, and *fin to 1 if they end the stream. *stream_id
+   * stays -1 (and *nvec 0) when there is nothing to send. The bytes must
+   * stay valid and unchanged until acked_stream_data covers them: uvq
+   * does not copy them and may send them again. */
+  int (*send_stream_data)(uvq_quic_conn_t* conn, void* app_data,
+                          int64_t* stream_id, int* fin, uvq_quic_vec_t* vec,
+                          size_t maxvec, size_t* nvec);
+  /* How many of the bytes last offered for stream_id went into packets
+   * (len may be less than offered, and 0 with a lone FIN); the next
+   * send_stream_data call offers what follows them. */
+  int (*stream_data_sent)(uvq_quic_conn_t* conn, void* app_data,
+                          int64_t stream_id, size_t len);
+  /* The stream's flow-control limit stopped the data offered for it:
+   * offer nothing more for it until stream_data_unblocked. */
+  int (*stream_data_blocked)(uvq_quic_conn_t* conn, void* app_data,
+                             int64_t stream_id);
+  /* The peer raised the stream's limit (MAX_STREAM_DATA). */
+  int (*stream_data_unblocked)(uvq_quic_conn_t* conn, void* app_data,
+                               int64_t stream_id, void* stream_data);
+  /* The stream can no longer send (it was reset, or the peer sent
+   * STOP_SENDING and uvq answered with RESET_STREAM): offer nothing more
+   * for it. */
+  int (*stream_write_closed)(uvq_quic_conn_t* conn, void* app_data,
+                             int64_t stream_id);
+  /* The peer acknowledged len bytes of the stream from offset on
+   * (ranges arrive in order): they may be freed. */
+  int (*acked_stream_data)(uvq_quic_conn_t* conn, void* app_data,
+                           int64_t stream_id, void* stream_data,
+                           uint64_t offset, uint64_t len);
+
+  /* The peer opened a stream (before its first data arrives). */
+  int (*stream_open)(uvq_quic_conn_t* conn, void* app_data,
+                     int64_t stream_id);
+  /* Required. Stream data in order, valid during the call; fin marks the
+   * end. No credit returns by itself: call uvq_quic_stream_consume() for
+   * the bytes consumed, now or later, or the peer stops at the window. */
+  int (*recv_stream_data)(uvq_quic_conn_t* conn, void* app_data,
+                          int64_t stream_id, void* stream_data,
+                          const uint8_t* data, size_t len, int fin);
+  /* The peer reset its sending side of the stream (RESET_STREAM). */
+  int (*stream_reset)(uvq_quic_conn_t* conn, void* app_data,
+                      int64_t stream_id, void* stream_data,
+                      uint64_t app_error);
+  /* This side stopped reading the stream before its end
+   * (uvq_quic_stream_shutdown() with UVQ_QUIC_SHUT_READ): STOP_SENDING
+   * goes to the peer with app_error. */
+  int (*stream_stop_sending)(uvq_quic_conn_t* conn, void* app_data,
+                             int64_t stream_id, void* stream_data,
+                             uint64_t app_error);
+  /* The stream is closed both ways and forgotten; app_error is the code
+   * it was reset with, 0 if none. stream_data is not used after this. */
+  int (*stream_close)(uvq_quic_conn_t* conn, void* app_data,
+                      int64_t stream_id, void* stream_data,
+                      uint64_t app_error);
+  /* The peer may now open streams of the kind (bidi: 1 bidirectional, 0
+   * unidirectional) up to max in all (this side sent MAX_STREAMS). */
+  int (*max_remote_streams)(uvq_quic_conn_t* conn, void* app_data, int bidi,
+                            uint64_t max);
+} uvq_quic_app_callbacks_t;
+
+/* uvq_quic_conn_set_app(conn, callbacks, app_data): a macro passing
+ * UVQ_QUIC_APP_CALLBACKS_VERSION to uvq_quic_conn_set_app_versioned().
+ * Hands the connection's streams to an application protocol; callbacks
+ * are copied. Call it in the accept callback (server) or after
+ * uvq_quic_connect() returns (client), before any stream exists. NULL
+ * callbacks detach the protocol (from the closed callback, say); its
+ * streams are then the endpoint callbacks'. Errors: UV_EINVAL (NULL conn,
+ * an unknown callbacks version, send_stream_data or recv_stream_data
+ * missing), UV_EBUSY (the connection has streams already). */
+UVQ_EXTERN int uvq_quic_conn_set_app_versioned(
+    uvq_quic_conn_t* conn,
+    int callbacks_version,
+    const uvq_quic_app_callbacks_t* callbacks,
+    void* app_data);
+#define uvq_quic_conn_set_app(conn, callbacks, app_data)                    \
+  uvq_quic_conn_set_app_versioned((conn), UVQ_QUIC_APP_CALLBACKS_VERSION,   \
+                                  (callbacks), (app_data))
+
+/* The application protocol's pointer (NULL without one); separate from
+ * the connection's user data (uvq_quic_conn_get_data), which stays the
+ * application's. */
+UVQ_EXTERN void* uvq_quic_conn_get_app_data(const uvq_quic_conn_t* conn);
+
+/* The application protocol has new data for send_stream_data: the
+ * connection writes before the loop next polls for I/O. No effect on a
+ * closing connection. */
+UVQ_EXTERN void uvq_quic_conn_want_write(uvq_quic_conn_t* conn);
 
 #ifdef __cplusplus
 }
