@@ -72,6 +72,8 @@
   TEST_ENTRY(quic_h3_conn_errors_server) \
   TEST_ENTRY(quic_h3_conn_errors_client) \
   TEST_ENTRY(quic_h3_malformed_requests) \
+  TEST_ENTRY(quic_app_request_response) \
+  TEST_ENTRY(quic_app_failure_codes) \
   TEST_ENTRY(quic_load_initial_flood) \
   TEST_ENTRY(quic_load_burst_retry) \
   TEST_ENTRY(quic_load_refused_resend) \
