@@ -79,6 +79,7 @@ void uvq__cmsg_decode(struct msghdr* hdr,
                       int family,
                       struct uvq__recv_meta* m) {
   struct cmsghdr* c;
+  const char* end;
   size_t dlen;
   int v;
 
@@ -90,8 +91,16 @@ void uvq__cmsg_decode(struct msghdr* hdr,
   if (hdr->msg_controllen == 0)
     return;
 
+  end = (const char*) hdr->msg_control + hdr->msg_controllen;
   for (c = CMSG_FIRSTHDR(hdr); c != NULL; c = CMSG_NXTHDR(hdr, c)) {
     if (c->cmsg_len < CMSG_LEN(0))
+      break;
+    /* CMSG_NXTHDR checks that a following header's data fits in the
+     * buffer, CMSG_FIRSTHDR does not check the first one's: a length
+     * past the end (a corrupt buffer; the kernel shortens what it
+     * truncates) would have its data read from beyond it. Found by
+     * test/fuzz/fuzz-cmsg.c. */
+    if (c->cmsg_len > (size_t) (end - (const char*) c))
       break;
     dlen = c->cmsg_len - CMSG_LEN(0);
 
