@@ -85,7 +85,7 @@ static line_stream_t* stream_of(line_side_t* side, int64_t id) {
   return &side->stream;
 }
 
-/* ---- the protocol, both sides --------------------------------------------- */
+/* ---- the protocol, both sides -------------------------------------------- */
 
 static int app_send(uvq_quic_conn_t* conn, void* app_data, int64_t* stream_id,
                     int* fin, uvq_quic_vec_t* vec, size_t maxvec,
@@ -252,7 +252,7 @@ static const uvq_quic_app_callbacks_t line_app = {
     .stream_close = app_stream_close,
 };
 
-/* ---- endpoints --------------------------------------------------------------- */
+/* ---- endpoints ----------------------------------------------------------- */
 
 static int on_accept(uvq_quic_endpoint_t* ep, uvq_quic_conn_t* conn) {
   line_side_t* side = uvq_quic_endpoint_get_data(ep);
@@ -408,7 +408,7 @@ static void line_teardown(line_test_t* t) {
   free(t->pattern);
 }
 
-/* ---- tests ----------------------------------------------------------------------- */
+/* ---- tests --------------------------------------------------------------- */
 
 static int window_full(line_test_t* t) {
   return t->server.blocked_calls > 0 && t->client.stream.rx == WINDOW;
