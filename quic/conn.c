@@ -55,10 +55,15 @@ static void fill_settings(uvq_quic_conn_t* c,
                                               : NGTCP2_CC_ALGO_CUBIC;
   st->max_tx_udp_payload_size = UVQ__MAX_UDP_PAYLOAD;
   st->no_pmtud = cfg->pmtud ? 0 : 1;
-  st->handshake_timeout =
-      (cfg->handshake_timeout_ms ? cfg->handshake_timeout_ms
-                                 : UVQ__DEFAULT_HANDSHAKE_MS) *
-      NGTCP2_MILLISECONDS;
+  /* ngtcp2's "none" is UINT64_MAX nanoseconds; a finite timeout that
+   * would overflow the conversion is as good as none. */
+  if (cfg->handshake_timeout_ms >= UINT64_MAX / NGTCP2_MILLISECONDS)
+    st->handshake_timeout = UINT64_MAX;
+  else
+    st->handshake_timeout =
+        (cfg->handshake_timeout_ms ? cfg->handshake_timeout_ms
+                                   : UVQ__DEFAULT_HANDSHAKE_MS) *
+        NGTCP2_MILLISECONDS;
   st->max_window = UVQ__MAX_WINDOW;
   st->max_stream_window = UVQ__MAX_STREAM_WINDOW;
   if (cfg->preferred_version == UVQ_QUIC_V2) {
@@ -270,6 +275,9 @@ int uvq_quic_connect(uvq_quic_endpoint_t* ep,
     return UV_EINVAL;
   if (opts != NULL && opts->version != UVQ_QUIC_CONFIG_VERSION)
     return UV_EINVAL;
+  if (opts != NULL && opts->quic_version != 0 &&
+      opts->quic_version != UVQ_QUIC_V1 && opts->quic_version != UVQ_QUIC_V2)
+    return UV_EINVAL;
   /* Verifying a certificate means checking whose it is: without a name any
    * certificate from a trusted CA would do. */
   if (!ep->cfg.insecure_skip_verify &&
@@ -320,10 +328,14 @@ int uvq_quic_connect(uvq_quic_endpoint_t* ep,
   path.user_data = ep;
 
   uvq__conn_fill_callbacks(&cb, 0);
-  /* The client starts with v1 and offers v2 through compatible version
-   * negotiation (RFC 9368); the server's preference decides. */
+  /* The client starts with v1 (or the version asked for) and offers both
+   * through compatible version negotiation (RFC 9368); the server's
+   * preference decides. */
   rv = ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path,
-                              NGTCP2_PROTO_VER_V1, &cb, &st, &tp, NULL, c);
+                              opts != NULL && opts->quic_version != 0
+                                  ? opts->quic_version
+                                  : NGTCP2_PROTO_VER_V1,
+                              &cb, &st, &tp, NULL, c);
   if (rv != 0) {
     uvq__conn_free(c);
     return UV_ENOMEM;

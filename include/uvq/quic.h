@@ -78,8 +78,12 @@ typedef struct uvq_quic_error_s {
 UVQ_EXTERN const char* uvq_quic_strerror(int library_error);
 
 /* The layout of uvq_quic_config_t, uvq_quic_connect_opts_t and
- * uvq_h3_config_t. 2 added uvq_quic_config_t.tls_ciphersuites. */
-#define UVQ_QUIC_CONFIG_VERSION 2
+ * uvq_h3_config_t. 2 added uvq_quic_config_t.tls_ciphersuites; 3 added
+ * uvq_quic_connect_opts_t.quic_version. */
+#define UVQ_QUIC_CONFIG_VERSION 3
+
+/* uvq_quic_config_t.handshake_timeout_ms: no handshake timeout. */
+#define UVQ_QUIC_NO_HANDSHAKE_TIMEOUT UINT64_MAX
 
 /* Endpoint configuration. Fill it with uvq_quic_config_default() first;
  * the version field tells a struct laid out for another release (refused
@@ -109,6 +113,8 @@ typedef struct uvq_quic_config_s {
   uint64_t max_streams_bidi;      /* streams the peer may open */
   uint64_t max_streams_uni;
   uint64_t idle_timeout_ms;
+  /* 0: 10 s. UVQ_QUIC_NO_HANDSHAKE_TIMEOUT: none, the idle timeout alone
+   * ends a handshake that hears nothing from the peer. */
   uint64_t handshake_timeout_ms;
   /* Largest DATAGRAM frame to accept; 0 disables RFC 9221 datagrams. */
   size_t max_datagram_frame_size;
@@ -258,6 +264,12 @@ typedef struct uvq_quic_connect_opts_s {
   size_t session_ticket_len;
   /* Local address to send from (port 0: the endpoint's); NULL: default. */
   const struct sockaddr* local;
+  /* The version of the first Initial: UVQ_QUIC_V1 or UVQ_QUIC_V2; 0: v1.
+   * Both are offered for compatible version negotiation either way, so a
+   * server may still switch the connection to the other. With a ticket,
+   * use the version the ticket's connection ended on: 0-RTT packets go in
+   * this version and a server that switches discards them (RFC 9368, 6). */
+  uint32_t quic_version;
 } uvq_quic_connect_opts_t;
 
 /* Creates an endpoint on loop. config and callbacks are copied; callbacks
