@@ -53,6 +53,12 @@ static void usage(FILE* f) {
 "  --root DIR          directory to serve (default .)\n"
 "  --cc NAME           congestion control: cubic, bbr or reno (default cubic)\n"
 "  --retry             validate client addresses with Retry (RFC 9000, 8.1)\n"
+"  --preferred-versions LIST  QUIC versions in preference order, v1,v2\n"
+"                      (default) or v2,v1: a client that offers the first\n"
+"                      is switched to it (RFC 9368); both are accepted\n"
+"  --quic-version V    the same as --preferred-versions V: v1 or v2\n"
+"  --handshake-timeout SEC  drop a handshake not done after SEC seconds;\n"
+"                      0 or none: only the idle timeout (default 10)\n"
 "  --qlog-dir DIR      write one qlog file per connection into DIR\n"
 "  --keylog FILE       append TLS secrets to FILE (default $SSLKEYLOGFILE)\n"
 "  --ciphersuites LIST TLS 1.3 suites to accept, colon-separated IANA names\n"
@@ -222,7 +228,10 @@ enum {
   OPT_CIPHERSUITES,
   OPT_MAX_REQUESTS,
   OPT_TIMEOUT,
-  OPT_FILE_CACHE
+  OPT_FILE_CACHE,
+  OPT_QUIC_VERSION,
+  OPT_PREFERRED_VERSIONS,
+  OPT_HANDSHAKE_TIMEOUT
 };
 
 int main(int argc, char** argv) {
@@ -240,6 +249,9 @@ int main(int argc, char** argv) {
       {"max-requests", required_argument, NULL, OPT_MAX_REQUESTS},
       {"timeout", required_argument, NULL, OPT_TIMEOUT},
       {"file-cache-ms", required_argument, NULL, OPT_FILE_CACHE},
+      {"quic-version", required_argument, NULL, OPT_QUIC_VERSION},
+      {"preferred-versions", required_argument, NULL, OPT_PREFERRED_VERSIONS},
+      {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
       {"quiet", no_argument, NULL, 'q'},
       {"verbose", no_argument, NULL, 'v'},
       {"help", no_argument, NULL, 'h'},
@@ -293,6 +305,22 @@ int main(int argc, char** argv) {
                       optarg);
         break;
       case OPT_RETRY: config.require_address_validation = 1; break;
+      case OPT_QUIC_VERSION:
+        if (tool_parse_quic_version(optarg, &config.preferred_version) != 0)
+          usage_error("bad --quic-version '%s' (%s)", optarg,
+                      TOOL_VERSIONS_HELP);
+        break;
+      case OPT_PREFERRED_VERSIONS:
+        if (tool_parse_quic_versions(optarg, &config.preferred_version) != 0)
+          usage_error("bad --preferred-versions '%s' (%s)", optarg,
+                      TOOL_VERSIONS_HELP);
+        break;
+      case OPT_HANDSHAKE_TIMEOUT:
+        if (tool_parse_handshake_timeout(optarg,
+                                         &config.handshake_timeout_ms) != 0)
+          usage_error("bad --handshake-timeout '%s' (seconds, or 0 or none)",
+                      optarg);
+        break;
       case OPT_QLOG_DIR: config.qlog_dir = optarg; break;
       case OPT_KEYLOG: keylog = optarg; break;
       case OPT_CIPHERSUITES:
