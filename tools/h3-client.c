@@ -62,6 +62,7 @@ struct fetch {
   uint8_t* wbuf;         /* body bytes not yet written (files only) */
   size_t wlen;
   uint64_t writes;       /* write() calls made for the body */
+  uint64_t write_ns;     /* time spent in them */
   int early;             /* requested before the handshake (0-RTT) */
   wc_Sha256* sha;
   char sha_hex[65];
@@ -331,12 +332,15 @@ static void hex(const uint8_t* in, size_t len, char* out) {
 }
 
 static int write_all(int fd, const uint8_t* data, size_t len,
-                     uint64_t* writes) {
+                     uint64_t* writes, uint64_t* write_ns) {
+  uint64_t t0;
   ssize_t n;
 
   while (len > 0) {
     (*writes)++;
+    t0 = uv_hrtime();
     n = write(fd, data, len);
+    *write_ns += uv_hrtime() - t0;
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -813,7 +817,7 @@ static void body_write(struct client* c, struct fetch* f, const uint8_t* data,
 
   if (f->write_error != 0 || len == 0)
     return;
-  err = write_all(f->fd, data, len, &f->writes);
+  err = write_all(f->fd, data, len, &f->writes, &f->write_ns);
   if (err) {
     f->write_error = err;
     fail(c, TOOL_EXIT_LOCAL, "cannot write %s: %s",
@@ -1195,7 +1199,8 @@ static void print_json(struct client* c, FILE* f) {
     if (ft->sha_hex[0] != '\0')
       fprintf(f, ", \"sha256\": \"%s\"", ft->sha_hex);
     if (ft->out_path != NULL || ft->writes > 0)
-      fprintf(f, ", \"writes\": %llu", (unsigned long long) ft->writes);
+      fprintf(f, ", \"writes\": %llu, \"write_ms\": %.3f",
+              (unsigned long long) ft->writes, ft->write_ns / 1e6);
     if (ft->early)
       fprintf(f, ", \"early\": true");
     fprintf(f, "}");
