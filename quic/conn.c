@@ -188,6 +188,28 @@ int uvq__conn_new_server(uvq_quic_endpoint_t* ep,
     return UV_EIO;
   }
   tp.stateless_reset_token_present = 1;
+  /* The preferred address gets a connection ID of its own, sequence
+   * number 1 for ngtcp2, with its reset token (RFC 9000, 18.2). */
+  if (ep->has_preferred_v4 || ep->has_preferred_v6) {
+    ngtcp2_preferred_addr* pa = &tp.preferred_addr;
+    pa->cid.datalen = UVQ__SCID_LEN;
+    uvq__ep_rand(pa->cid.data, pa->cid.datalen);
+    if (ngtcp2_crypto_generate_stateless_reset_token(
+            pa->stateless_reset_token, ep->static_secret,
+            sizeof(ep->static_secret), &pa->cid) != 0) {
+      uvq__conn_free(c);
+      return UV_EIO;
+    }
+    if (ep->has_preferred_v4) {
+      memcpy(&pa->ipv4, &ep->preferred_v4, sizeof(ep->preferred_v4));
+      pa->ipv4_present = 1;
+    }
+    if (ep->has_preferred_v6) {
+      memcpy(&pa->ipv6, &ep->preferred_v6, sizeof(ep->preferred_v6));
+      pa->ipv6_present = 1;
+    }
+    tp.preferred_addr_present = 1;
+  }
 
   uvq__conn_fill_callbacks(&cb, 1);
   rv = ngtcp2_conn_server_new(&c->conn, &hd->scid, &scid, path, hd->version,
@@ -198,7 +220,10 @@ int uvq__conn_new_server(uvq_quic_endpoint_t* ep,
   }
   if (uvq__tls_conn_init(c, NULL, NULL, 0) != 0 ||
       uvq__ep_add_cid(c, scid.data, scid.datalen) != 0 ||
-      uvq__ep_add_cid(c, hd->dcid.data, hd->dcid.datalen) != 0) {
+      uvq__ep_add_cid(c, hd->dcid.data, hd->dcid.datalen) != 0 ||
+      (tp.preferred_addr_present &&
+       uvq__ep_add_cid(c, tp.preferred_addr.cid.data,
+                       tp.preferred_addr.cid.datalen) != 0)) {
     uvq__conn_free(c);
     return UV_ENOMEM;
   }

@@ -127,6 +127,8 @@ struct client {
 
   uvq_quic_conn_stats_t conn_stats;
   int have_conn_stats;
+  struct sockaddr_storage path_remote; /* the server's address at the end */
+  int have_path;
   uvq_udp_stats_t udp_stats;
   unsigned int features;
 
@@ -560,6 +562,11 @@ static void snapshot(struct client* c) {
   if (qc != NULL && c->connected &&
       uvq_quic_conn_get_stats(qc, &c->conn_stats) == 0)
     c->have_conn_stats = 1;
+  if (qc != NULL && c->connected) {
+    struct sockaddr_storage local;
+    if (uvq_quic_conn_get_path(qc, &local, &c->path_remote) == 0)
+      c->have_path = 1;
+  }
   udp = uvq_quic_endpoint_udp(uvq_h3_endpoint(c->h3));
   uvq_udp_get_stats(udp, &c->udp_stats);
   c->features = uvq_udp_features(udp);
@@ -1140,8 +1147,19 @@ static void print_json(struct client* c, FILE* f) {
     fprintf(f, ", ");
     json_ecn(f, "ecn_received", q->ecn_received);
     fprintf(f, ", \"ecn_marking\": %d, \"path_mtu\": %zu, \"resumed\": %d, "
-            "\"zero_rtt\": %d},\n", q->ecn_marking, q->path_mtu, q->resumed,
+            "\"zero_rtt\": %d", q->ecn_marking, q->path_mtu, q->resumed,
             q->zero_rtt);
+    /* Where the connection ended up: the URL's address, or the server's
+     * preferred address after a migration (RFC 9000, 9.6). */
+    if (c->have_path) {
+      char name[64];
+      int p = tool_format_addr((struct sockaddr*) &c->path_remote, name,
+                               sizeof(name));
+      fprintf(f, ", \"remote\": \"%s%s%s:%d\"",
+              c->path_remote.ss_family == AF_INET6 ? "[" : "", name,
+              c->path_remote.ss_family == AF_INET6 ? "]" : "", p);
+    }
+    fprintf(f, "},\n");
   } else {
     fprintf(f, "  \"quic\": null,\n");
   }

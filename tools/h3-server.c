@@ -57,6 +57,9 @@ static void usage(FILE* f) {
 "                      (default) or v2,v1: a client that offers the first\n"
 "                      is switched to it (RFC 9368); both are accepted\n"
 "  --quic-version V    the same as --preferred-versions V: v1 or v2\n"
+"  --preferred-ipv4-addr ADDR, --preferred-ipv6-addr ADDR  offer clients\n"
+"                      a preferred address (RFC 9000, 9.6) on the same port;\n"
+"                      the server must receive there (--listen 0.0.0.0/::)\n"
 "  --handshake-timeout SEC  drop a handshake not done after SEC seconds;\n"
 "                      0 or none: only the idle timeout (default 10)\n"
 "  --qlog-dir DIR      write one qlog file per connection into DIR\n"
@@ -231,7 +234,9 @@ enum {
   OPT_FILE_CACHE,
   OPT_QUIC_VERSION,
   OPT_PREFERRED_VERSIONS,
-  OPT_HANDSHAKE_TIMEOUT
+  OPT_HANDSHAKE_TIMEOUT,
+  OPT_PREFERRED_IPV4,
+  OPT_PREFERRED_IPV6
 };
 
 int main(int argc, char** argv) {
@@ -252,6 +257,8 @@ int main(int argc, char** argv) {
       {"quic-version", required_argument, NULL, OPT_QUIC_VERSION},
       {"preferred-versions", required_argument, NULL, OPT_PREFERRED_VERSIONS},
       {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
+      {"preferred-ipv4-addr", required_argument, NULL, OPT_PREFERRED_IPV4},
+      {"preferred-ipv6-addr", required_argument, NULL, OPT_PREFERRED_IPV6},
       {"quiet", no_argument, NULL, 'q'},
       {"verbose", no_argument, NULL, 'v'},
       {"help", no_argument, NULL, 'h'},
@@ -264,6 +271,8 @@ int main(int argc, char** argv) {
   struct server s;
   struct stat st;
   const char* listen_addr;
+  struct sockaddr_in preferred_v4;
+  struct sockaddr_in6 preferred_v6;
   const char* keylog;
   const char* ciphersuites;
   uint64_t timeout_ms;
@@ -314,6 +323,18 @@ int main(int argc, char** argv) {
         if (tool_parse_quic_versions(optarg, &config.preferred_version) != 0)
           usage_error("bad --preferred-versions '%s' (%s)", optarg,
                       TOOL_VERSIONS_HELP);
+        break;
+      case OPT_PREFERRED_IPV4:
+        if (uv_ip4_addr(optarg, 0, &preferred_v4) != 0)
+          usage_error("bad --preferred-ipv4-addr '%s' (an IPv4 address)",
+                      optarg);
+        config.preferred_address_ipv4 = &preferred_v4;
+        break;
+      case OPT_PREFERRED_IPV6:
+        if (uv_ip6_addr(optarg, 0, &preferred_v6) != 0)
+          usage_error("bad --preferred-ipv6-addr '%s' (an IPv6 address)",
+                      optarg);
+        config.preferred_address_ipv6 = &preferred_v6;
         break;
       case OPT_HANDSHAKE_TIMEOUT:
         if (tool_parse_handshake_timeout(optarg,

@@ -79,7 +79,8 @@ UVQ_EXTERN const char* uvq_quic_strerror(int library_error);
 
 /* The layout of uvq_quic_config_t, uvq_quic_connect_opts_t and
  * uvq_h3_config_t. 2 added uvq_quic_config_t.tls_ciphersuites; 3 added
- * uvq_quic_connect_opts_t.quic_version. */
+ * uvq_quic_connect_opts_t.quic_version and
+ * uvq_quic_config_t.preferred_address_ipv4/_ipv6. */
 #define UVQ_QUIC_CONFIG_VERSION 3
 
 /* uvq_quic_config_t.handshake_timeout_ms: no handshake timeout. */
@@ -131,6 +132,17 @@ typedef struct uvq_quic_config_s {
   int require_address_validation;  /* Retry every new client (RFC 9000, 8.1) */
   unsigned int max_connections;    /* 0: 10000 */
   unsigned int max_handshakes;     /* handshakes not yet complete; 0: 1000 */
+
+  /* Server: a preferred address offered to every client in the transport
+   * parameters (RFC 9000, 9.6 and 18.2), IPv4 and/or IPv6; NULL: none.
+   * Copied. Each connection gets a connection ID of its own for it, and
+   * its stateless reset token. The endpoint must receive there on its one
+   * socket: bind the wildcard address of the family (or the preferred
+   * address itself) with the same port; port 0 here means the endpoint's
+   * port, another is UV_EINVAL from uvq_quic_endpoint_bind() unless it is
+   * the port bound. A client validates the path and moves to it. */
+  const struct sockaddr_in* preferred_address_ipv4;
+  const struct sockaddr_in6* preferred_address_ipv6;
 
   /* 32 bytes from which stateless reset tokens and Retry tokens are
    * derived. Give the same secret to a restarted server so that it can
@@ -334,7 +346,10 @@ UVQ_EXTERN int uvq_quic_conn_get_stats(uvq_quic_conn_t* conn,
  * confirmed or while the previous update is in progress. */
 UVQ_EXTERN int uvq_quic_conn_update_key(uvq_quic_conn_t* conn);
 /* Client: moves the connection to a new local address (port 0 picks one),
- * validating the new path (RFC 9000, 9). */
+ * validating the new path (RFC 9000, 9). A client also moves, by itself,
+ * to a server's preferred address of its socket's family once the
+ * handshake is confirmed (RFC 9000, 9.6); uvq_quic_conn_get_path tells
+ * where the connection is. */
 UVQ_EXTERN int uvq_quic_conn_migrate(uvq_quic_conn_t* conn,
                                      const struct sockaddr* local);
 
