@@ -28,8 +28,9 @@
 extern "C" {
 #endif
 
-/* Define UVQ_EXTERN before including this header to build uvq into
- * another shared object with its symbols hidden (a Node addon does). */
+/* Define UVQ_EXTERN (as empty) before including this header to build uvq
+ * into another shared object with its symbols hidden; node/ reaches the
+ * same end with a linker version script instead. */
 #ifndef UVQ_EXTERN
 #if defined(__GNUC__) && __GNUC__ >= 4
 #define UVQ_EXTERN __attribute__((visibility("default")))
@@ -328,9 +329,10 @@ UVQ_EXTERN int uvq_udp_open(uvq_udp_t* handle, uv_os_sock_t sock);
  * flags. Accepted flags: UVQ_UDP_IPV6ONLY, REUSEADDR, REUSEPORT, RECVMMSG
  * and every flag uvq_udp_configure() accepts. Returns UV_EINVAL for unknown
  * flags, GRO together with GRO_RAW, IPV6ONLY on an IPv4 address, or an
- * address family that differs from the socket's; bind() errors such as
- * UV_EADDRINUSE. Features the platform cannot provide are not an error:
- * check uvq_udp_features(). */
+ * address family that differs from the socket's; UV_ENOTSUP for REUSEPORT
+ * where the platform lacks SO_REUSEPORT; bind() errors such as
+ * UV_EADDRINUSE. Other features the platform cannot provide are not an
+ * error: check uvq_udp_features(). */
 UVQ_EXTERN int uvq_udp_bind(uvq_udp_t* handle,
                             const struct sockaddr* addr,
                             unsigned int flags);

@@ -97,12 +97,14 @@ static int cb_recv_stream_data(ngtcp2_conn* conn,
                                void* user_data,
                                void* stream_user_data) {
   uvq_quic_conn_t* c = user_data;
+  struct uvq__quic_stream* s = stream_user_data;
 
   (void) conn;
   (void) offset;
-  (void) stream_user_data;
   if (c->app != NULL) {
-    int64_t consumed = c->app->recv(c->app_data, stream_id, data, datalen,
+    int64_t consumed = c->app->recv(c->app_data, stream_id,
+                                    s != NULL ? &s->user_data : NULL, data,
+                                    datalen,
                                     (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0);
     if (consumed < 0)
       return NGTCP2_ERR_CALLBACK_FAILURE;
@@ -151,10 +153,13 @@ static int cb_stream_close(ngtcp2_conn* conn,
       ngtcp2_conn_extend_max_streams_uni(conn, 1);
   }
   if (c->app != NULL) {
-    if (s != NULL)
+    void* stream_data = NULL;
+    if (s != NULL) {
+      stream_data = s->user_data;
       uvq__stream_free(c, s);
-    return app_result(
-        c->app->stream_close(c->app_data, stream_id, app_error_code));
+    }
+    return app_result(c->app->stream_close(c->app_data, stream_id,
+                                           app_error_code, stream_data));
   }
   if (s != NULL)
     uvq__stream_free(c, s);

@@ -562,6 +562,12 @@ void uvq__conn_handle_error(uvq_quic_conn_t* c, int rv, ngtcp2_tstamp ts) {
                               NGTCP2_CRYPTO_ERROR + c->tls_alert, 0);
         return;
       }
+      /* The application protocol (HTTP/3) failed and said why: its code
+       * goes in an application CONNECTION_CLOSE (RFC 9114, 8). */
+      if (c->app_error != 0) {
+        uvq__conn_close_local(c, UVQ_QUIC_ERROR_APPLICATION, c->app_error, 0);
+        return;
+      }
       uvq__conn_close_local(c, UVQ_QUIC_ERROR_TRANSPORT,
                             ngtcp2_err_infer_quic_transport_error_code(rv), rv);
       return;

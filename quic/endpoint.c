@@ -402,7 +402,9 @@ static void send_version_negotiation(uvq_quic_endpoint_t* ep,
                                      const ngtcp2_version_cid* vc,
                                      size_t pktlen) {
   uint32_t versions[2] = {NGTCP2_PROTO_VER_V1, NGTCP2_PROTO_VER_V2};
-  uint8_t buf[256];
+  /* An unknown version may carry connection IDs of up to 255 bytes each
+   * (RFC 8999, 5.1), and the answer echoes both (RFC 8999, 6). */
+  uint8_t buf[1 + 4 + 1 + 255 + 1 + 255 + sizeof(versions)];
   uint8_t unused;
   ngtcp2_ssize n;
 

@@ -127,7 +127,16 @@ static int root_fd(uvq_h3_t* h3, const char* root) {
 
 /* Opens rel beneath root: openat2 with RESOLVE_BENEATH also stops symbolic
  * links from leading out (Linux 5.6+); elsewhere, or on older kernels, the
- * opened file's real path must lie under the root's. */
+ * opened file's real path must lie under the root's.
+ *
+ * O_NONBLOCK because the caller learns the file's type only after opening
+ * it: open() of a FIFO with no writer blocks until one comes (and some
+ * device files wait for a carrier), which would stall the server's only
+ * loop. It changes nothing for the regular files that are served; reads of
+ * those never return EAGAIN. O_NOCTTY keeps a terminal from becoming the
+ * process's controlling one. */
+#define OPEN_FLAGS (O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+
 static int open_beneath(uvq_h3_t* h3, const char* root, const char* rel) {
   int dirfd;
   int fd;
@@ -140,7 +149,7 @@ static int open_beneath(uvq_h3_t* h3, const char* root, const char* rel) {
   {
     struct open_how how;
     memset(&how, 0, sizeof(how));
-    how.flags = O_RDONLY | O_CLOEXEC;
+    how.flags = OPEN_FLAGS;
     how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
     fd = (int) syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
     if (fd < 0 && errno != ENOSYS)
@@ -155,7 +164,7 @@ static int open_beneath(uvq_h3_t* h3, const char* root, const char* rel) {
     char full[PATH_MAX * 2];
     size_t rl;
 
-    fd = openat(dirfd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    fd = openat(dirfd, rel, OPEN_FLAGS | O_NOFOLLOW);
     snprintf(full, sizeof(full), "%s/%s", root, rel);
     if (fd >= 0 && (realpath(root, rootreal) == NULL ||
                     realpath(full, fullreal) == NULL ||

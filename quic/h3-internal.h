@@ -19,6 +19,24 @@ struct uvq__h3_chunk {
   uint8_t data[UVQ__H3_CHUNK];
 };
 
+/* The count of field lines in a request's header section, read from the
+ * stream's bytes before nghttp3 reads them (h3-scan.c). */
+struct uvq__h3_scan {
+  uint8_t frame_state;
+  uint8_t field_state;
+  uint8_t after;          /* field state after the integer or string */
+  uint8_t int_is_len;     /* the integer is a string length */
+  uint8_t int_shift;
+  uint8_t varint_left;    /* bytes of the QUIC varint still to come */
+  uint8_t complete;       /* the section was read whole and well formed */
+  uint64_t varint;
+  uint64_t frame_type;
+  uint64_t frame_left;    /* bytes of the current frame still to come */
+  uint64_t int_value;
+  uint64_t skip;          /* string bytes still to skip */
+  uint32_t lines;         /* field lines counted so far */
+};
+
 struct uvq__h3_conn {
   uvq_h3_t* h3;
   uvq_quic_conn_t* qc;
@@ -104,6 +122,15 @@ struct uvq_h3_req_s {
   struct uvq__h3_chunk* spare;
   int done;
   int peer_ended;         /* the peer's message arrived in full */
+  /* Server: the request's header section, counted two ways, and what
+   * became of it. A request is created when its stream's first bytes
+   * arrive; nghttp3 knows it (bound) from its first HEADERS frame on; the
+   * application sees it (announced: request, body, end, done) only once
+   * its header section arrived well formed. */
+  struct uvq__h3_scan scan;
+  uint32_t nfields;       /* fields nghttp3 passed to recv_header */
+  int bound;
+  int announced;
   struct uvq_h3_req_s* next;
   struct uvq_h3_req_s* prev;
 };
@@ -111,6 +138,12 @@ struct uvq_h3_req_s {
 /* h3.c */
 uvq_h3_req_t* uvq__h3_req_new(struct uvq__h3_conn* hc, int64_t stream_id);
 void uvq__h3_req_free(uvq_h3_req_t* req);
+
+/* h3-scan.c: feeds a request stream's bytes in order; the scan ends by
+ * itself after the first HEADERS frame (uvq__h3_scan_done). */
+void uvq__h3_scan_feed(struct uvq__h3_scan* s, const uint8_t* data,
+                       size_t len);
+int uvq__h3_scan_done(const struct uvq__h3_scan* s);
 
 /* h3-file.c */
 int uvq__h3_respond_text(uvq_h3_req_t* req, int status, const char* text);

@@ -70,7 +70,14 @@ void uvq__h3_req_free(uvq_h3_req_t* req) {
 
 static void maybe_finish_shutdown(uvq_h3_t* h3);
 
-/* The exchange is over: tell the application once, then free. */
+/* Whether the application knows of the exchange: a client made it; a
+ * server's request counts from its well-formed header section on. */
+static int visible(const uvq_h3_req_t* req) {
+  return !req->h3->is_server || req->announced;
+}
+
+/* The exchange is over: tell the application once (if it knew of it),
+ * then free. */
 static void req_done(uvq_h3_req_t* req, uint64_t app_error) {
   struct uvq__h3_conn* hc;
 
@@ -78,7 +85,7 @@ static void req_done(uvq_h3_req_t* req, uint64_t app_error) {
     return;
   req->done = 1;
   hc = req->hc;
-  if (req->h3->cb.done != NULL)
+  if (req->h3->cb.done != NULL && visible(req))
     req->h3->cb.done(req, app_error);
   uvq__h3_req_free(req);
   if (hc != NULL && hc->going_away && hc->nreqs == 0)
@@ -158,7 +165,7 @@ static int h3_recv_data(nghttp3_conn* conn, int64_t stream_id,
   uvq_h3_req_t* req = stream_user_data;
 
   (void) conn;
-  if (req != NULL) {
+  if (req != NULL && visible(req)) {
     req->bytes_received += datalen;
     if (req->h3->cb.body != NULL)
       req->h3->cb.body(req, data, datalen);
@@ -185,9 +192,13 @@ static int h3_begin_headers(nghttp3_conn* conn, int64_t stream_id,
 
   if (stream_user_data != NULL || !hc->h3->is_server)
     return 0;
-  req = uvq__h3_req_new(hc, stream_id);
+  /* Made when the stream's first bytes arrived (app_recv). */
+  req = uvq_quic_stream_get_data(hc->qc, stream_id);
   if (req == NULL)
-    return NGHTTP3_ERR_CALLBACK_FAILURE;
+    req = uvq__h3_req_new(hc, stream_id);
+  if (req == NULL)
+    return NGHTTP3_ERR_NOMEM;
+  req->bound = 1;
   nghttp3_conn_set_stream_user_data(conn, stream_id, req);
   return 0;
 }
@@ -216,6 +227,7 @@ static int h3_recv_header(nghttp3_conn* conn, int64_t stream_id,
   (void) conn_user_data;
   if (req == NULL || req->in_trailers)
     return 0;
+  req->nfields++;
   n = nghttp3_rcbuf_get_buf(name);
   v = nghttp3_rcbuf_get_buf(value);
   /* nghttp3 1.8 only announces SETTINGS_MAX_FIELD_SECTION_SIZE; uvq holds
@@ -269,12 +281,21 @@ static int h3_end_headers(nghttp3_conn* conn, int64_t stream_id, int fin,
   uvq_h3_req_t* req = stream_user_data;
 
   (void) conn;
-  (void) stream_id;
   (void) fin;
   (void) conn_user_data;
   if (req == NULL)
     return 0;
   if (req->h3->is_server) {
+    /* nghttp3 dropped a field it judged invalid (see h3-scan.c): the
+     * request is malformed (RFC 9114, 4.1.2). Its stream is reset both
+     * ways with H3_MESSAGE_ERROR, as nghttp3 does for the fields it
+     * rejects itself, and the application never sees it. */
+    if (req->scan.complete && req->scan.lines != req->nfields) {
+      ngtcp2_conn_shutdown_stream(uvq__conn_ngtcp2(req->hc->qc), 0,
+                                  stream_id, NGHTTP3_H3_MESSAGE_ERROR);
+      return 0;
+    }
+    req->announced = 1;
     if (req->too_large)
       uvq__h3_respond_text(req, 431, "request header fields too large\n");
     else if (req->h3->cb.request != NULL)
@@ -309,7 +330,7 @@ static int h3_end_stream(nghttp3_conn* conn, int64_t stream_id,
   if (req == NULL)
     return 0;
   req->peer_ended = 1;
-  if (req->h3->cb.end != NULL)
+  if (req->h3->cb.end != NULL && visible(req))
     req->h3->cb.end(req);
   return 0;
 }
@@ -352,61 +373,101 @@ static int h3_shutdown(nghttp3_conn* conn, int64_t id, void* conn_user_data) {
 
 static int setup_h3(struct uvq__h3_conn* hc);
 
-static int64_t app_recv(void* app, int64_t stream_id, const uint8_t* data,
-                        size_t len, int fin) {
+/* nghttp3 failed in a way that ends the connection: keep the HTTP/3 or
+ * QPACK code it stands for (RFC 9114, 8.1; RFC 9204, 6), which the QUIC
+ * layer sends in an application CONNECTION_CLOSE when the hook returns
+ * -1, instead of a transport INTERNAL_ERROR. */
+static int h3_fail(struct uvq__h3_conn* hc, int liberr) {
+  hc->qc->app_error = nghttp3_err_infer_quic_app_error_code(liberr);
+  return -1;
+}
+
+/* A client's bidirectional stream on a server: a request. */
+static int is_request_stream(struct uvq__h3_conn* hc, int64_t stream_id) {
+  return hc->h3->is_server && (stream_id & 0x3) == 0;
+}
+
+static int64_t app_recv(void* app, int64_t stream_id, void** stream_data,
+                        const uint8_t* data, size_t len, int fin) {
   struct uvq__h3_conn* hc = app;
+  uvq_h3_req_t* req;
   nghttp3_ssize n;
 
   if (hc->hconn == NULL && setup_h3(hc) != 0)
-    return -1;
-  n = nghttp3_conn_read_stream(hc->hconn, stream_id, data, len, fin);
-  if (n < 0) {
-    hc->qc->app_error = nghttp3_err_infer_quic_app_error_code((int) n);
-    return -1;
+    return h3_fail(hc, NGHTTP3_ERR_H3_INTERNAL_ERROR);
+  /* A request's header section is counted before nghttp3 reads it (see
+   * h3-scan.c), so the request exists from its first bytes on, kept with
+   * the QUIC stream. */
+  if (stream_data != NULL && is_request_stream(hc, stream_id)) {
+    req = *stream_data;
+    if (req == NULL) {
+      req = uvq__h3_req_new(hc, stream_id);
+      if (req == NULL)
+        return h3_fail(hc, NGHTTP3_ERR_NOMEM);
+      *stream_data = req;
+    }
+    if (!uvq__h3_scan_done(&req->scan))
+      uvq__h3_scan_feed(&req->scan, data, len);
   }
+  n = nghttp3_conn_read_stream(hc->hconn, stream_id, data, len, fin);
+  if (n < 0)
+    return h3_fail(hc, (int) n);
   return n;
 }
 
 static int app_acked(void* app, int64_t stream_id, uint64_t len) {
   struct uvq__h3_conn* hc = app;
+  int rv;
 
   if (hc->hconn == NULL)
     return 0;
-  return nghttp3_conn_add_ack_offset(hc->hconn, stream_id, len) == 0 ? 0 : -1;
+  rv = nghttp3_conn_add_ack_offset(hc->hconn, stream_id, len);
+  return rv == 0 ? 0 : h3_fail(hc, rv);
 }
 
-static int app_stream_close(void* app, int64_t stream_id, uint64_t app_error) {
+static int app_stream_close(void* app, int64_t stream_id, uint64_t app_error,
+                            void* stream_data) {
   struct uvq__h3_conn* hc = app;
+  uvq_h3_req_t* unbound;
   int rv;
 
   if (hc->hconn == NULL)
     return 0;
   if (app_error == 0)
     app_error = NGHTTP3_H3_NO_ERROR;
+  /* A request nghttp3 never gave a header section to (the stream ended or
+   * was reset before one, or GOAWAY refused it) is freed here; nghttp3
+   * closes the others through h3_stream_close. */
+  unbound = NULL;
+  if (stream_data != NULL && is_request_stream(hc, stream_id) &&
+      !((uvq_h3_req_t*) stream_data)->bound)
+    unbound = stream_data;
   rv = nghttp3_conn_close_stream(hc->hconn, stream_id, app_error);
+  if (unbound != NULL)
+    req_done(unbound, app_error);
   if (rv == NGHTTP3_ERR_STREAM_NOT_FOUND)
     return 0;
-  if (rv != 0) {
-    hc->qc->app_error = nghttp3_err_infer_quic_app_error_code(rv);
-    return -1;
-  }
-  return 0;
+  return rv == 0 ? 0 : h3_fail(hc, rv);
 }
 
 static int app_shutdown_read(void* app, int64_t stream_id) {
   struct uvq__h3_conn* hc = app;
+  int rv;
 
   if (hc->hconn == NULL)
     return 0;
-  return nghttp3_conn_shutdown_stream_read(hc->hconn, stream_id) == 0 ? 0 : -1;
+  rv = nghttp3_conn_shutdown_stream_read(hc->hconn, stream_id);
+  return rv == 0 ? 0 : h3_fail(hc, rv);
 }
 
 static int app_unblock(void* app, int64_t stream_id) {
   struct uvq__h3_conn* hc = app;
+  int rv;
 
   if (hc->hconn == NULL)
     return 0;
-  return nghttp3_conn_unblock_stream(hc->hconn, stream_id) == 0 ? 0 : -1;
+  rv = nghttp3_conn_unblock_stream(hc->hconn, stream_id);
+  return rv == 0 ? 0 : h3_fail(hc, rv);
 }
 
 static void app_max_remote_streams(void* app, uint64_t max) {
@@ -426,10 +487,8 @@ static int64_t app_writev(void* app, int64_t* stream_id, int* fin,
   /* nghttp3_vec and ngtcp2_vec are both { uint8_t* base; size_t len; }. */
   r = nghttp3_conn_writev_stream(hc->hconn, stream_id, fin,
                                  (nghttp3_vec*) vec, n);
-  if (r < 0) {
-    hc->qc->app_error = nghttp3_err_infer_quic_app_error_code((int) r);
-    return -1;
-  }
+  if (r < 0)
+    return h3_fail(hc, (int) r);
   return r;
 }
 

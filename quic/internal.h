@@ -35,14 +35,18 @@
 /* An application protocol that owns a connection's streams (HTTP/3):
  * ngtcp2's stream events go to it, and the write loop pulls stream data
  * from it instead of from the per-stream write queues. Each function
- * returns 0 (or a count) or an ngtcp2/nghttp3 style negative error. */
+ * returns 0 (or a count) or an ngtcp2/nghttp3 style negative error.
+ * A stream the peer opened has a pointer the application may keep there
+ * (stream_data; NULL for streams opened locally). */
 struct uvq__quic_app {
   /* Stream data in order; returns the bytes consumed at once (their flow
    * control credit goes back to the peer), or a negative error. */
-  int64_t (*recv)(void* app, int64_t stream_id, const uint8_t* data,
-                  size_t len, int fin);
+  int64_t (*recv)(void* app, int64_t stream_id, void** stream_data,
+                  const uint8_t* data, size_t len, int fin);
   int (*acked)(void* app, int64_t stream_id, uint64_t len);
-  int (*stream_close)(void* app, int64_t stream_id, uint64_t app_error);
+  /* The stream is gone; stream_data is what the application kept. */
+  int (*stream_close)(void* app, int64_t stream_id, uint64_t app_error,
+                      void* stream_data);
   int (*shutdown_read)(void* app, int64_t stream_id);
   int (*unblock)(void* app, int64_t stream_id);
   void (*max_remote_streams)(void* app, uint64_t max);

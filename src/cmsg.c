@@ -1,5 +1,6 @@
-/* Control messages: the one place that knows how ECN, pktinfo, GRO, GSO,
- * TXTIME and drop counts are spelled in ancillary data. Every read checks
+/* Control messages: the one place that knows how ECN, pktinfo, GRO, GSO
+ * and TXTIME are spelled in ancillary data (drop counts come from
+ * SO_MEMINFO in io-linux.c, not from a control message). Every read checks
  * the payload length, and payloads are copied out with memcpy because
  * CMSG_DATA is not guaranteed to be aligned for the type. */
 #include "internal.h"
@@ -197,19 +198,9 @@ static int put(char* buf,
   return 0;
 }
 
-static int is_v4mapped(const struct sockaddr* sa) {
-  const struct sockaddr_in6* sin6;
-
-  if (sa->sa_family != AF_INET6)
-    return 0;
-  sin6 = (const struct sockaddr_in6*) sa;
-  return IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr);
-}
-
 int uvq__cmsg_encode(char* buf,
                      size_t cap,
                      const struct uvq__send_meta* m,
-                     int family,
                      size_t* len) {
   size_t off;
   int err;
@@ -217,7 +208,6 @@ int uvq__cmsg_encode(char* buf,
 
   off = 0;
   err = 0;
-  (void) family;
 
   if (m->tos >= 0) {
     v = m->tos;
@@ -239,7 +229,7 @@ int uvq__cmsg_encode(char* buf,
       memset(&pi, 0, sizeof(pi));
       if (m->local->sa_family == AF_INET)
         pi.ipi_spec_dst = ((const struct sockaddr_in*) m->local)->sin_addr;
-      else if (is_v4mapped(m->local))
+      else if (uvq__is_v4mapped(m->local))
         memcpy(&pi.ipi_spec_dst,
                &((const struct sockaddr_in6*) m->local)->sin6_addr.s6_addr[12],
                4);
@@ -251,7 +241,7 @@ int uvq__cmsg_encode(char* buf,
       struct in_addr a;
       if (m->local->sa_family == AF_INET)
         a = ((const struct sockaddr_in*) m->local)->sin_addr;
-      else if (is_v4mapped(m->local))
+      else if (uvq__is_v4mapped(m->local))
         memcpy(&a, &((const struct sockaddr_in6*) m->local)->sin6_addr.s6_addr[12],
                4);
       else
@@ -264,7 +254,7 @@ int uvq__cmsg_encode(char* buf,
 #ifdef IPV6_PKTINFO
       struct in6_pktinfo pi;
       const struct sockaddr_in6* sin6;
-      if (m->local->sa_family != AF_INET6 || is_v4mapped(m->local))
+      if (m->local->sa_family != AF_INET6 || uvq__is_v4mapped(m->local))
         return -EAFNOSUPPORT;
       sin6 = (const struct sockaddr_in6*) m->local;
       memset(&pi, 0, sizeof(pi));

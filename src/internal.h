@@ -37,6 +37,11 @@
  * IPv4 header for IPv4 (the IPv6 payload length excludes its header). */
 #define UVQ__MAX_PAYLOAD_V4 65507u
 #define UVQ__MAX_PAYLOAD_V6 65527u
+/* Buffers in one message: IOV_MAX on Linux and the BSDs; sendmsg refuses
+ * more with EMSGSIZE, so uvq_udp_try_send_batch refuses them up front. */
+#define UVQ__MAX_BUFS_PER_MSG 1024u
+/* UDP_SEGMENT carries the segment size in 16 bits. */
+#define UVQ__GSO_SIZE_MAX 65535u
 
 /* Control buffer room per message. Receive: TOS or TCLASS, IP_PKTINFO or
  * IPV6_PKTINFO and UDP_GRO at once, with slack for a dual-stack
@@ -186,7 +191,6 @@ void uvq__cmsg_decode(struct msghdr* hdr,
 int uvq__cmsg_encode(char* buf,
                      size_t cap,
                      const struct uvq__send_meta* meta,
-                     int family,
                      size_t* len);
 int uvq__ecn_from_tos(int tos);
 

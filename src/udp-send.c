@@ -27,21 +27,21 @@ static int dest_is_v4(const struct uvq__udp_state* s,
   return (s->flags & UVQ__F_PEER_V4) != 0;
 }
 
-/* Checks one message and decides how it goes out. Errors are the ones the
- * header promises for try_send_batch. */
 /* The checks that need no socket. nbufs 0 is an empty datagram. */
 static int check_args(const uvq_udp_mmsg_t* m) {
   if (m->bufs == NULL && m->nbufs > 0)
     return UV_EINVAL;
-  if (m->nbufs > 1024)
+  if (m->nbufs > UVQ__MAX_BUFS_PER_MSG)
     return UV_EINVAL;
   if (m->ecn < -1 || m->ecn > 3)
     return UV_EINVAL;
-  if (m->gso_size > 65535)
+  if (m->gso_size > UVQ__GSO_SIZE_MAX)
     return UV_EINVAL;
   return 0;
 }
 
+/* Checks one message and decides how it goes out. Errors are the ones the
+ * header promises for try_send_batch. */
 static int plan_msg(struct uvq__udp_state* s,
                     const uvq_udp_mmsg_t* m,
                     struct plan* p) {
@@ -123,7 +123,7 @@ static int build_entry(struct uvq__udp_state* s,
   h->msg_iovlen = iovcnt;
   clen = 0;
   err = uvq__cmsg_encode(sb->control[i], sizeof(sb->control[i]), meta,
-                         s->family, &clen);
+                         &clen);
   if (err)
     return err;
   if (clen > 0) {

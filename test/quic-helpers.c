@@ -294,12 +294,16 @@ static void on_stream_reset(uvq_quic_conn_t* conn, int64_t id, uint64_t code) {
 
 static void on_stream_stop_sending(uvq_quic_conn_t* conn, int64_t id,
                                    uint64_t code) {
+  (void) code;
   qt_stream(conn_of(conn), id)->stop_sendings++;
 }
 
 static void on_stream_closed(uvq_quic_conn_t* conn, int64_t id,
                              uint64_t code) {
-  qt_stream(conn_of(conn), id)->closes++;
+  qt_stream_t* s = qt_stream(conn_of(conn), id);
+
+  s->closes++;
+  s->close_code = code;
 }
 
 static void on_streams_available(uvq_quic_conn_t* conn) {

@@ -77,6 +77,7 @@ typedef struct qt_stream_s {
   uint64_t reset_code;
   unsigned int stop_sendings;
   unsigned int closes;
+  uint64_t close_code; /* the stream_closed callback's app_error */
   /* Bytes this side queued with qt_write, and the bytes of writes that
    * completed with status 0 (acknowledged by the peer). */
   uint64_t queued;

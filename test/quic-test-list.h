@@ -49,6 +49,7 @@
   TEST_ENTRY(quic_idle_keepalive) \
   TEST_ENTRY(quic_version_negotiation) \
   TEST_ENTRY(quic_version_negotiation_short) \
+  TEST_ENTRY(quic_version_negotiation_long_cid) \
   TEST_ENTRY(quic_stateless_reset_reply) \
   TEST_ENTRY(quic_stateless_reset_restart) \
   TEST_ENTRY(quic_ecn_ipv4) \
@@ -68,6 +69,9 @@
   TEST_ENTRY(quic_api_errors) \
   TEST_ENTRY(quic_api_key_update_early) \
   TEST_ENTRY(quic_migrate) \
+  TEST_ENTRY(quic_h3_conn_errors_server) \
+  TEST_ENTRY(quic_h3_conn_errors_client) \
+  TEST_ENTRY(quic_h3_malformed_requests) \
   /* end of list */
 
 UVQ_TEST_LIST(TEST_DECLARE)

@@ -120,6 +120,90 @@ TEST_IMPL(quic_version_negotiation_short) {
   return 0;
 }
 
+/* A len-byte long-header packet of an unknown version with connection IDs
+ * of any length up to 255 (RFC 8999, 5.1 allows them for versions the
+ * receiver does not know). */
+static void make_unknown_version_cids(uint8_t* buf, size_t len,
+                                      size_t dcidlen, size_t scidlen) {
+  size_t i;
+
+  memset(buf, 0, len);
+  buf[0] = 0xc0 | 0x0a;
+  buf[1] = 0x1a;
+  buf[2] = 0x2a;
+  buf[3] = 0x3a;
+  buf[4] = 0x4a;
+  buf[5] = (uint8_t) dcidlen;
+  for (i = 0; i < dcidlen; i++)
+    buf[6 + i] = (uint8_t) (0x11 + i);
+  buf[6 + dcidlen] = (uint8_t) scidlen;
+  for (i = 0; i < scidlen; i++)
+    buf[7 + dcidlen + i] = (uint8_t) (0xa1 + 3 * i);
+}
+
+/* RFC 8999, 6: a Version Negotiation packet answers connection IDs of any
+ * length, swapped: its DCID is the packet's SCID, its SCID the packet's
+ * DCID. Checked byte for byte for IDs longer than QUIC v1's 20 bytes; a
+ * datagram under 1200 bytes with the same IDs still gets nothing. */
+TEST_IMPL(quic_version_negotiation_long_cid) {
+  static const struct {
+    size_t dcidlen;
+    size_t scidlen;
+  } cases[] = {{21, 0}, {0, 21}, {255, 255}, {40, 200}, {255, 1}};
+  uvq_quic_endpoint_stats_t st;
+  uint8_t pkt[1200];
+  test_peer_t peer;
+  const rx_entry_t* r;
+  const uint8_t* d;
+  size_t dl;
+  size_t sl;
+  size_t i;
+  qt_t t;
+
+  qt_init(&t, "127.0.0.1", 0);
+  qt_start_server(&t);
+  peer_init(&t.loop, &peer);
+  peer_bind(&peer, "127.0.0.1", 0);
+  peer_start(&peer);
+  for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    dl = cases[i].dcidlen;
+    sl = cases[i].scidlen;
+    make_unknown_version_cids(pkt, sizeof(pkt), dl, sl);
+    peer_send_ok(&peer, (struct sockaddr*) &t.server.addr, pkt, sizeof(pkt),
+                 0);
+    run_until_rx(&t.loop, &peer, (unsigned int) i + 1);
+    r = &peer.rx[i];
+    d = r->data;
+    /* Long header form, version 0, DCID = the packet's SCID, SCID = its
+     * DCID, then v1 and v2 in uvq's order and nothing else (uvq lists no
+     * reserved version). */
+    ASSERT_EQ(1 + 4 + 1 + sl + 1 + dl + 8, r->nread);
+    ASSERT_BITS_SET(d[0], 0x80);
+    ASSERT_UINT_EQ(0, get32(d + 1));
+    ASSERT_UINT_EQ(sl, d[5]);
+    ASSERT_MEM_EQ(pkt + 7 + dl, d + 6, sl);
+    ASSERT_UINT_EQ(dl, d[6 + sl]);
+    ASSERT_MEM_EQ(pkt + 6, d + 7 + sl, dl);
+    ASSERT_UINT_EQ(UVQ_QUIC_V1, get32(d + 7 + sl + dl));
+    ASSERT_UINT_EQ(UVQ_QUIC_V2, get32(d + 7 + sl + dl + 4));
+  }
+  /* The same IDs in a datagram one byte short of 1200: no answer. */
+  make_unknown_version_cids(pkt, 1199, 255, 255);
+  peer_send_ok(&peer, (struct sockaddr*) &t.server.addr, pkt, 1199, 0);
+  qt_run_for(&t, 200);
+  ASSERT_UINT_EQ(sizeof(cases) / sizeof(cases[0]), peer.nrx);
+  ASSERT_OK(uvq_quic_endpoint_get_stats(t.server.ep, &st));
+  ASSERT_UINT_EQ(sizeof(cases) / sizeof(cases[0]), st.version_negotiations);
+  ASSERT_UINT_EQ(0, st.connections_accepted);
+  peer_close(&peer);
+  qt_close_side(&t.server);
+  finish_loop(&t.loop);
+  peer_finish(&peer);
+  ASSERT_EQ(1, t.server.close_cbs);
+  free(t.pattern);
+  return 0;
+}
+
 static const uint8_t test_secret[32] = {
   1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
   17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32,

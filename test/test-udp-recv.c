@@ -214,9 +214,10 @@ TEST_IMPL(udp_recv_empty_datagram) {
   return 0;
 }
 
-/* A receive buffer of the kernel's minimum overflows for real; one more
- * datagram sent after the queue drained carries the kernel's drop count
- * (SO_RXQ_OVFL), which must equal the datagrams that never arrived. */
+/* A receive buffer of the kernel's minimum overflows for real; after one
+ * more datagram, sent once the queue drained, proves that everything
+ * queued was delivered, the kernel's drop count (read by get_stats with
+ * SO_MEMINFO) must equal the datagrams that never arrived. */
 TEST_IMPL(udp_recv_kernel_drops) {
   unsigned char payload[1000];
   struct sockaddr_storage dest;

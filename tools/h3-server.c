@@ -120,12 +120,18 @@ static void on_h3_closed(uvq_h3_t* h3) {
   if (s->quiet)
     return;
   u = &s->udp;
-  printf("uvq-h3-server: stopped (%s): %llu requests (%llu failed) on %llu "
-         "connections; sent %llu bytes in %llu datagrams (%.1f per syscall, "
-         "GSO %llu sends/%llu segments); received %llu bytes in %llu "
-         "datagrams (%.1f per syscall, GRO %llu packets/%llu segments)\n",
+  /* stderr, like every other diagnostic: stdout carries only the
+   * "listening on" line that scripts read the port from. */
+  fprintf(stderr,
+         "uvq-h3-server: stopped (%s): %llu requests (%llu failed) on %llu "
+         "connections (%llu refused); sent %llu bytes in %llu datagrams "
+         "(%.1f per syscall, GSO %llu sends/%llu segments); received %llu "
+         "bytes in %llu datagrams (%.1f per syscall, GRO %llu packets/%llu "
+         "segments)\n",
          s->stop_reason, (unsigned long long) s->requests,
-         (unsigned long long) s->failed, (unsigned long long) s->endpoint.connections_accepted,
+         (unsigned long long) s->failed,
+         (unsigned long long) s->endpoint.connections_accepted,
+         (unsigned long long) s->endpoint.connections_refused,
          (unsigned long long) u->bytes_sent,
          (unsigned long long) u->datagrams_sent,
          u->send_syscalls ? (double) u->datagrams_sent / u->send_syscalls : 0.0,

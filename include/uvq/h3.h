@@ -85,7 +85,9 @@ typedef struct uvq_h3_callbacks_s {
    * connection gracefully before acknowledging the last bytes of a
    * response handed over in full), else the HTTP/3 error code that ended
    * it (UVQ_H3_REQUEST_CANCELLED when the connection failed). req is
-   * freed when this returns. */
+   * freed when this returns. A server reports only requests that reached
+   * request (or got uvq's 431); a malformed request is reset with
+   * UVQ_H3_MESSAGE_ERROR and reaches no callback (docs/h3.md). */
   void (*done)(uvq_h3_req_t* req, uint64_t app_error);
   /* Client: the connection is ready (error NULL) or could not be made, or
    * it ended (error not NULL). */

@@ -343,13 +343,17 @@ UVQ_EXTERN int uvq_quic_conn_get_path(const uvq_quic_conn_t* conn,
 UVQ_EXTERN int uvq_quic_conn_get_stats(uvq_quic_conn_t* conn,
                                        uvq_quic_conn_stats_t* stats);
 /* Initiates a key update (RFC 9001, 6). UV_EAGAIN before the handshake is
- * confirmed or while the previous update is in progress. */
+ * confirmed, while the previous update is in progress, or from inside a
+ * callback of this connection (ngtcp2 cannot be re-entered). */
 UVQ_EXTERN int uvq_quic_conn_update_key(uvq_quic_conn_t* conn);
 /* Client: moves the connection to a new local address (port 0 picks one),
- * validating the new path (RFC 9000, 9). A client also moves, by itself,
- * to a server's preferred address of its socket's family once the
- * handshake is confirmed (RFC 9000, 9.6); uvq_quic_conn_get_path tells
- * where the connection is. */
+ * validating the new path (RFC 9000, 9). UV_EAGAIN before the handshake
+ * completed, from inside a callback of this connection, or while the
+ * server has given no spare connection ID; UV_EINVAL on a server
+ * connection; UV_EAFNOSUPPORT for another address family. A client also
+ * moves, by itself, to a server's preferred address of its socket's
+ * family once the handshake is confirmed (RFC 9000, 9.6);
+ * uvq_quic_conn_get_path tells where the connection is. */
 UVQ_EXTERN int uvq_quic_conn_migrate(uvq_quic_conn_t* conn,
                                      const struct sockaddr* local);
 

@@ -11,6 +11,7 @@
   TEST_ENTRY(interop_gtlsclient_download) \
   TEST_ENTRY(interop_gtlsclient_chacha20) \
   TEST_ENTRY(interop_gtlsclient_path_escape) \
+  TEST_ENTRY(interop_gtlsclient_special_files) \
   TEST_ENTRY(interop_curl_download) \
   TEST_ENTRY(interop_curl_post)
 
