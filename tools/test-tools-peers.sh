@@ -164,9 +164,11 @@ check "-o: 21 writes for 20 MiB + 17 bytes (tool's count)" \
   'json "r[\"fetches\"][0][\"writes\"] == 21"' "$out"
 if command -v strace >/dev/null; then
   rm -f "$tmp/big.out"
-  strace -f -qq -o "$tmp/strace" -P "$tmp/big.out" \
-    -e trace=write,writev,pwrite64,pwritev,pwritev2 \
-    "$client" --cacert "$tmp/cert.pem" -o "$tmp/big.out" "$base/big.bin" 2>"$tmp/err"
+  # LeakSanitizer (sanitizer builds) cannot run under ptrace.
+  ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0 \
+    strace -f -qq -o "$tmp/strace" -P "$tmp/big.out" \
+      -e trace=write,writev,pwrite64,pwritev,pwritev2 \
+      "$client" --cacert "$tmp/cert.pem" -o "$tmp/big.out" "$base/big.bin" 2>"$tmp/err"
   rc=$?
   writes=$(grep -cE '^[0-9]+ +(write|writev|pwrite64|pwritev2?)\(' "$tmp/strace")
   check "-o: 21 write system calls in all (strace)" \
@@ -196,6 +198,27 @@ run_client --cacert "$tmp/cert.pem" --json --session-file "$tmp/other.session" "
 check "uvq server: a ticket for another server is not used" \
   '[ $rc -eq 0 ] && [[ $err == *"ticket for another server"* ]] && json "not r[\"session\"][\"ticket_loaded\"] and not r[\"session\"][\"resumed\"]"' \
   "rc=$rc" "$out" "$err"
+
+# A restarted server has new ticket keys: it cannot resume the session and
+# refuses the early data, which the client then sends again (same port,
+# so that the session file's server matches).
+rport=$(free_port)
+if start_uvq_server --port "$rport"; then
+  rm -f "$tmp/restart.session"
+  run_client --cacert "$tmp/cert.pem" --json --session-file "$tmp/restart.session" "https://127.0.0.1:$rport/1m.bin"
+  stop_server
+  if [ $rc -eq 0 ] && start_uvq_server --port "$rport"; then
+    run_client --cacert "$tmp/cert.pem" --json --sha256 --session-file "$tmp/restart.session" "https://127.0.0.1:$rport/1m.bin"
+    check "restarted uvq server: 0-RTT rejected, the request sent again and answered" \
+      '[ $rc -eq 0 ] && json "r[\"session\"][\"ticket_loaded\"] and not r[\"session\"][\"resumed\"] and r[\"session\"][\"zero_rtt\"] == \"rejected\" and r[\"session\"][\"early_requests\"] == 1 and r[\"fetches\"][0][\"sha256\"] == \"$m1_sha\""' \
+      "rc=$rc" "$out" "$err"
+    stop_server
+  else
+    not_ok "restarted uvq server: 0-RTT rejected, the request sent again and answered" "rc=$rc" "$err"
+  fi
+else
+  not_ok "uvq server on port $rport starts" "$(cat "$slog")"
+fi
 
 # Key updates. After the client's first update every packet it sends is
 # in the new keys: the server can only answer the second and third
