@@ -61,7 +61,9 @@ static void usage(FILE* f) {
 "                      a preferred address (RFC 9000, 9.6) on the same port;\n"
 "                      the server must receive there (--listen 0.0.0.0/::)\n"
 "  --handshake-timeout SEC  drop a handshake not done after SEC seconds;\n"
-"                      0 or none (default): only the 30 s idle timeout\n"
+"                      0 or none (default): only the idle timeout\n"
+"  --idle-timeout SEC  close a connection after SEC seconds without a\n"
+"                      packet from the client (default 30)\n"
 "  --qlog-dir DIR      write one qlog file per connection into DIR\n"
 "  --keylog FILE       append TLS secrets to FILE (default $SSLKEYLOGFILE)\n"
 "  --ciphersuites LIST TLS 1.3 suites to accept, colon-separated IANA names\n"
@@ -242,7 +244,8 @@ enum {
   OPT_PREFERRED_VERSIONS,
   OPT_HANDSHAKE_TIMEOUT,
   OPT_PREFERRED_IPV4,
-  OPT_PREFERRED_IPV6
+  OPT_PREFERRED_IPV6,
+  OPT_IDLE_TIMEOUT
 };
 
 int main(int argc, char** argv) {
@@ -265,6 +268,7 @@ int main(int argc, char** argv) {
       {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
       {"preferred-ipv4-addr", required_argument, NULL, OPT_PREFERRED_IPV4},
       {"preferred-ipv6-addr", required_argument, NULL, OPT_PREFERRED_IPV6},
+      {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
       {"quiet", no_argument, NULL, 'q'},
       {"verbose", no_argument, NULL, 'v'},
       {"help", no_argument, NULL, 'h'},
@@ -346,6 +350,10 @@ int main(int argc, char** argv) {
           usage_error("bad --preferred-ipv6-addr '%s' (an IPv6 address)",
                       optarg);
         config.preferred_address_ipv6 = &preferred_v6;
+        break;
+      case OPT_IDLE_TIMEOUT:
+        if (tool_parse_seconds(optarg, &config.idle_timeout_ms) != 0)
+          usage_error("bad --idle-timeout '%s' (seconds)", optarg);
         break;
       case OPT_HANDSHAKE_TIMEOUT:
         if (tool_parse_handshake_timeout(optarg,
