@@ -14,6 +14,15 @@
  *   quic: one client endpoint for all connections, uvq_quic_connect() with
  *         ALPN "uvq-bench", one bidirectional stream, then
  *         uvq_quic_conn_close(): the cost of the QUIC handshake alone.
+ *   tls:  one client endpoint, uvq_quic_connect() with ALPN --alpn ("h3"),
+ *         no stream: the connection is closed as soon as the server's
+ *         session ticket (its last handshake message) arrives. With
+ *         --connect ADDR:PORT it runs against a server already running
+ *         (uvq-h3-server, ngtcp2's gtlsserver), whose CPU time is read
+ *         from /proc/--server-pid, so that any server is measured alike.
+ *         --resume resumes every connection after the first with the
+ *         latest ticket; --groups limits the key exchange groups the
+ *         client offers (uvq_quic_config_t.tls_groups).
  *
  * The client does not verify the certificate (insecure_skip_verify), as
  * ngtcp2's example client does not either. Prints one JSON line: count,
@@ -26,10 +35,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct bench {
   uv_loop_t* loop;
   int mode_h3;
+  int mode_tls;
+  int resume;
+  uint64_t resumed;      /* tls mode: connections that resumed */
+  uint8_t ticket[8192];  /* tls mode: the latest session ticket */
+  size_t ticketlen;
+  unsigned int concurrency;   /* tls mode: connections in flight */
+  unsigned int inflight;
+  struct tls_conn* to_close;  /* tls mode: done, closed from on_defer */
   uint64_t deadline_ns;
   struct sockaddr_in server;
   uvq_quic_config_t config;
@@ -59,6 +77,16 @@ struct bench {
 };
 
 static void next(struct bench* b);
+
+/* tls mode: one connection in flight. */
+struct tls_conn {
+  struct bench* b;
+  uvq_quic_conn_t* conn;
+  uint64_t start_ns;
+  int handshaken;
+  int done;                   /* the ticket arrived: close it */
+  struct tls_conn* next_close;
+};
 static void h3_on_closed_cb(uvq_h3_t* h3);
 
 static void on_defer(uv_idle_t* handle) {
@@ -75,6 +103,11 @@ static void on_defer(uv_idle_t* handle) {
     conn = b->close_conn;
     b->close_conn = NULL;
     uvq_quic_conn_close(conn, 0, NULL);
+  }
+  while (b->to_close != NULL) {
+    struct tls_conn* tc = b->to_close;
+    b->to_close = tc->next_close;
+    uvq_quic_conn_close(tc->conn, 0, NULL);
   }
 }
 
@@ -218,6 +251,89 @@ static void quic_on_closed(uvq_quic_conn_t* conn,
   next(b);
 }
 
+/* ---- tls mode ------------------------------------------------------------- */
+
+static void tls_on_handshake_done(uvq_quic_conn_t* conn) {
+  struct tls_conn* tc;
+
+  tc = uvq_quic_conn_get_data(conn);
+  tc->b->handshake_ns_sum += qb_now_ns() - tc->start_ns;
+  tc->handshaken = 1;
+}
+
+static void tls_on_session_ticket(uvq_quic_conn_t* conn,
+                                  const uint8_t* ticket,
+                                  size_t len) {
+  uvq_quic_conn_stats_t st;
+  struct tls_conn* tc;
+  struct bench* b;
+
+  tc = uvq_quic_conn_get_data(conn);
+  b = tc->b;
+  if (len <= sizeof(b->ticket)) {
+    memcpy(b->ticket, ticket, len);
+    b->ticketlen = len;
+  }
+  /* The ticket comes after the handshake (the server sends it once the
+   * client's Finished arrived): the handshake is over on both sides. */
+  if (!tc->handshaken || tc->done)
+    return;
+  if (uvq_quic_conn_get_stats(conn, &st) == 0 && st.resumed)
+    b->resumed++;
+  tc->done = 1;
+  tc->next_close = b->to_close;
+  b->to_close = tc;
+  uv_idle_start(&b->defer, on_defer);
+}
+
+static void tls_on_closed(uvq_quic_conn_t* conn,
+                          const uvq_quic_error_t* error) {
+  struct tls_conn* tc;
+  struct bench* b;
+
+  tc = uvq_quic_conn_get_data(conn);
+  b = tc->b;
+  if (tc->done) {
+    b->connections++;
+  } else {
+    b->failed++;
+    if (b->error[0] == '\0')
+      snprintf(b->error, sizeof(b->error), "closed: kind %d code 0x%llx",
+               error->kind, (unsigned long long) error->code);
+  }
+  free(tc);
+  b->inflight--;
+  next(b);
+}
+
+static int tls_start(struct bench* b) {
+  uvq_quic_connect_opts_t opts;
+  struct tls_conn* tc;
+  int err;
+
+  tc = calloc(1, sizeof(*tc));
+  if (tc == NULL)
+    return UV_ENOMEM;
+  tc->b = b;
+  tc->start_ns = qb_now_ns();
+  memset(&opts, 0, sizeof(opts));
+  opts.version = UVQ_QUIC_CONFIG_VERSION;
+  opts.server_name = "localhost";
+  if (b->resume && b->ticketlen > 0) {
+    opts.session_ticket = b->ticket;
+    opts.session_ticket_len = b->ticketlen;
+  }
+  err = uvq_quic_connect(b->ep, (struct sockaddr*) &b->server, &opts, tc,
+                         &tc->conn);
+  if (err != 0) {
+    snprintf(b->error, sizeof(b->error), "connect: %s", uv_strerror(err));
+    free(tc);
+    return err;
+  }
+  b->inflight++;
+  return 0;
+}
+
 static int quic_start(struct bench* b) {
   uvq_quic_connect_opts_t opts;
   uvq_quic_conn_t* conn;
@@ -246,6 +362,25 @@ static void quic_on_ep_closed(uvq_quic_endpoint_t* ep) {
 static void next(struct bench* b) {
   int err;
 
+  if (b->mode_tls) {
+    /* Keep --concurrency connections in flight until the deadline; then
+     * wait for those in flight. */
+    err = 0;
+    while (err == 0 && b->failed == 0 && b->inflight < b->concurrency &&
+           qb_now_ns() < b->deadline_ns)
+      err = tls_start(b);
+    if (err != 0)
+      b->failed++;
+    if (b->inflight == 0) {
+      if (!uv_is_closing((uv_handle_t*) &b->defer))
+        uv_close((uv_handle_t*) &b->defer, NULL);
+      if (b->ep != NULL) {
+        uvq_quic_endpoint_close(b->ep, quic_on_ep_closed);
+        b->ep = NULL;
+      }
+    }
+    return;
+  }
   if (qb_now_ns() >= b->deadline_ns || b->failed > 0) {
     if (!uv_is_closing((uv_handle_t*) &b->defer))
       uv_close((uv_handle_t*) &b->defer, NULL);
@@ -270,11 +405,145 @@ static void next(struct bench* b) {
 
 static void usage(void) {
   fprintf(stderr,
-"usage: bench-quic-handshake [--mode h3|quic] [--duration-ms N]\n"
+"usage: bench-quic-handshake [--mode h3|quic|tls] [--duration-ms N]\n"
 "           [--client-cpu N] [--server-cpu N] [--response-bytes N]\n"
-"           [--cert FILE --key FILE]\n"
+"           [--cert FILE --key FILE] [--groups LIST] [--resume]\n"
+"           [--alpn LIST] [--connect IP:PORT --server-pid PID]\n"
+"           [--concurrency N]\n"
 "Sequential new connections (handshake, one request, close) to a forked\n"
-"uvq server for --duration-ms (3000); prints one JSON line.\n");
+"uvq server for --duration-ms (3000); prints one JSON line. tls mode:\n"
+"handshakes only, optionally against a running server (--connect).\n");
+}
+
+/* CPU time of another process in seconds: the scheduler's nanosecond
+ * count (/proc/PID/schedstat) where the kernel keeps it, else utime +
+ * stime in clock ticks (/proc/PID/stat). -1 if the process is gone. */
+static double proc_cpu_s(pid_t pid) {
+  unsigned long long ns;
+  unsigned long utime;
+  unsigned long stime;
+  char path[64];
+  char buf[1024];
+  char* p;
+  FILE* f;
+  size_t n;
+  int i;
+
+  snprintf(path, sizeof(path), "/proc/%d/schedstat", (int) pid);
+  f = fopen(path, "r");
+  if (f != NULL) {
+    i = fscanf(f, "%llu", &ns);
+    fclose(f);
+    if (i == 1)
+      return ns / 1e9;
+  }
+  snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+  f = fopen(path, "r");
+  if (f == NULL)
+    return -1;
+  n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  p = strrchr(buf, ')');
+  if (p == NULL)
+    return -1;
+  /* Fields after the command: state is field 3, utime 14, stime 15. */
+  for (i = 0; i < 11 && p != NULL; i++)
+    p = strchr(p + 1, ' ');
+  if (p == NULL || sscanf(p + 1, "%*s %lu %lu", &utime, &stime) != 2)
+    return -1;
+  return (double) (utime + stime) / sysconf(_SC_CLK_TCK);
+}
+
+/* tls mode against a server that runs already (--connect): its CPU time
+ * from /proc, before and after. */
+static int run_external(struct bench* b,
+                        const char* connect,
+                        pid_t server_pid,
+                        const char* groups,
+                        const char* alpn,
+                        uint64_t duration_ms,
+                        int client_cpu) {
+  uvq_quic_callbacks_t qcb;
+  struct sockaddr_in any;
+  char host[64];
+  const char* colon;
+  double cpu0;
+  double cpu1;
+  double srv0;
+  double srv1;
+  double seconds;
+  int err;
+
+  colon = strrchr(connect, ':');
+  if (colon == NULL || (size_t) (colon - connect) >= sizeof(host)) {
+    usage();
+    return 2;
+  }
+  memcpy(host, connect, (size_t) (colon - connect));
+  host[colon - connect] = '\0';
+  if (uv_ip4_addr(host, (int) qb_parse_uint("--connect", colon + 1, 65535),
+                  &b->server) != 0) {
+    usage();
+    return 2;
+  }
+  if (qb_pin(client_cpu) != 0)
+    return 1;
+  b->loop = uv_default_loop();
+  uvq_quic_config_default(&b->config);
+  b->config.insecure_skip_verify = 1;
+  b->config.alpn = alpn != NULL ? alpn : "h3";
+  b->config.tls_groups = groups;
+  uv_idle_init(b->loop, &b->defer);
+  b->defer.data = b;
+  memset(&qcb, 0, sizeof(qcb));
+  qcb.handshake_done = tls_on_handshake_done;
+  qcb.session_ticket = tls_on_session_ticket;
+  qcb.closed = tls_on_closed;
+  err = uvq_quic_endpoint_new(b->loop, &b->config, &qcb, b, &b->ep);
+  uv_ip4_addr("127.0.0.1", 0, &any);
+  if (err == 0)
+    err = uvq_quic_endpoint_bind(b->ep, (struct sockaddr*) &any);
+  if (err != 0) {
+    fprintf(stderr, "client endpoint: %s\n", uv_strerror(err));
+    return 1;
+  }
+  srv0 = proc_cpu_s(server_pid);
+  cpu0 = qb_cpu_self();
+  b->started_ns = qb_now_ns();
+  b->deadline_ns = b->started_ns + duration_ms * 1000000u;
+  next(b);
+  uv_run(b->loop, UV_RUN_DEFAULT);
+  seconds = (qb_now_ns() - b->started_ns) / 1e9;
+  cpu1 = qb_cpu_self();
+  srv1 = proc_cpu_s(server_pid);
+  uv_loop_close(b->loop);
+  if (srv0 < 0 || srv1 < 0)
+    snprintf(b->error, sizeof(b->error), "cannot read the CPU time of "
+             "process %d", (int) server_pid);
+
+  printf("{\"program\": \"bench-quic-handshake\", \"mode\": \"tls\", "
+         "\"version\": \"%s\", \"connect\": \"%s\", \"groups\": \"%s\", "
+         "\"resume\": %d, \"concurrency\": %u, \"connections\": %llu, "
+         "\"resumed\": %llu, "
+         "\"failed\": %llu, \"seconds\": %.6f, \"handshakes_per_s\": %.1f, "
+         "\"mean_handshake_ms\": %.3f, \"client_cpu_s\": %.6f, "
+         "\"server_cpu_s\": %.6f, \"client_cpu_ms_per_conn\": %.4f, "
+         "\"server_cpu_ms_per_conn\": %.4f, \"error\": ",
+         uvq_version_string(), connect, groups != NULL ? groups : "default",
+         b->resume, b->concurrency, (unsigned long long) b->connections,
+         (unsigned long long) b->resumed, (unsigned long long) b->failed,
+         seconds, seconds > 0 ? b->connections / seconds : 0.0,
+         b->connections ? b->handshake_ns_sum / 1e6 / b->connections : 0.0,
+         cpu1 - cpu0, srv1 - srv0,
+         b->connections ? (cpu1 - cpu0) * 1e3 / b->connections : 0.0,
+         b->connections ? (srv1 - srv0) * 1e3 / b->connections : 0.0);
+  if (b->error[0] != '\0')
+    printf("\"%s\"}\n", b->error);
+  else
+    printf("null}\n");
+  return b->connections > 0 && b->failed == 0 && b->error[0] == '\0' ? 0
+                                                                      : 1;
 }
 
 int main(int argc, char** argv) {
@@ -288,6 +557,10 @@ int main(int argc, char** argv) {
   struct sockaddr_in any;
   const char* cert;
   const char* key;
+  const char* groups;
+  const char* alpn;
+  const char* connect;
+  pid_t server_pid;
   uint64_t duration_ms;
   double cpu0;
   double cpu1;
@@ -307,6 +580,10 @@ int main(int argc, char** argv) {
   b.response_bytes = 100;
   cert = NULL;
   key = NULL;
+  groups = NULL;
+  alpn = NULL;
+  connect = NULL;
+  server_pid = 0;
   for (i = 1; i < argc; i++) {
     const char* a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -314,13 +591,31 @@ int main(int argc, char** argv) {
       usage();
       return 0;
     }
+    if (strcmp(a, "--resume") == 0) {
+      b.resume = 1;
+      continue;
+    }
+    if (strcmp(a, "--concurrency") == 0 && v != NULL) {
+      b.concurrency = (unsigned int) qb_parse_uint(a, v, 4096);
+      i++;
+      continue;
+    }
     if (v == NULL) {
       usage();
       return 2;
     }
     i++;
     if (strcmp(a, "--mode") == 0) {
-      b.mode_h3 = qb_parse_mode(v);
+      b.mode_tls = strcmp(v, "tls") == 0;
+      b.mode_h3 = b.mode_tls ? 0 : qb_parse_mode(v);
+    } else if (strcmp(a, "--groups") == 0) {
+      groups = v;
+    } else if (strcmp(a, "--alpn") == 0) {
+      alpn = v;
+    } else if (strcmp(a, "--connect") == 0) {
+      connect = v;
+    } else if (strcmp(a, "--server-pid") == 0) {
+      server_pid = (pid_t) qb_parse_uint(a, v, 1u << 30);
     } else if (strcmp(a, "--duration-ms") == 0) {
       duration_ms = qb_parse_uint(a, v, 600000);
     } else if (strcmp(a, "--client-cpu") == 0) {
@@ -338,10 +633,17 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if ((cert == NULL) != (key == NULL)) {
+  if (b.concurrency == 0)
+    b.concurrency = 1;
+  if ((cert == NULL) != (key == NULL) ||
+      ((connect != NULL || b.resume || b.concurrency > 1) && !b.mode_tls) ||
+      (connect != NULL) != (server_pid != 0)) {
     usage();
     return 2;
   }
+  if (connect != NULL)
+    return run_external(&b, connect, server_pid, groups, alpn, duration_ms,
+                        client_cpu);
   if (cert == NULL) {
     if (qb_certs_make(&certs) != 0)
       return 1;
@@ -350,7 +652,7 @@ int main(int argc, char** argv) {
   }
 
   memset(&sopts, 0, sizeof(sopts));
-  sopts.kind = b.mode_h3 ? QB_SERVER_H3 : QB_SERVER_QUIC;
+  sopts.kind = b.mode_h3 || b.mode_tls ? QB_SERVER_H3 : QB_SERVER_QUIC;
   sopts.cert = cert;
   sopts.key = key;
   sopts.cpu = server_cpu;
@@ -366,15 +668,18 @@ int main(int argc, char** argv) {
   uv_ip4_addr("127.0.0.1", server.port, &b.server);
   uvq_quic_config_default(&b.config);
   b.config.insecure_skip_verify = 1;
-  b.config.alpn = b.mode_h3 ? "h3" : QB_ALPN_QUIC;
+  b.config.alpn = b.mode_h3 || b.mode_tls ? "h3" : QB_ALPN_QUIC;
+  b.config.tls_groups = groups;
   b.request = uv_buf_init("GET /\n", 6);
   uv_idle_init(b.loop, &b.defer);
   b.defer.data = &b;
   if (!b.mode_h3) {
     memset(&qcb, 0, sizeof(qcb));
-    qcb.handshake_done = quic_on_handshake_done;
+    qcb.handshake_done =
+        b.mode_tls ? tls_on_handshake_done : quic_on_handshake_done;
     qcb.stream_data = quic_on_stream_data;
-    qcb.closed = quic_on_closed;
+    qcb.session_ticket = b.mode_tls ? tls_on_session_ticket : NULL;
+    qcb.closed = b.mode_tls ? tls_on_closed : quic_on_closed;
     err = uvq_quic_endpoint_new(b.loop, &b.config, &qcb, &b, &b.ep);
     uv_ip4_addr("127.0.0.1", 0, &any);
     if (err == 0)
@@ -412,7 +717,7 @@ int main(int argc, char** argv) {
          "\"server_cpu_ms_per_conn\": %.4f, \"server_accepted\": %llu, "
          "\"server_requests\": %llu, \"response_bytes\": %zu, "
          "\"server_exit\": %d, \"error\": ",
-         b.mode_h3 ? "h3" : "quic", uvq_version_string(),
+         b.mode_h3 ? "h3" : b.mode_tls ? "tls" : "quic", uvq_version_string(),
          (unsigned long long) b.connections, (unsigned long long) b.failed,
          seconds, seconds > 0 ? b.connections / seconds : 0.0,
          b.connections ? b.handshake_ns_sum / 1e6 / b.connections : 0.0,

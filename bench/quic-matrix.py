@@ -14,6 +14,10 @@ Cases:
          -> nginx (HTTPS/1.1 over kernel TCP), when nginx is there.
   rps    1 KiB responses, 100 requests in flight on one connection.
   hs     sequential new connections with one small request each.
+  hscpu  server and client CPU per handshake, full and resumed, X25519 and
+         P-256: bench-quic-handshake --mode tls (handshake only, closed
+         when the session ticket arrives) against uvq-h3-server and
+         gtlsserver alike, each server's CPU read from /proc.
   idle   server memory per idle connection (uvq only).
 
 Writes to --out-dir: quic-runs.jsonl (every run), quic.json (medians,
@@ -57,6 +61,23 @@ HS_NOTES = {
     "gtls": "a new gtlsclient process per connection (process start-up dominates)",
 }
 IDLE = ["uvq-h3", "uvq-quic"]
+# hscpu: <server>-<group>-<full|resumed>-c<connections in flight>, uvq
+# and gtls side by side; full handshakes at 1, 8 and 32 in flight,
+# resumed ones one at a time.
+HSCPU_GROUPS = {"x25519": "X25519", "p256": "P-256"}
+HSCPU_KINDS = [("full", 1), ("full", 8), ("full", 32), ("resumed", 1)]
+HSCPU = ["%s-%s-%s-c%d" % (srv, g, kind, conc) for g in HSCPU_GROUPS for kind, conc in HSCPU_KINDS
+         for srv in ("uvq", "gtls")]
+HSCPU_NOTES = {
+    "client": "bench-quic-handshake --mode tls --connect: one uvq client endpoint, ALPN h3, no certificate "
+              "check; each connection offers only the group named (tls_groups) and is closed as soon as the "
+              "server's session ticket arrives; 'in flight' connections are kept going at once (--concurrency); "
+              "'resumed' runs resume every connection after the first with the latest ticket (psk_dhe_ke: the "
+              "key exchange is still done, the certificate is not sent or signed)",
+    "servers": "uvq-h3-server -q and gtlsserver -q, a fresh one per run, pinned; server CPU from "
+               "/proc/PID/schedstat (ns) before and after, the same for both",
+    "certificate": "ECDSA P-256 (openssl req -newkey ec), the same file for both servers",
+}
 
 
 def median(values):
@@ -435,6 +456,42 @@ http {
             d["server_cpu_ms_per_conn"] = (s1 - s0) / count * 1e3 if s0 is not None and s1 is not None else None
         return d
 
+    def hscpu(self, impl):
+        srv_name, group, kind, conc = impl.split("-")
+        srv = self.uvq_server() if srv_name == "uvq" else self.gtls_server()
+        cmd = [os.path.join(self.benchbin, "bench-quic-handshake"), "--mode", "tls",
+               "--duration-ms", str(self.a.hs_duration_ms), "--client-cpu", str(self.a.client_cpu),
+               "--connect", "127.0.0.1:%d" % srv.port, "--server-pid", str(srv.p.pid),
+               "--groups", HSCPU_GROUPS[group], "--concurrency", conc[1:]]
+        if kind == "resumed":
+            cmd.append("--resume")
+        try:
+            r = run(cmd, timeout=self.a.hs_duration_ms / 1000 + 30)
+        finally:
+            serr = srv.stop()
+        d = {"case": "hscpu", "impl": impl, "rc": r.returncode}
+        try:
+            j = json.loads(r.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            d.update(ok=False, error=r.stderr.strip()[-400:] + " | server: " + serr.strip()[-200:])
+            return d
+        d.update(handshakes_per_s=j["handshakes_per_s"], connections=j["connections"],
+                 resumed=j["resumed"], mean_ms=j["mean_handshake_ms"],
+                 client_cpu_ms_per_conn=j["client_cpu_ms_per_conn"],
+                 server_cpu_ms_per_conn=j["server_cpu_ms_per_conn"])
+        # A resumed run must really have resumed (all but the first ones,
+        # started before a ticket arrived), a full one never.
+        if kind == "resumed":
+            want = j["connections"] - int(conc[1:])
+            d["ok"] = r.returncode == 0 and j["resumed"] >= want
+        else:
+            want = 0
+            d["ok"] = r.returncode == 0 and j["resumed"] == 0
+        if not d["ok"]:
+            d["error"] = "%s; resumed %d of %d (want %d) %s" % (
+                j.get("error"), j["resumed"], j["connections"], want, r.stderr.strip()[-200:])
+        return d
+
     def idle(self, impl):
         cmd = [os.path.join(self.benchbin, "bench-quic-idle"), "--mode", impl.split("-")[1],
                "--connections", str(self.a.idle_connections), "--client-cpu",
@@ -578,6 +635,8 @@ def main():
     ap.add_argument("--build-dir", required=True, help="CMake build directory (tools/, bench/)")
     ap.add_argument("--work-dir", help="certificates, files, nginx config (default BUILD/qbench)")
     ap.add_argument("--out-dir", default=os.path.join(here, "results"))
+    ap.add_argument("--name", default="quic",
+                    help="output file names: NAME.json, NAME.md, NAME-runs.jsonl, NAME.png (quic)")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--cases", default="bulk,rps,hs,idle")
     ap.add_argument("--bulk-mb", type=int, default=100, help="MiB per download (100)")
@@ -610,13 +669,15 @@ def main():
             plan += [(rep, "rps", i) for i in RPS]
         if "hs" in cases:
             plan += [(rep, "hs", i) for i in HS]
+        if "hscpu" in cases:
+            plan += [(rep, "hscpu", i) for i in HSCPU]
         if "idle" in cases:
             plan += [(rep, "idle", i) for i in IDLE]
     print("%d runs in %d rounds" % (len(plan), args.reps), file=sys.stderr)
 
     runs, failures = [], []
     started = time.time()
-    with open(os.path.join(args.out_dir, "quic-runs.jsonl"), "w") as log:
+    with open(os.path.join(args.out_dir, args.name + "-runs.jsonl"), "w") as log:
         for i, (rep, case, impl) in enumerate(plan):
             fn = getattr(b, case)
             try:
@@ -647,14 +708,14 @@ def main():
             for t in report["targets"])):
         print("profiling a uvq bulk run", file=sys.stderr)
         report["profile"] = os.path.basename(b.profile(args.out_dir))
-    with open(os.path.join(args.out_dir, "quic.json"), "w") as f:
+    with open(os.path.join(args.out_dir, args.name + ".json"), "w") as f:
         json.dump(report, f, indent=1)
         f.write("\n")
     md = markdown(report)
-    with open(os.path.join(args.out_dir, "quic.md"), "w") as f:
+    with open(os.path.join(args.out_dir, args.name + ".md"), "w") as f:
         f.write(md)
-    if not args.no_chart:
-        chart(report, args.out_dir)
+    if not args.no_chart and set(cases) & {"bulk", "rps", "hs"}:
+        chart(report, args.out_dir, args.name)
     print(md)
     met = sum(1 for t in report["targets"] if t["status"] == "met")
     print("targets: %d met, %d missed; %d failed runs" % (
@@ -667,6 +728,7 @@ METRICS = {
              "server_cpu_util", "client_cpu_util"],
     "rps": ["rps", "client_cpu_us_per_req", "server_cpu_us_per_req"],
     "hs": ["handshakes_per_s", "mean_ms", "client_cpu_ms_per_conn", "server_cpu_ms_per_conn"],
+    "hscpu": ["server_cpu_ms_per_conn", "client_cpu_ms_per_conn", "handshakes_per_s", "mean_ms"],
     "idle": ["rss_bytes_per_conn", "heap_bytes_per_conn", "client_heap_bytes_per_conn",
              "connect_seconds"],
 }
@@ -678,7 +740,7 @@ def summarize(args, runs, failures, note, checks):
     for d in runs:
         if d.get("ok"):
             by.setdefault((d["case"], d["impl"]), {})[d["rep"]] = d
-    order = [("bulk", BULK), ("rps", RPS), ("hs", HS), ("idle", IDLE)]
+    order = [("bulk", BULK), ("rps", RPS), ("hs", HS), ("hscpu", HSCPU), ("idle", IDLE)]
     for case, impls in order:
         for impl in impls:
             ds = list(by.get((case, impl), {}).values())
@@ -711,13 +773,13 @@ def summarize(args, runs, failures, note, checks):
             if v is None:
                 # Not run (--cases), or every run of one side failed.
                 ran = any(d["case"] == case for d in runs)
-                targets.append({"target": name, "value": None, "goal": ("%s %g" % (">=" if higher else "<", goal)),
+                targets.append({"target": name, "value": None, "goal": ("%s %g" % (">=" if higher else "<=", goal)),
                                 "status": "missed" if ran else "not run",
                                 "margin": "no successful paired runs" if ran else "-"})
                 return
-            met = v >= goal if higher else v < goal
+            met = v >= goal if higher else v <= goal
             targets.append({"target": name, "value": round(v, 3),
-                            "goal": ("%s %g" % (">=" if higher else "<", goal)),
+                            "goal": ("%s %g" % (">=" if higher else "<=", goal)),
                             "status": "met" if met else "missed",
                             "margin": "%+.1f%% vs goal" % ((v / goal - 1) * 100)})
 
@@ -729,6 +791,26 @@ def summarize(args, runs, failures, note, checks):
     ratio("bulk goodput uvq/HTTPS over TCP (nginx)", "bulk", "uvq", "tcp-https", "goodput_gbps")
     ratio("bulk goodput uvq --concurrency 10 / gtls", "bulk", "uvq-c10", "gtls", "goodput_gbps")
     ratio("handshakes/s uvq h3 / gtls process", "hs", "uvq-h3", "gtls", "handshakes_per_s")
+    if any(d["case"] == "hscpu" for d in runs):
+        for g, gname in HSCPU_GROUPS.items():
+            for kind, conc in HSCPU_KINDS:
+                ratio("server CPU per %s handshake, %s, %d in flight, uvq/gtls" % (kind, gname, conc),
+                      "hscpu", "uvq-%s-%s-c%d" % (g, kind, conc), "gtls-%s-%s-c%d" % (g, kind, conc),
+                      "server_cpu_ms_per_conn", 0.5 if (kind, conc) == ("full", 1) else None,
+                      higher=False)
+        rows = {r["impl"]: r for r in summary if r["case"] == "hscpu" and r.get("runs")}
+        for g, gname in HSCPU_GROUPS.items():
+            for side in ("server", "client"):
+                r = rows.get("uvq-%s-full-c1" % g)
+                v = r and r[side + "_cpu_ms_per_conn"]
+                name = "%s CPU per full handshake, %s, uvq" % (side, gname)
+                if v is None:
+                    targets.append({"target": name, "value": None, "goal": "<= 0.15 ms",
+                                    "status": "missed", "margin": "no successful runs"})
+                    continue
+                targets.append({"target": name, "value": round(v, 4), "goal": "<= 0.15 ms",
+                                "status": "met" if v <= 0.15 else "missed",
+                                "margin": "%+.1f%% vs goal" % ((v / 0.15 - 1) * 100)})
     idle = [r for r in summary if r["case"] == "idle" and r.get("runs")]
     for r in idle:
         v = r["rss_bytes_per_conn"]
@@ -742,6 +824,7 @@ def summarize(args, runs, failures, note, checks):
                                             "server_cpu")}
     config["bulk_notes"] = BULK_NOTES
     config["hs_notes"] = HS_NOTES
+    config["hscpu_notes"] = HSCPU_NOTES
     config["settings"] = SETTINGS
     return {"machine": note, "versions": versions(), "config": config, "checks": checks,
             "summary": summary, "ratios": ratios, "targets": targets, "failures": failures}
@@ -795,6 +878,8 @@ def markdown(rep):
         out += rps_md(rep)
     if "hs" in cases:
         out += hs_md(rep)
+    if "hscpu" in cases:
+        out += hscpu_md(rep)
     if "idle" in cases:
         out += idle_md(rep)
     return tail_md(rep, out)
@@ -869,6 +954,33 @@ def hs_md(rep):
     return out
 
 
+def hscpu_md(rep):
+    c = rep["config"]
+    out = ["## CPU per handshake: uvq-h3-server and gtlsserver, full and resumed, X25519 and P-256", ""]
+    out.append("Handshakes for %d ms per run, the same uvq client against both servers. "
+               "Server CPU per handshake is the primary figure; handshakes/s and ms per handshake "
+               "(connect to handshake done) depend on both sides sharing this machine." % c["hs_duration_ms"])
+    out.append("")
+    out.append("| server | group | handshake | in flight | server CPU ms | (min-max) | client CPU ms | handshakes/s | ms per handshake | runs |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rep["summary"]:
+        if r["case"] == "hscpu":
+            srv, g, kind, conc = r["impl"].split("-")
+            out.append("| %s | %s | %s | %s | %s | %s-%s | %s | %s | %s | %d |" % (
+                "uvq-h3-server" if srv == "uvq" else "gtlsserver", HSCPU_GROUPS[g], kind, conc[1:],
+                fmt(r["server_cpu_ms_per_conn"], 3), fmt(r["server_cpu_ms_per_conn_min"], 3),
+                fmt(r["server_cpu_ms_per_conn_max"], 3), fmt(r["client_cpu_ms_per_conn"], 3),
+                fmt(r["handshakes_per_s"], 0), fmt(r["mean_ms"], 3), r["runs"]))
+    out.append("")
+    for k, v in c["hscpu_notes"].items():
+        out.append("- %s: %s" % (k, v))
+    out.append("")
+    out.append("The client column is the uvq client's CPU in both rows; gtlsclient makes one connection "
+               "per process, so its CPU per handshake cannot be measured the same way.")
+    out.append("")
+    return out
+
+
 def idle_md(rep):
     c = rep["config"]
     out = ["## Memory per idle connection (uvq server)", ""]
@@ -919,13 +1031,13 @@ def tail_md(rep, out):
     return "\n".join(out)
 
 
-def chart(rep, out_dir):
+def chart(rep, out_dir, name="quic"):
     gnuplot = shutil.which("gnuplot")
     if gnuplot is None:
         print("warning: gnuplot not found, no chart", file=sys.stderr)
         return
     rows = {(r["case"], r["impl"]): r for r in rep["summary"] if r.get("runs")}
-    dat = os.path.join(out_dir, "quic-chart.dat")
+    dat = os.path.join(out_dir, name + "-chart.dat")
     with open(dat, "w") as f:
         f.write("# bulk: stack goodput_gbps\n")
         for impl in BULK:
@@ -947,7 +1059,7 @@ def chart(rep, out_dir):
     m = rep["machine"]
     script = [
         "set terminal pngcairo size 1400,900 font ',10'",
-        "set output '%s'" % os.path.join(out_dir, "quic.png"),
+        "set output '%s'" % os.path.join(out_dir, name + ".png"),
         "set multiplot layout 2,2 title 'QUIC/HTTP3 on loopback, median of %d (%s, kernel %s, load %s)'" % (
             rep["config"]["reps"], m["cpu"], m["kernel"], " ".join(m["loadavg_start"])),
         "set style data histogram", "set style histogram cluster gap 1",

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Builds build/uvq.node with CMake against the headers of the node that runs
-# this script. Never downloads anything.
+# this script. Never downloads anything. With UVQ_NODE_SANITIZE=1 it builds
+# build-asan/uvq.node with AddressSanitizer and UBSan instead.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 node_bin=${NODE:-node}
@@ -15,5 +16,11 @@ if [ -z "$inc" ]; then
   echo "build.sh: cannot find Node's headers (node_api.h, uv.h); set NODE_INCLUDE_DIR" >&2
   exit 1
 fi
-cmake -S "$here" -B "$here/build" -DNODE_INCLUDE_DIR="$inc" >/dev/null
-cmake --build "$here/build" -j "${JOBS:-2}"
+dir=$here/build
+sanitize=OFF
+if [ "${UVQ_NODE_SANITIZE:-0}" = 1 ]; then
+  dir=$here/build-asan
+  sanitize=ON
+fi
+cmake -S "$here" -B "$dir" -DNODE_INCLUDE_DIR="$inc" -DUVQ_NODE_SANITIZE=$sanitize >/dev/null
+cmake --build "$dir" -j "${JOBS:-2}"

@@ -78,7 +78,9 @@ int uvq__cidmap_init(struct uvq__cidmap* m) {
   int err;
 
   memset(m, 0, sizeof(*m));
-  err = uv_random(NULL, NULL, key, sizeof(key), 0, NULL);
+  /* Every connection has a table (its streams): the endpoint's pool of
+   * random bytes saves a getrandom() call for each. */
+  err = uvq__ep_rand(key, sizeof(key));
   if (err)
     return err;
   m->k0 = load_le64(key);

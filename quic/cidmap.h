@@ -29,6 +29,10 @@ struct uvq__cidmap {
   uint64_t k1;
 };
 
+/* Random bytes from the kernel, through a per-thread pool (endpoint.c).
+ * Returns 0, or uv_random()'s error when the kernel gives none. */
+int uvq__ep_rand(uint8_t* dest, size_t len);
+
 /* Initializes an empty map keyed with 16 random bytes. 0 or a UV_E* error. */
 int uvq__cidmap_init(struct uvq__cidmap* m);
 void uvq__cidmap_free(struct uvq__cidmap* m);

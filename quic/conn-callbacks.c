@@ -8,9 +8,26 @@
 
 #include <ngtcp2/ngtcp2_crypto.h>
 
+/* ngtcp2 draws these for non-cryptographic uses only (which packet
+ * numbers to skip, PING padding) and cannot be told of a failure: without
+ * kernel randomness the bytes come from a generator seeded by the clock,
+ * which is all those uses need. Everything that must be unguessable
+ * (connection IDs, secrets, path challenges) fails instead. */
 static void rand_cb(uint8_t* dest, size_t len, const ngtcp2_rand_ctx* ctx) {
+  uint64_t x;
+  size_t i;
+
   (void) ctx;
-  uvq__ep_rand(dest, len);
+  if (uvq__ep_rand(dest, len) == 0)
+    return;
+  x = uv_hrtime();
+  for (i = 0; i < len; i++) {
+    /* splitmix64 */
+    uint64_t z = (x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    dest[i] = (uint8_t) (z ^ (z >> 31));
+  }
 }
 
 /* An application layer's (HTTP/3's) answer as ngtcp2 wants it. */
@@ -69,6 +86,10 @@ static int cb_handshake_completed(ngtcp2_conn* conn, void* user_data) {
   if (c->is_server && c->odcid.len > 0) {
     uvq__ep_remove_cid(c, c->odcid.data, c->odcid.len);
     c->odcid.len = 0;
+  }
+  if (c->is_server && c->retry_odcid.len > 0) {
+    uvq__ep_remove_cid(c, c->retry_odcid.data, c->retry_odcid.len);
+    c->retry_odcid.len = 0;
   }
   if (!c->handshake_reported) {
     c->handshake_reported = 1;
@@ -186,25 +207,24 @@ static int cb_stream_reset(ngtcp2_conn* conn,
   return 0;
 }
 
+/* ngtcp2 (1.11) calls this when *this* side stops reading a stream
+ * (uvq_quic_stream_shutdown with UVQ_QUIC_SHUT_READ, or HTTP/3 giving up
+ * on a request body), not when the peer sends STOP_SENDING: it answers a
+ * received STOP_SENDING with RESET_STREAM by itself and tells nobody. Our
+ * sending side stays open, and the application already knows what it
+ * did, so only HTTP/3 needs to hear of it. */
 static int cb_stream_stop_sending(ngtcp2_conn* conn,
                                   int64_t stream_id,
                                   uint64_t app_error_code,
                                   void* user_data,
                                   void* stream_user_data) {
   uvq_quic_conn_t* c = user_data;
-  struct uvq__quic_stream* s = stream_user_data;
 
   (void) conn;
+  (void) app_error_code;
+  (void) stream_user_data;
   if (c->app != NULL)
     return app_result(c->app->shutdown_read(c->app_data, stream_id));
-  /* ngtcp2 answers STOP_SENDING with RESET_STREAM itself; what was queued
-   * will never be delivered. */
-  if (s != NULL) {
-    s->write_closed = 1;
-    uvq__stream_pending_remove(c, s);
-  }
-  if (c->ep->cb.stream_stop_sending != NULL)
-    c->ep->cb.stream_stop_sending(c, stream_id, app_error_code);
   return 0;
 }
 
@@ -282,7 +302,8 @@ static int cb_get_new_connection_id(ngtcp2_conn* conn,
 
   (void) conn;
   cid->datalen = cidlen;
-  uvq__ep_rand(cid->data, cidlen);
+  if (uvq__ep_rand(cid->data, cidlen) != 0)
+    return NGTCP2_ERR_CALLBACK_FAILURE;
   if (ngtcp2_crypto_generate_stateless_reset_token(
           token, c->ep->static_secret, sizeof(c->ep->static_secret), cid) !=
       0)

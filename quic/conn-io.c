@@ -119,9 +119,8 @@ void uvq__conn_write(uvq_quic_conn_t* c, ngtcp2_tstamp ts) {
   written = 0;
 
   c->in_ngtcp2 = 1;
-  /* Bounded: every round writes a packet, or consumes data, or drops a
-   * stream or datagram from the lists. */
-  for (rounds = 0; rounds < 100000 && written < quantum; rounds++) {
+  for (rounds = 0; rounds < UVQ__WRITE_ROUNDS_MAX && written < quantum;
+       rounds++) {
     buf = uvq__ep_tx_space(ep, &avail);
     if (buf == NULL) {
       /* Staging waits for the socket: try again when it drains. */
@@ -249,7 +248,7 @@ void uvq__conn_write(uvq_quic_conn_t* c, ngtcp2_tstamp ts) {
     if (!ep->cfg.ecn)
       pi.ecn = NGTCP2_ECN_NOT_ECT;
     c->sends += (uint64_t) uvq__ep_tx_commit(ep, &ps.path, pi.ecn,
-                                             (size_t) nwrite, 0, 1);
+                                             (size_t) nwrite);
     c->packets_sent++;
     c->bytes_sent += (uint64_t) nwrite;
     c->ecn_sent[pi.ecn & 3]++;

@@ -117,15 +117,23 @@ static void open_qlog(uvq_quic_conn_t* c, const ngtcp2_cid* scid) {
   c->qlog = fopen(path, "w");
 }
 
-static uvq_quic_conn_t* conn_alloc(uvq_quic_endpoint_t* ep, int server) {
+/* A new connection with its first connection ID (scid) drawn; 0 or a
+ * UV_E* error (UV_ENOMEM, or no random bytes to be had). */
+static int conn_alloc(uvq_quic_endpoint_t* ep, int server, ngtcp2_cid* scid,
+                      uvq_quic_conn_t** out) {
   uvq_quic_conn_t* c;
+  int err;
 
   c = calloc(1, sizeof(*c));
   if (c == NULL)
-    return NULL;
-  if (uvq__cidmap_init(&c->streams) != 0) {
+    return UV_ENOMEM;
+  scid->datalen = UVQ__SCID_LEN;
+  err = uvq__ep_rand(scid->data, scid->datalen);
+  if (err == 0)
+    err = uvq__cidmap_init(&c->streams);
+  if (err) {
     free(c);
-    return NULL;
+    return err;
   }
   c->ep = ep;
   c->is_server = server;
@@ -133,7 +141,8 @@ static uvq_quic_conn_t* conn_alloc(uvq_quic_endpoint_t* ep, int server) {
   c->conn_ref.get_conn = get_conn;
   c->conn_ref.user_data = c;
   uvq__heap_node_init(&c->timer);
-  return c;
+  *out = c;
+  return 0;
 }
 
 static void link_conn(uvq_quic_conn_t* c) {
@@ -160,11 +169,9 @@ int uvq__conn_new_server(uvq_quic_endpoint_t* ep,
   uvq_quic_conn_t* c;
   int rv;
 
-  c = conn_alloc(ep, 1);
-  if (c == NULL)
-    return UV_ENOMEM;
-  scid.datalen = UVQ__SCID_LEN;
-  uvq__ep_rand(scid.data, scid.datalen);
+  rv = conn_alloc(ep, 1, &scid, &c);
+  if (rv != 0)
+    return rv;
   open_qlog(c, &scid);
   fill_settings(c, &st, &tp, ts);
   st.original_version = hd->version;
@@ -229,6 +236,17 @@ int uvq__conn_new_server(uvq_quic_endpoint_t* ep,
   }
   c->odcid.len = (uint8_t) hd->dcid.datalen;
   memcpy(c->odcid.data, hd->dcid.data, hd->dcid.datalen);
+  if (ocid != NULL) {
+    /* The client's Initials from before the Retry may still arrive; they
+     * must reach this connection (which cannot decrypt them and drops
+     * them), not become a second one for an attempt the client left. */
+    if (uvq__ep_add_cid(c, ocid->data, ocid->datalen) != 0) {
+      uvq__conn_free(c);
+      return UV_ENOMEM;
+    }
+    c->retry_odcid.len = (uint8_t) ocid->datalen;
+    memcpy(c->retry_odcid.data, ocid->data, ocid->datalen);
+  }
   if (ep->cfg.keepalive_ms)
     ngtcp2_conn_set_keep_alive_timeout(c->conn,
                                        ep->cfg.keepalive_ms *
@@ -332,14 +350,14 @@ int uvq_quic_connect(uvq_quic_endpoint_t* ep,
       return rv;
   }
 
-  c = conn_alloc(ep, 0);
-  if (c == NULL)
-    return UV_ENOMEM;
-  c->user_data = user_data;
-  scid.datalen = UVQ__SCID_LEN;
-  uvq__ep_rand(scid.data, scid.datalen);
   dcid.datalen = UVQ__SCID_LEN;
-  uvq__ep_rand(dcid.data, dcid.datalen);
+  rv = uvq__ep_rand(dcid.data, dcid.datalen);
+  if (rv != 0)
+    return rv;
+  rv = conn_alloc(ep, 0, &scid, &c);
+  if (rv != 0)
+    return rv;
+  c->user_data = user_data;
   open_qlog(c, &scid);
   fill_settings(c, &st, &tp, uvq__now());
   path.local.addr = (ngtcp2_sockaddr*) &local;

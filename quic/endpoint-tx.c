@@ -86,15 +86,11 @@ static void start_msg(uvq_quic_endpoint_t* ep,
 int uvq__ep_tx_commit(uvq_quic_endpoint_t* ep,
                       const ngtcp2_path* path,
                       int ecn,
-                      size_t len,
-                      size_t gso_size,
-                      unsigned int nseg) {
+                      size_t len) {
   uvq_udp_mmsg_t* m;
   unsigned int i;
   size_t used;
 
-  (void) gso_size;
-  (void) nseg;
   i = ep->ntx;
   m = &ep->txmsgs[i];
   used = ep->txbufs[i].len;
@@ -131,7 +127,7 @@ int uvq__ep_stage(uvq_quic_endpoint_t* ep,
   if (p == NULL || avail < len)
     return UV_ENOBUFS;
   memcpy(p, data, len);
-  uvq__ep_tx_commit(ep, path, ecn, len, gso_size, 1);
+  uvq__ep_tx_commit(ep, path, ecn, len);
   /* A packet sent on its own ends its run. */
   ep->ntx++;
   /* Packets without a connection (Retry, Version Negotiation, resets,
@@ -168,7 +164,7 @@ static int queue_rest(uvq_quic_endpoint_t* ep, uvq_udp_t* udp,
   if (req == NULL)
     return UV_ENOMEM;
   req->data = ep;
-  r = uvq_udp_send_batch(req, udp, msgs, n, on_queued_sent);
+  r = uvq_udp_send_batch(req, udp, msgs, n, 0, on_queued_sent);
   if (r != 0) {
     free(req);
     return r;
@@ -207,7 +203,7 @@ int uvq__ep_flush(uvq_quic_endpoint_t* ep) {
     /* The run of messages that share this message's socket. */
     for (j = off + 1; j < n && ep->txsock[j] == ep->txsock[off]; j++)
       ;
-    r = uvq_udp_try_send_batch(ep->txsock[off], ep->txmsgs + off, j - off);
+    r = uvq_udp_try_send_batch(ep->txsock[off], ep->txmsgs + off, j - off, 0);
     if (r > 0) {
       off += (unsigned int) r;
       continue;

@@ -4,6 +4,7 @@
  * the send staging that turns packets into GSO batches. */
 #include "internal.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,11 @@
 
 /* Retry tokens are good for this long (RFC 9000, 8.1.2 leaves it to us). */
 #define UVQ__RETRY_TOKEN_TIMEOUT (10 * NGTCP2_SECONDS)
+
+/* How long a refused attempt is remembered: about as long as a client
+ * keeps re-sending its first Initial (ngtcp2's and quic-go's clients give
+ * up on a handshake after 10 seconds). */
+#define UVQ__REFUSAL_MEMORY (10 * NGTCP2_SECONDS)
 
 static void on_timer(uv_timer_t* t);
 static void on_flush(uv_check_t* check);
@@ -32,11 +38,60 @@ const char* uvq_quic_strerror(int library_error) {
   return ngtcp2_strerror(library_error);
 }
 
-void uvq__ep_rand(uint8_t* dest, size_t len) {
-  /* uv_random without a loop reads getrandom(2): it only fails if the
-   * kernel has no entropy source at all. */
-  if (uv_random(NULL, NULL, dest, len, 0, NULL) != 0)
-    abort();
+/* Random bytes come from the kernel (getrandom(2), through uv_random
+ * without a loop), but not one system call per request: a server
+ * connection asks about ten times (its connection IDs, its stream table's
+ * hash key, ngtcp2's own draws), and on a virtual machine those system
+ * calls were a visible part of a handshake. Each thread reads 512 bytes
+ * at a time and hands each byte out once. A forked child must not hand
+ * out the bytes its parent also holds: the pool starts again after a
+ * fork. */
+#define UVQ__RAND_POOL 512
+
+static _Thread_local struct {
+  uint8_t bytes[UVQ__RAND_POOL];
+  size_t left;          /* unused bytes, at the end of bytes[] */
+  unsigned int forks;   /* rand_forks when it was filled */
+} rand_pool;
+static unsigned int rand_forks;  /* bumped in the child after fork() */
+static uv_once_t rand_once = UV_ONCE_INIT;
+
+static void rand_after_fork(void) {
+  rand_forks++;
+}
+
+static void rand_init(void) {
+  pthread_atfork(NULL, NULL, rand_after_fork);
+}
+
+int uvq__ep_rand(uint8_t* dest, size_t len) {
+  size_t n;
+  int err;
+
+  uv_once(&rand_once, rand_init);
+  if (rand_pool.forks != rand_forks) {
+    rand_pool.left = 0;
+    rand_pool.forks = rand_forks;
+  }
+  while (len > 0) {
+    if (rand_pool.left == 0) {
+      /* getrandom(2) fails only when the kernel has no entropy source at
+       * all, or a sandbox (a seccomp filter) refuses it. The caller then
+       * refuses what it was asked to do, with this error. */
+      err = uv_random(NULL, NULL, rand_pool.bytes, UVQ__RAND_POOL, 0, NULL);
+      if (err)
+        return err;
+      rand_pool.left = UVQ__RAND_POOL;
+    }
+    n = len < rand_pool.left ? len : rand_pool.left;
+    memcpy(dest, rand_pool.bytes + UVQ__RAND_POOL - rand_pool.left, n);
+    /* A byte handed out is not kept. */
+    memset(rand_pool.bytes + UVQ__RAND_POOL - rand_pool.left, 0, n);
+    rand_pool.left -= n;
+    dest += n;
+    len -= n;
+  }
+  return 0;
 }
 
 static char* copy_string(uvq_quic_endpoint_t* ep, int slot, const char* s) {
@@ -60,6 +115,7 @@ static void free_endpoint(uvq_quic_endpoint_t* ep) {
   }
   free(ep->txbuf);
   free(ep->rxbuf);
+  free(ep->refused);
   for (i = 0; i < sizeof(ep->strings) / sizeof(ep->strings[0]); i++)
     free(ep->strings[i]);
   free(ep);
@@ -83,6 +139,9 @@ int uvq_quic_endpoint_new(uv_loop_t* loop,
       config->preferred_version != UVQ_QUIC_V1 &&
       config->preferred_version != UVQ_QUIC_V2)
     return UV_EINVAL;
+  if (config->retry < UVQ_QUIC_RETRY_AUTO ||
+      config->retry > UVQ_QUIC_RETRY_NEVER)
+    return UV_EINVAL;
 
   ep = calloc(1, sizeof(*ep));
   if (ep == NULL)
@@ -97,6 +156,7 @@ int uvq_quic_endpoint_new(uv_loop_t* loop,
   ep->cfg.qlog_dir = copy_string(ep, 4, config->qlog_dir);
   ep->cfg.keylog_file = copy_string(ep, 5, config->keylog_file);
   ep->cfg.tls_ciphersuites = copy_string(ep, 6, config->tls_ciphersuites);
+  ep->cfg.tls_groups = copy_string(ep, 7, config->tls_groups);
   ep->cfg.static_secret = NULL;
   if (config->preferred_address_ipv4 != NULL) {
     if (config->preferred_address_ipv4->sin_family != AF_INET) {
@@ -122,14 +182,25 @@ int uvq_quic_endpoint_new(uv_loop_t* loop,
     ep->cfg.max_connections = 10000;
   if (ep->cfg.max_handshakes == 0)
     ep->cfg.max_handshakes = 1000;
-  if (config->static_secret != NULL)
-    memcpy(ep->static_secret, config->static_secret,
-           sizeof(ep->static_secret));
-  else
-    uvq__ep_rand(ep->static_secret, sizeof(ep->static_secret));
+  if (ep->cfg.require_address_validation)
+    ep->cfg.retry = UVQ_QUIC_RETRY_ALWAYS;
+  ep->retry_threshold = ep->cfg.retry_threshold;
+  if (ep->retry_threshold == 0)
+    ep->retry_threshold = ep->cfg.max_handshakes / 2;
+  if (ep->retry_threshold > ep->cfg.max_handshakes)
+    ep->retry_threshold = ep->cfg.max_handshakes;
+  if (ep->retry_threshold == 0)
+    ep->retry_threshold = 1;
   uvq__heap_init(&ep->timers);
 
-  err = uvq__cidmap_init(&ep->cids);
+  err = uvq__ep_rand((uint8_t*) &ep->refused_key, sizeof(ep->refused_key));
+  if (err == 0 && config->static_secret != NULL)
+    memcpy(ep->static_secret, config->static_secret,
+           sizeof(ep->static_secret));
+  else if (err == 0)
+    err = uvq__ep_rand(ep->static_secret, sizeof(ep->static_secret));
+  if (err == 0)
+    err = uvq__cidmap_init(&ep->cids);
   if (err == 0)
     err = uvq__cidmap_init(&ep->tokens);
   if (err == 0) {
@@ -301,8 +372,7 @@ static void on_timer(uv_timer_t* t) {
   ep->timer_due = 0;
   now = uvq__now();
   uvq__ep_enter(ep);
-  /* Bounded: each connection's deadline moves forward when handled. */
-  for (rounds = 0; rounds < 100000; rounds++) {
+  for (rounds = 0; rounds < UVQ__TIMERS_PER_TICK; rounds++) {
     top = uvq__heap_top(&ep->timers);
     if (top == NULL || top->key > now)
       break;
@@ -412,7 +482,8 @@ static void send_version_negotiation(uvq_quic_endpoint_t* ep,
    * spoofed small packet cannot be amplified (RFC 9000, 6.1). */
   if (pktlen < NGTCP2_MAX_UDP_PAYLOAD_SIZE)
     return;
-  uvq__ep_rand(&unused, 1);
+  if (uvq__ep_rand(&unused, 1) != 0)
+    return;
   n = ngtcp2_pkt_write_version_negotiation(buf, sizeof(buf), unused,
                                            vc->scid, vc->scidlen, vc->dcid,
                                            vc->dcidlen, versions, 2);
@@ -446,30 +517,95 @@ static void send_stateless_reset(uvq_quic_endpoint_t* ep,
   if (ngtcp2_crypto_generate_stateless_reset_token(
           token, ep->static_secret, sizeof(ep->static_secret), &cid) != 0)
     return;
-  uvq__ep_rand(rand, randlen);
+  if (uvq__ep_rand(rand, randlen) != 0)
+    return;
   n = ngtcp2_pkt_write_stateless_reset(buf, sizeof(buf), token, rand, randlen);
   if (n > 0 && uvq__ep_stage(ep, path, 0, buf, (size_t) n, 0) == 0)
     ep->stats.stateless_resets++;
 }
 
-/* Refuses a new connection without keeping state: a CONNECTION_CLOSE in an
- * Initial packet, protected with the Initial keys anyone can derive. */
-static void send_refusal(uvq_quic_endpoint_t* ep,
-                         const ngtcp2_path* path,
-                         const ngtcp2_pkt_hd* hd,
-                         uint64_t code) {
+/* A keyed hash of a client's connection attempt (its DCID and SCID), for
+ * the memory of refusals. The key is random, so a client cannot aim at
+ * another's slot. */
+static uint64_t attempt_hash(const uvq_quic_endpoint_t* ep,
+                             const ngtcp2_pkt_hd* hd) {
+  uint64_t h;
+  size_t i;
+
+  h = ep->refused_key ^ 0x9e3779b97f4a7c15ull;
+  for (i = 0; i < hd->dcid.datalen; i++)
+    h = (h ^ hd->dcid.data[i]) * 0x100000001b3ull;
+  h = (h ^ 0xff) * 0x100000001b3ull;
+  for (i = 0; i < hd->scid.datalen; i++)
+    h = (h ^ hd->scid.data[i]) * 0x100000001b3ull;
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  return h | 1; /* 0 marks an empty slot */
+}
+
+/* A client re-sends its Initial until it reads our CONNECTION_CLOSE, and a
+ * re-sent copy may arrive after the load that refused it has passed. It
+ * must not become a connection: the client has given up on it, so it would
+ * hold a handshake slot until the handshake timeout. The memory is a fixed
+ * table (16 KiB, direct-mapped, newest wins), so a flood cannot grow it. */
+static int was_refused(const uvq_quic_endpoint_t* ep,
+                       const ngtcp2_pkt_hd* hd,
+                       ngtcp2_tstamp ts) {
+  const struct uvq__refusal* r;
+  uint64_t h;
+
+  if (ep->refused == NULL)
+    return 0;
+  h = attempt_hash(ep, hd);
+  r = &ep->refused[h % UVQ__REFUSED_SLOTS];
+  return r->hash == h && r->expiry > ts;
+}
+
+static void remember_refusal(uvq_quic_endpoint_t* ep,
+                             const ngtcp2_pkt_hd* hd,
+                             ngtcp2_tstamp ts) {
+  struct uvq__refusal* r;
+  uint64_t h;
+
+  if (ep->refused == NULL) {
+    ep->refused = calloc(UVQ__REFUSED_SLOTS, sizeof(*ep->refused));
+    if (ep->refused == NULL)
+      return;
+  }
+  h = attempt_hash(ep, hd);
+  r = &ep->refused[h % UVQ__REFUSED_SLOTS];
+  r->hash = h;
+  r->expiry = ts + UVQ__REFUSAL_MEMORY;
+}
+
+/* A CONNECTION_CLOSE in an Initial packet, protected with the Initial keys
+ * anyone can derive. */
+static void send_initial_close(uvq_quic_endpoint_t* ep,
+                               const ngtcp2_path* path,
+                               const ngtcp2_pkt_hd* hd,
+                               uint64_t code) {
   uint8_t buf[256];
-  ngtcp2_cid scid;
   ngtcp2_ssize n;
 
   /* The Initial keys derive from the client's original DCID, which ngtcp2
    * takes as the SCID argument here (the server answers from it). */
-  (void) scid;
   n = ngtcp2_crypto_write_connection_close(buf, sizeof(buf), hd->version,
                                            &hd->scid, &hd->dcid, code, NULL,
                                            0);
   if (n > 0)
     uvq__ep_stage(ep, path, 0, buf, (size_t) n, 0);
+}
+
+/* Refuses a new connection without keeping connection state; only the
+ * attempt is remembered (was_refused). */
+static void send_refusal(uvq_quic_endpoint_t* ep,
+                         const ngtcp2_path* path,
+                         const ngtcp2_pkt_hd* hd,
+                         uint64_t code,
+                         ngtcp2_tstamp ts) {
+  send_initial_close(ep, path, hd, code);
+  remember_refusal(ep, hd, ts);
   ep->stats.connections_refused++;
 }
 
@@ -483,7 +619,8 @@ static void send_retry(uvq_quic_endpoint_t* ep,
   ngtcp2_ssize n;
 
   scid.datalen = UVQ__SCID_LEN;
-  uvq__ep_rand(scid.data, scid.datalen);
+  if (uvq__ep_rand(scid.data, scid.datalen) != 0)
+    return;
   tokenlen = ngtcp2_crypto_generate_retry_token2(
       token, ep->static_secret, sizeof(ep->static_secret), hd->version,
       path->remote.addr, path->remote.addrlen, &scid, &hd->dcid, uvq__now());
@@ -510,30 +647,61 @@ static void accept_initial(uvq_quic_endpoint_t* ep,
     ep->stats.packets_dropped++;
     return;
   }
-  if (ep->closing || ep->nconns >= ep->cfg.max_connections ||
-      ep->nhandshakes >= ep->cfg.max_handshakes) {
-    send_refusal(ep, path, &hd, NGTCP2_CONNECTION_REFUSED);
+  /* A re-sent Initial of an attempt refused before is refused again,
+   * whatever the load now, and counted once. */
+  if (was_refused(ep, &hd, ts)) {
+    send_initial_close(ep, path, &hd, NGTCP2_CONNECTION_REFUSED);
+    ep->stats.packets_dropped++;
+    return;
+  }
+  /* Capacity, not load: a Retry would not help. */
+  if (ep->closing || ep->nconns >= ep->cfg.max_connections) {
+    send_refusal(ep, path, &hd, NGTCP2_CONNECTION_REFUSED, ts);
     return;
   }
 
+  /* A Retry token is checked whatever the policy: the client that carries
+   * one checks our transport parameters against the Retry it got. Other
+   * tokens (uvq issues no NEW_TOKEN) count as none. */
   ocidp = NULL;
-  if (ep->cfg.require_address_validation) {
-    if (hd.tokenlen == 0) {
-      send_retry(ep, path, &hd);
-      return;
-    }
-    if (hd.token[0] != NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY2 ||
-        ngtcp2_crypto_verify_retry_token2(
+  if (hd.tokenlen > 0 && hd.token[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY2) {
+    if (ngtcp2_crypto_verify_retry_token2(
             &ocid, hd.token, hd.tokenlen, ep->static_secret,
             sizeof(ep->static_secret), hd.version, path->remote.addr,
             path->remote.addrlen, &hd.dcid, UVQ__RETRY_TOKEN_TIMEOUT,
             ts) != 0) {
       /* RFC 9000, 8.1.3: an invalid Retry token closes with
        * INVALID_TOKEN. */
-      send_refusal(ep, path, &hd, NGTCP2_INVALID_TOKEN);
+      send_refusal(ep, path, &hd, NGTCP2_INVALID_TOKEN, ts);
       return;
     }
     ocidp = &ocid;
+  }
+
+  /* Load shedding. Over retry_threshold handshakes in progress (AUTO), a
+   * client must show that it receives at its address before it gets a
+   * handshake: spoofed Initials cost a Retry each (one packet, no state)
+   * instead of a handshake slot until the handshake timeout, while real
+   * clients come back with the token. */
+  if (ocidp == NULL &&
+      (ep->cfg.retry == UVQ_QUIC_RETRY_ALWAYS ||
+       (ep->cfg.retry == UVQ_QUIC_RETRY_AUTO &&
+        ep->nhandshakes >= ep->retry_threshold))) {
+    send_retry(ep, path, &hd);
+    return;
+  }
+  if (ep->nhandshakes >= ep->cfg.max_handshakes) {
+    if (ocidp == NULL) {
+      /* UVQ_QUIC_RETRY_NEVER: there is nothing else to do. */
+      send_refusal(ep, path, &hd, NGTCP2_CONNECTION_REFUSED, ts);
+      return;
+    }
+    /* A client with a valid token is real: drop its Initial without an
+     * answer, and it sends it again after its PTO (the token stays valid
+     * for UVQ__RETRY_TOKEN_TIMEOUT), by when handshakes will have
+     * completed. Refusing it would turn a burst into failures. */
+    ep->stats.packets_dropped++;
+    return;
   }
 
   if (uvq__conn_new_server(ep, path, &hd, ocidp, ts, &c) != 0) {
@@ -542,7 +710,7 @@ static void accept_initial(uvq_quic_endpoint_t* ep,
   }
   if (ep->cb.accept != NULL && ep->cb.accept(ep, c) != 0) {
     uvq__conn_discard(c);
-    send_refusal(ep, path, &hd, NGTCP2_CONNECTION_REFUSED);
+    send_refusal(ep, path, &hd, NGTCP2_CONNECTION_REFUSED, ts);
     return;
   }
   ep->stats.connections_accepted++;
@@ -810,16 +978,15 @@ static void on_handle_closed(uv_handle_t* h) {
   free_endpoint(ep);
 }
 
-static void on_sock_closed(uvq_udp_t* udp) {
+/* The endpoint's own UDP handle and every extra socket's have the
+ * endpoint as their data. */
+static void on_udp_closed(uvq_udp_t* udp) {
   uvq_quic_endpoint_t* ep;
 
   ep = udp->data;
   on_handle_closed((uv_handle_t*) &ep->timer);
 }
 
-static void on_udp_closed(uvq_udp_t* udp) {
-  on_handle_closed((uv_handle_t*) &((uvq_quic_endpoint_t*) udp->data)->timer);
-}
 
 /* From the loop, with no callback running: report every connection
  * closed, free them, and close the handles; close_cb comes last. */
@@ -839,10 +1006,10 @@ static void finish_close(uvq_quic_endpoint_t* ep) {
     uvq__conn_free(c);
   }
   ep->finished = 1;
-  ep->pending_handles = 4;
+  ep->pending_handles = UVQ__EP_LOOP_HANDLES;
   for (s = ep->socks; s != NULL; s = s->next) {
     ep->pending_handles++;
-    uvq_udp_close(&s->udp, on_sock_closed);
+    uvq_udp_close(&s->udp, on_udp_closed);
   }
   uv_close((uv_handle_t*) &ep->timer, on_handle_closed);
   uv_close((uv_handle_t*) &ep->flush, on_handle_closed);

@@ -32,6 +32,19 @@
 /* What uvq accepts and probes up to. */
 #define UVQ__MAX_UDP_PAYLOAD 1452
 
+/* Safety bounds on loops that always end sooner. One call writing a
+ * connection's packets: every round writes a packet, consumes data or
+ * drops a stream or datagram from its list. One timer tick: each expired
+ * connection's deadline moves forward when handled; more expiries than
+ * this wait for the next tick, which is due at once. */
+#define UVQ__WRITE_ROUNDS_MAX 100000
+#define UVQ__TIMERS_PER_TICK 100000
+
+/* The libuv handles every endpoint has besides its extra sockets: the
+ * timer, the flush check handle, the nudge idle handle and the UDP
+ * handle. Closing the endpoint waits for all of them. */
+#define UVQ__EP_LOOP_HANDLES 4
+
 /* An application protocol that owns a connection's streams (HTTP/3):
  * ngtcp2's stream events go to it, and the write loop pulls stream data
  * from it instead of from the per-stream write queues. Each function
@@ -177,6 +190,7 @@ struct uvq_quic_conn_s {
   void* app_data;
   uint64_t app_error;          /* application error for an app failure */
   struct uvq__cid odcid;       /* server: the client's first DCID */
+  struct uvq__cid retry_odcid; /* server: its DCID before our Retry */
   int in_ngtcp2;
   struct uvq_quic_conn_s* next_dead;
 };
@@ -200,7 +214,7 @@ struct uvq_quic_endpoint_s {
   void* user_data;
 
   uvq_quic_config_t cfg;       /* strings point into owned copies */
-  char* strings[7];
+  char* strings[8];
   uvq_quic_callbacks_t cb;
   WOLFSSL_CTX* server_ctx;
   WOLFSSL_CTX* client_ctx;
@@ -238,6 +252,11 @@ struct uvq_quic_endpoint_s {
   unsigned int rx_since_flush; /* packets read since connections wrote */
   size_t nconns;
   size_t nhandshakes;
+  unsigned int retry_threshold; /* effective: 1..max_handshakes */
+  /* Recently refused client Initials, so that a re-sent one is refused
+   * again rather than accepted (allocated at the first refusal). */
+  struct uvq__refusal* refused;
+  uint64_t refused_key;        /* random: hashes of refused DCIDs */
   int pending_handles;
 
   /* Send staging. */
@@ -254,6 +273,14 @@ struct uvq_quic_endpoint_s {
   struct uvq__quic_sock* socks;
 
   uvq_quic_endpoint_stats_t stats;
+};
+
+/* One slot of the endpoint's memory of refusals: a keyed hash of the
+ * client's DCID and SCID, and when it may be forgotten. */
+#define UVQ__REFUSED_SLOTS 1024
+struct uvq__refusal {
+  uint64_t hash;
+  uint64_t expiry;
 };
 
 static inline int uvq__quic_errno(void) {
@@ -369,11 +396,9 @@ int uvq__ep_stage(uvq_quic_endpoint_t* ep,
                   size_t gso_size);
 uint8_t* uvq__ep_tx_space(uvq_quic_endpoint_t* ep, size_t* avail);
 int uvq__ep_tx_commit(uvq_quic_endpoint_t* ep,
-                       const ngtcp2_path* path,
-                       int ecn,
-                       size_t len,
-                       size_t gso_size,
-                       unsigned int nseg);
+                      const ngtcp2_path* path,
+                      int ecn,
+                      size_t len);
 int uvq__ep_flush(uvq_quic_endpoint_t* ep);
 /* Runs the flush in the loop's check phase (endpoint.c). */
 void uvq__ep_start_flush(uvq_quic_endpoint_t* ep);
@@ -383,7 +408,6 @@ void uvq__ep_on_alloc(uvq_udp_t* udp, size_t suggested, uv_buf_t* buf);
 void uvq__ep_on_recv(uvq_udp_t* udp, const uvq_udp_recv_t* r);
 unsigned int uvq__ep_bind_flags(const uvq_quic_endpoint_t* ep);
 uint16_t uvq__ep_addr_port(const struct sockaddr* sa);
-void uvq__ep_rand(uint8_t* dest, size_t len);
 uvq_udp_t* uvq__ep_socket_for(uvq_quic_endpoint_t* ep,
                               const struct sockaddr* local);
 int uvq__ep_add_socket(uvq_quic_endpoint_t* ep,

@@ -227,6 +227,53 @@ static int suites_to_wolfssl(const char* list, char* out, size_t cap) {
   }
 }
 
+/* Key exchange groups by name (uvq_quic_config_t.tls_groups). */
+static const struct {
+  const char* name;
+  int group;
+} groups[] = {
+  {"X25519", WOLFSSL_ECC_X25519},
+  {"P-256", WOLFSSL_ECC_SECP256R1},
+  {"P-384", WOLFSSL_ECC_SECP384R1},
+  {"P-521", WOLFSSL_ECC_SECP521R1},
+};
+
+/* Parses the configured list (NULL: all, in table order) into wolfSSL's
+ * group numbers. X25519 comes first by default: a client sends one key
+ * share, for its first group, and X25519 costs the least on both sides. */
+static int groups_parse(const char* list, int* out, int* count) {
+  const char* p;
+  size_t len, i;
+  int n;
+
+  n = 0;
+  if (list == NULL) {
+    for (i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+      out[n++] = groups[i].group;
+    *count = n;
+    return 0;
+  }
+  for (p = list;; p += len + 1) {
+    len = strcspn(p, ":");
+    for (i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+      if (strlen(groups[i].name) == len && memcmp(p, groups[i].name, len) == 0)
+        break;
+    if (i == sizeof(groups) / sizeof(groups[0]) ||
+        n == (int) (sizeof(groups) / sizeof(groups[0])))
+      return UV_EINVAL;  /* unknown, empty or repeated too often */
+    out[n++] = groups[i].group;
+    if (p[len] == '\0')
+      break;
+  }
+  *count = n;
+  return 0;
+}
+
+static int set_groups(WOLFSSL_CTX* ctx, int* list, int count) {
+  return wolfSSL_CTX_set_groups(ctx, list, count) == WOLFSSL_SUCCESS ? 0
+                                                                     : UV_EIO;
+}
+
 static int set_suites(WOLFSSL_CTX* ctx, const char* list) {
   return wolfSSL_CTX_set_cipher_list(ctx, list) == WOLFSSL_SUCCESS ? 0
                                                                    : UV_EIO;
@@ -234,6 +281,8 @@ static int set_suites(WOLFSSL_CTX* ctx, const char* list) {
 
 int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep) {
   char suite_list[128];
+  int group_list[sizeof(groups) / sizeof(groups[0])];
+  int ngroups;
   const uvq_quic_config_t* cfg;
   int err;
 
@@ -244,6 +293,9 @@ int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep) {
     return err;
   err = suites_to_wolfssl(cfg->tls_ciphersuites, suite_list,
                           sizeof(suite_list));
+  if (err)
+    return err;
+  err = groups_parse(cfg->tls_groups, group_list, &ngroups);
   if (err)
     return err;
 
@@ -260,7 +312,8 @@ int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep) {
     if (ep->server_ctx == NULL)
       return UV_ENOMEM;
     if (ngtcp2_crypto_wolfssl_configure_server_context(ep->server_ctx) != 0 ||
-        set_suites(ep->server_ctx, suite_list) != 0)
+        set_suites(ep->server_ctx, suite_list) != 0 ||
+        set_groups(ep->server_ctx, group_list, ngroups) != 0)
       return UV_EIO;
     if (wolfSSL_CTX_use_certificate_chain_file(ep->server_ctx,
                                                cfg->cert_file) !=
@@ -285,7 +338,8 @@ int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep) {
   if (ep->client_ctx == NULL)
     return UV_ENOMEM;
   if (ngtcp2_crypto_wolfssl_configure_client_context(ep->client_ctx) != 0 ||
-      set_suites(ep->client_ctx, suite_list) != 0)
+      set_suites(ep->client_ctx, suite_list) != 0 ||
+      set_groups(ep->client_ctx, group_list, ngroups) != 0)
     return UV_EIO;
   if (cfg->insecure_skip_verify) {
     wolfSSL_CTX_set_verify(ep->client_ctx, WOLFSSL_VERIFY_NONE, NULL);

@@ -6,11 +6,17 @@
 #include "uvq.h"
 
 #include <errno.h>
-#include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
+
+/* The operating system's socket API: headers, the message and buffer
+ * types the datapath hands to its receive and send calls, and the few
+ * socket calls the shared code makes, each returning 0 or a UV_E* code. */
+#ifdef _WIN32
+#include "os-win.h"
+#else
+#include "os-posix.h"
+#endif
 
 /* Most messages one receive syscall fills, and most one send syscall takes. */
 #define UVQ__RECV_BATCH_MAX 64
@@ -65,7 +71,7 @@ enum {
  * io-linux.c can hand arrays of it to recvmmsg/sendmmsg directly (it
  * checks the layout at compile time). */
 struct uvq__mmsg {
-  struct msghdr hdr;
+  uvq__msghdr_t hdr;
   unsigned int len;
 };
 
@@ -105,9 +111,9 @@ struct uvq__recv_batch {
   unsigned int cur_extra;        /* UVQ_UDP_PARTIAL / UVQ_UDP_CTRUNC */
   int cur_split;
   struct uvq__mmsg msgs[UVQ__RECV_BATCH_MAX];
-  struct iovec iov[UVQ__RECV_BATCH_MAX];
+  uvq__iovec_t iov[UVQ__RECV_BATCH_MAX];
   struct sockaddr_storage peers[UVQ__RECV_BATCH_MAX];
-  _Alignas(struct cmsghdr) char control[UVQ__RECV_BATCH_MAX]
+  _Alignas(uvq__cmsghdr_t) char control[UVQ__RECV_BATCH_MAX]
                                         [UVQ__CMSG_RECV_SPACE];
 };
 
@@ -118,8 +124,8 @@ struct uvq__send_scratch {
   unsigned int msg_index[UVQ__SEND_BATCH_MAX];
   unsigned int last_of_msg[UVQ__SEND_BATCH_MAX]; /* entry ends a message */
   /* iovecs for software segments: each segment may straddle buffers. */
-  struct iovec iov[UVQ__SEND_BATCH_MAX * 4];
-  _Alignas(struct cmsghdr) char control[UVQ__SEND_BATCH_MAX]
+  uvq__iovec_t iov[UVQ__SEND_BATCH_MAX * 4];
+  _Alignas(uvq__cmsghdr_t) char control[UVQ__SEND_BATCH_MAX]
                                         [UVQ__CMSG_SEND_SPACE];
 };
 
@@ -183,8 +189,9 @@ struct uvq__udp_send_state {
   int status;
 };
 
-/* cmsg.c: control-message encoding and decoding, length-checked. */
-void uvq__cmsg_decode(struct msghdr* hdr,
+/* cmsg.c (cmsg-win.c on Windows): control-message encoding and decoding,
+ * length-checked. */
+void uvq__cmsg_decode(uvq__msghdr_t* hdr,
                       uint16_t port,
                       int family,
                       struct uvq__recv_meta* meta);
@@ -194,7 +201,7 @@ int uvq__cmsg_encode(char* buf,
                      size_t* len);
 int uvq__ecn_from_tos(int tos);
 
-/* sockopt.c: options set the same way on every platform. */
+/* sockopt.c: options set the same way on every POSIX platform. */
 int uvq__sockopt_unsupported(int err);
 int uvq__sockopt_set_int(int fd, int level, int name, int value);
 int uvq__wants_v4(const struct uvq__udp_state* s);
@@ -209,7 +216,7 @@ int uvq__slice_iov(const uv_buf_t* bufs,
                    unsigned int nbufs,
                    size_t offset,
                    size_t len,
-                   struct iovec* out,
+                   uvq__iovec_t* out,
                    unsigned int max_out);
 void uvq__bufs_copy(const uv_buf_t* bufs,
                     unsigned int nbufs,
@@ -217,10 +224,19 @@ void uvq__bufs_copy(const uv_buf_t* bufs,
                     size_t len,
                     char* dst);
 
-/* The platform datapath: io-linux.c or io-posix.c. */
+/* The platform datapath: io-linux.c or io-posix.c (with sockopt.c), or
+ * io-win.c. Errors are UV_E* codes (-errno on POSIX). */
 
-/* Creates a non-blocking socket of the family; fd or -errno. */
+/* Creates a non-blocking socket of the family; fd or an error. */
 int uvq__io_socket(int family);
+/* Prepares a socket handed to uvq_udp_open as uvq__io_socket prepares its
+ * own (non-blocking, ...); 0 or an error. */
+int uvq__io_adopt(int fd);
+void uvq__io_close(int fd);
+/* Dissolves a connected socket's association with its peer. */
+int uvq__io_disconnect(struct uvq__udp_state* s);
+/* Reads and clears the socket's pending error: 0 when there is none. */
+int uvq__io_pending_error(struct uvq__udp_state* s);
 /* Features that come with any socket on this platform (sendmmsg, GSO ...),
  * probed on fd. */
 unsigned int uvq__io_base_features(struct uvq__udp_state* s);
@@ -295,10 +311,6 @@ static inline int uvq__sockaddr_len(const struct sockaddr* sa) {
 static inline int uvq__is_v4mapped(const struct sockaddr* sa) {
   return sa->sa_family == AF_INET6 &&
          IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6*) sa)->sin6_addr);
-}
-
-static inline int uvq__errno(void) {
-  return -errno;
 }
 
 static inline int uvq__tos_for_ecn(int tos, int ecn) {

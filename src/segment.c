@@ -21,7 +21,7 @@ int uvq__slice_iov(const uv_buf_t* bufs,
                    unsigned int nbufs,
                    size_t offset,
                    size_t len,
-                   struct iovec* out,
+                   uvq__iovec_t* out,
                    unsigned int max_out) {
   unsigned int i;
   unsigned int n;

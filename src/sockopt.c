@@ -1,10 +1,53 @@
-/* Socket options every platform sets the same way: TOS/TCLASS and its ECN
- * bits, the DF mode and the path MTU, and how a failed option is told
- * apart from a real error. Used by io-linux.c and io-posix.c. */
+/* Socket calls every POSIX platform makes the same way: TOS/TCLASS and its
+ * ECN bits, the DF mode and the path MTU, how a failed option is told
+ * apart from a real error, and the descriptor's own life (adopting,
+ * disconnecting, closing). Used with io-linux.c and io-posix.c; io-win.c
+ * has its own. */
 #include "internal.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <unistd.h>
+
+int uvq__io_adopt(int fd) {
+  int flags;
+
+  flags = fcntl(fd, F_GETFL);
+  if (flags == -1 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
+    return uvq__errno();
+  return 0;
+}
+
+
+void uvq__io_close(int fd) {
+  close(fd);
+}
+
+
+int uvq__io_disconnect(struct uvq__udp_state* s) {
+  struct sockaddr unspec;
+
+  memset(&unspec, 0, sizeof(unspec));
+  unspec.sa_family = AF_UNSPEC;
+  /* Linux and the BSDs dissolve the association on AF_UNSPEC; some
+   * return EAFNOSUPPORT while still doing it. */
+  if (connect(s->fd, &unspec, sizeof(unspec)) && errno != EAFNOSUPPORT)
+    return uvq__errno();
+  return 0;
+}
+
+
+int uvq__io_pending_error(struct uvq__udp_state* s) {
+  socklen_t len;
+  int soerr;
+
+  soerr = 0;
+  len = sizeof(soerr);
+  if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
+    return 0;
+  return uvq__sys_error(soerr);
+}
 
 /* True when an option failed because this platform or this socket cannot
  * do it, as opposed to a real error. */

@@ -267,7 +267,7 @@ void uvq__udp_read(struct uvq__udp_state* s) {
     }
 
     r = uvq__io_recv(s, rb->msgs, n);
-    if (r == -EAGAIN || r == -EWOULDBLOCK) {
+    if (r == UV_EAGAIN) {
       /* As in libuv: nread 0 with addr NULL means nothing was read. */
       deliver_empty(s, &buf, 0);
       return;

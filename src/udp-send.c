@@ -105,12 +105,12 @@ static struct uvq__send_scratch* scratch(struct uvq__udp_state* s) {
 /* Fills entry i of the scratch batch; 0 or a UV_E* error. */
 static int build_entry(struct uvq__udp_state* s,
                        unsigned int i,
-                       struct iovec* iov,
+                       uvq__iovec_t* iov,
                        size_t iovcnt,
                        const struct sockaddr* addr,
                        const struct uvq__send_meta* meta) {
   struct uvq__send_scratch* sb;
-  struct msghdr* h;
+  uvq__msghdr_t* h;
   size_t clen;
   int err;
 
@@ -134,7 +134,7 @@ static int build_entry(struct uvq__udp_state* s,
 }
 
 static int is_eagain(int r) {
-  return r == -EAGAIN || r == -EWOULDBLOCK || r == -ENOBUFS;
+  return r == UV_EAGAIN || r == UV_ENOBUFS;
 }
 
 /* Copies bytes [offset, total) of a message into the carry buffer, to be
@@ -171,7 +171,7 @@ static int carry_load(struct uvq__udp_state* s,
   return 0;
 }
 
-/* Sends what the carry buffer holds. 0 when empty, -EAGAIN when the kernel
+/* Sends what the carry buffer holds. 0 when empty, UV_EAGAIN when the kernel
  * has no room. Its first segment went out when the message was accepted,
  * so the rest, no larger, fits the path too; a segment the kernel still
  * rejects is dropped and counted, since its message was already reported
@@ -189,7 +189,7 @@ static int carry_flush(struct uvq__udp_state* s) {
   c = &s->carry;
   sb = scratch(s);
   if (sb == NULL)
-    return -ENOMEM;
+    return UV_ENOMEM;
   while (c->len > 0) {
     memset(&meta, 0, sizeof(meta));
     meta.level_v4 = c->level_v4;
@@ -223,9 +223,9 @@ static int carry_flush(struct uvq__udp_state* s) {
     }
     if (is_eagain(r)) {
       s->stats.send_eagain++;
-      return -EAGAIN;
+      return UV_EAGAIN;
     }
-    if (r == -EINVAL && meta.tos >= 0) {
+    if (r == UV_EINVAL && meta.tos >= 0) {
       /* As in recover(): the ECN control message is switched off only if
        * the same segment goes without it. */
       meta.tos = -1;
@@ -304,8 +304,8 @@ static int software_send(struct uvq__udp_state* s,
  * far more common than a stale one, and sending it again would only fail
  * twice. */
 static int is_icmp_error(int r) {
-  return r == -ECONNREFUSED || r == -EHOSTUNREACH || r == -ENETUNREACH ||
-         r == -EHOSTDOWN || r == -EPROTO;
+  return r == UV_ECONNREFUSED || r == UV_EHOSTUNREACH || r == UV_ENETUNREACH ||
+         r == UV_EHOSTDOWN || r == UV_EPROTO;
 }
 
 /* The first message of a batch failed with r. Works out whose fault it is
@@ -336,7 +336,7 @@ static int recover(struct uvq__udp_state* s,
   if (plan_msg(s, m, &p))
     return r;
 
-  if ((r == -EIO || r == -EINVAL) && p.meta.gso_size > 0) {
+  if ((r == UV_EIO || r == UV_EINVAL) && p.meta.gso_size > 0) {
     err = software_send(s, m, &p);
     if (err == 1) {
       s->features &= ~UVQ_UDP_FEATURE_GSO;
@@ -347,7 +347,7 @@ static int recover(struct uvq__udp_state* s,
     r = err;
   }
 
-  if (r == -EINVAL && p.meta.tos >= 0) {
+  if (r == UV_EINVAL && p.meta.tos >= 0) {
     p.meta.tos = -1;
     err = software_send(s, m, &p);
     if (err == 1)
@@ -391,7 +391,7 @@ static int send_now(struct uvq__udp_state* s,
       err = plan_msg(s, m, &p);
       if (err || p.software)
         break;
-      err = build_entry(s, n, (struct iovec*) m->bufs, m->nbufs, m->addr,
+      err = build_entry(s, n, (uvq__iovec_t*) m->bufs, m->nbufs, m->addr,
                         &p.meta);
       if (err)
         break;
@@ -455,13 +455,28 @@ static int send_now(struct uvq__udp_state* s,
   return (int) sent;
 }
 
-int uvq_udp_try_send_batch(uvq_udp_t* handle,
-                           const uvq_udp_mmsg_t* msgs,
-                           unsigned int count) {
+/* The uvq_udp_mmsg_t layouts this library reads: 1, the only one so far.
+ * When a release appends fields (version 2), arrays laid out as version 1
+ * have a smaller stride and are copied into the current layout here, with
+ * the new fields at their defaults. */
+static int check_batch_abi(int mmsg_version, unsigned int flags) {
+  if (mmsg_version != UVQ_UDP_MMSG_VERSION)
+    return UV_EINVAL;
+  if (flags != 0)
+    return UV_EINVAL;
+  return 0;
+}
+
+int uvq_udp_try_send_batch_versioned(uvq_udp_t* handle,
+                                     int mmsg_version,
+                                     const uvq_udp_mmsg_t* msgs,
+                                     unsigned int count,
+                                     unsigned int flags) {
   struct uvq__udp_state* s;
 
   s = uvq__live_state(handle);
-  if (s == NULL || msgs == NULL || count == 0)
+  if (s == NULL || msgs == NULL || count == 0 ||
+      check_batch_abi(mmsg_version, flags) != 0)
     return UV_EINVAL;
   if (s->fd == -1)
     return check_args(&msgs[0]) ? UV_EINVAL : UV_EBADF;
@@ -486,11 +501,13 @@ static int validate_all(struct uvq__udp_state* s,
   return 0;
 }
 
-int uvq_udp_send_batch(uvq_udp_send_t* req,
-                       uvq_udp_t* handle,
-                       const uvq_udp_mmsg_t* msgs,
-                       unsigned int count,
-                       uvq_udp_send_cb cb) {
+int uvq_udp_send_batch_versioned(uvq_udp_send_t* req,
+                                 uvq_udp_t* handle,
+                                 int mmsg_version,
+                                 const uvq_udp_mmsg_t* msgs,
+                                 unsigned int count,
+                                 unsigned int flags,
+                                 uvq_udp_send_cb cb) {
   struct uvq__udp_state* s;
   struct uvq__udp_send_state* q;
   size_t size;
@@ -502,7 +519,8 @@ int uvq_udp_send_batch(uvq_udp_send_t* req,
   s = uvq__live_state(handle);
   /* count 0 (msgs may then be NULL) asks only to be told when the socket
    * is writable and everything queued before has gone. */
-  if (s == NULL || req == NULL || (msgs == NULL && count > 0) || cb == NULL)
+  if (s == NULL || req == NULL || (msgs == NULL && count > 0) || cb == NULL ||
+      check_batch_abi(mmsg_version, flags) != 0)
     return UV_EINVAL;
   for (i = 0; i < count; i++)
     if (check_args(&msgs[i]))

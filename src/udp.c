@@ -1,21 +1,19 @@
 /* The uvq UDP handle core: lifecycle, addresses, settings, reports, loop
  * integration and close. The receive path is in udp-recv.c, the send path
  * in udp-send.c, and platform work (socket options, the receive and send
- * syscalls, the error queue) in io-linux.c or io-posix.c. */
+ * syscalls, the error queue) in io-linux.c, io-posix.c or io-win.c. */
 #include "internal.h"
 
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-/* uv_buf_t is documented to match struct iovec on Unix, and libuv itself
- * passes arrays of one as the other; uvq does the same to send the
- * caller's buffers without copying them. */
-_Static_assert(sizeof(uv_buf_t) == sizeof(struct iovec), "uv_buf_t layout");
-_Static_assert(offsetof(uv_buf_t, base) == offsetof(struct iovec, iov_base),
+/* uv_buf_t is documented to match struct iovec on Unix (and WSABUF on
+ * Windows), and libuv itself passes arrays of one as the other; uvq does
+ * the same to send the caller's buffers without copying them. */
+_Static_assert(sizeof(uv_buf_t) == sizeof(uvq__iovec_t), "uv_buf_t layout");
+_Static_assert(offsetof(uv_buf_t, base) == offsetof(uvq__iovec_t, iov_base),
                "uv_buf_t layout");
-_Static_assert(offsetof(uv_buf_t, len) == offsetof(struct iovec, iov_len),
+_Static_assert(offsetof(uv_buf_t, len) == offsetof(uvq__iovec_t, iov_len),
                "uv_buf_t layout");
 
 #define UVQ__BIND_FLAGS                                                      \
@@ -91,7 +89,7 @@ int uvq_udp_init_ex(uv_loop_t* loop, uvq_udp_t* handle, unsigned int flags) {
   s = calloc(1, sizeof(*s));
   if (s == NULL) {
     if (fd != -1)
-      close(fd);
+      uvq__io_close(fd);
     return UV_ENOMEM;
   }
   s->handle = handle;
@@ -100,7 +98,7 @@ int uvq_udp_init_ex(uv_loop_t* loop, uvq_udp_t* handle, unsigned int flags) {
   if (fd != -1) {
     err = attach_socket(s, fd, (int) family);
     if (err) {
-      close(fd);
+      uvq__io_close(fd);
       free(s);
       return err;
     }
@@ -121,7 +119,7 @@ static void refresh_local(struct uvq__udp_state* s) {
   int v;
 
   len = sizeof(ss);
-  if (getsockname(s->fd, (struct sockaddr*) &ss, &len) == 0) {
+  if (uvq__sock_name(s->fd, (struct sockaddr*) &ss, &len, 0) == 0) {
     if (ss.ss_family == AF_INET)
       s->port = ntohs(((struct sockaddr_in*) &ss)->sin_port);
     else if (ss.ss_family == AF_INET6)
@@ -131,18 +129,22 @@ static void refresh_local(struct uvq__udp_state* s) {
    * on a socket adopted with uvq_udp_open. */
   s->features &= ~(UVQ_UDP_IPV6ONLY | UVQ_UDP_REUSEADDR | UVQ_UDP_REUSEPORT);
   s->flags &= ~UVQ__F_V6ONLY;
+  /* Zeroed first: Wine writes only one byte of these BOOL options. */
+  v = 0;
   len = sizeof(v);
   if (s->family == AF_INET6 &&
-      getsockopt(s->fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, &len) == 0 && v) {
+      uvq__sock_getopt(s->fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, &len) == 0 && v) {
     s->flags |= UVQ__F_V6ONLY;
     s->features |= UVQ_UDP_IPV6ONLY;
   }
+  v = 0;
   len = sizeof(v);
-  if (getsockopt(s->fd, SOL_SOCKET, SO_REUSEADDR, &v, &len) == 0 && v)
+  if (uvq__sock_getopt(s->fd, SOL_SOCKET, SO_REUSEADDR, &v, &len) == 0 && v)
     s->features |= UVQ_UDP_REUSEADDR;
 #ifdef SO_REUSEPORT
+  v = 0;
   len = sizeof(v);
-  if (getsockopt(s->fd, SOL_SOCKET, SO_REUSEPORT, &v, &len) == 0 && v)
+  if (uvq__sock_getopt(s->fd, SOL_SOCKET, SO_REUSEPORT, &v, &len) == 0 && v)
     s->features |= UVQ_UDP_REUSEPORT;
 #endif
 }
@@ -152,38 +154,41 @@ int uvq_udp_open(uvq_udp_t* handle, uv_os_sock_t sock) {
   struct sockaddr_storage ss;
   socklen_t len;
   int type;
-  int flags;
+  int fd;
   int err;
 
   s = uvq__live_state(handle);
-  if (s == NULL || sock < 0)
+  fd = uvq__sock_to_fd(sock);
+  if (s == NULL || fd < 0)
     return UV_EINVAL;
   if (s->fd != -1)
     return UV_EBUSY;
 
   len = sizeof(type);
-  if (getsockopt(sock, SOL_SOCKET, SO_TYPE, &type, &len))
-    return uvq__errno();
+  err = uvq__sock_getopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
+  if (err)
+    return err;
   if (type != SOCK_DGRAM)
     return UV_EINVAL;
   len = sizeof(ss);
-  if (getsockname(sock, (struct sockaddr*) &ss, &len))
-    return uvq__errno();
+  err = uvq__sock_name(fd, (struct sockaddr*) &ss, &len, 0);
+  if (err)
+    return err;
   if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)
     return UV_EINVAL;
 
-  flags = fcntl(sock, F_GETFL);
-  if (flags == -1 || fcntl(sock, F_SETFL, flags | O_NONBLOCK) == -1)
-    return uvq__errno();
+  err = uvq__io_adopt(fd);
+  if (err)
+    return err;
 
-  err = attach_socket(s, sock, ss.ss_family);
+  err = attach_socket(s, fd, ss.ss_family);
   if (err)
     return err;
   refresh_local(s);
   if (s->port != 0)
     s->flags |= UVQ__F_BOUND;
   len = sizeof(ss);
-  if (getpeername(sock, (struct sockaddr*) &ss, &len) == 0) {
+  if (uvq__sock_name(fd, (struct sockaddr*) &ss, &len, 1) == 0) {
     s->flags |= UVQ__F_CONNECTED;
     if (ss.ss_family == AF_INET || uvq__is_v4mapped((struct sockaddr*) &ss))
       s->flags |= UVQ__F_PEER_V4;
@@ -196,26 +201,31 @@ static int bind_socket(struct uvq__udp_state* s,
                        const struct sockaddr* addr,
                        unsigned int flags) {
   int yes;
+  int err;
 
   yes = 1;
   if (flags & UVQ_UDP_REUSEADDR) {
-    if (setsockopt(s->fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes)))
-      return uvq__errno();
+    err = uvq__sock_setopt(s->fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    if (err)
+      return err;
   }
   if (flags & UVQ_UDP_REUSEPORT) {
 #ifdef SO_REUSEPORT
-    if (setsockopt(s->fd, SOL_SOCKET, SO_REUSEPORT, &yes, sizeof(yes)))
-      return uvq__errno();
+    err = uvq__sock_setopt(s->fd, SOL_SOCKET, SO_REUSEPORT, &yes, sizeof(yes));
+    if (err)
+      return err;
 #else
     return UV_ENOTSUP;
 #endif
   }
   if (flags & UVQ_UDP_IPV6ONLY) {
-    if (setsockopt(s->fd, IPPROTO_IPV6, IPV6_V6ONLY, &yes, sizeof(yes)))
-      return uvq__errno();
+    err = uvq__sock_setopt(s->fd, IPPROTO_IPV6, IPV6_V6ONLY, &yes, sizeof(yes));
+    if (err)
+      return err;
   }
-  if (bind(s->fd, addr, (socklen_t) uvq__sockaddr_len(addr)))
-    return uvq__errno();
+  err = uvq__sock_bind(s->fd, addr, (socklen_t) uvq__sockaddr_len(addr));
+  if (err)
+    return err;
   s->flags |= UVQ__F_BOUND;
   refresh_local(s);
   if (flags & UVQ__CONFIGURE_FLAGS)
@@ -265,7 +275,7 @@ int uvq_udp_bind(uvq_udp_t* handle,
     err = attach_socket(s, fd, family);
   }
   if (err) {
-    close(fd);
+    uvq__io_close(fd);
     s->fd = -1;
     s->family = 0;
     s->features = 0;
@@ -295,7 +305,6 @@ int uvq_udp_configure(uvq_udp_t* handle, unsigned int flags) {
 int uvq_udp_connect(uvq_udp_t* handle, const struct sockaddr* addr) {
   struct uvq__udp_state* s;
   struct sockaddr_storage any;
-  struct sockaddr unspec;
   int err;
 
   s = uvq__live_state(handle);
@@ -305,12 +314,9 @@ int uvq_udp_connect(uvq_udp_t* handle, const struct sockaddr* addr) {
   if (addr == NULL) {
     if (!(s->flags & UVQ__F_CONNECTED))
       return UV_ENOTCONN;
-    memset(&unspec, 0, sizeof(unspec));
-    unspec.sa_family = AF_UNSPEC;
-    /* Linux and the BSDs dissolve the association on AF_UNSPEC; some
-     * return EAFNOSUPPORT while still doing it. */
-    if (connect(s->fd, &unspec, sizeof(unspec)) && errno != EAFNOSUPPORT)
-      return uvq__errno();
+    err = uvq__io_disconnect(s);
+    if (err)
+      return err;
     s->flags &= ~UVQ__F_CONNECTED;
     return 0;
   }
@@ -334,11 +340,9 @@ int uvq_udp_connect(uvq_udp_t* handle, const struct sockaddr* addr) {
   if (s->family != addr->sa_family)
     return UV_EINVAL;
 
-  do
-    err = connect(s->fd, addr, (socklen_t) uvq__sockaddr_len(addr));
-  while (err == -1 && errno == EINTR);
+  err = uvq__sock_connect(s->fd, addr, (socklen_t) uvq__sockaddr_len(addr));
   if (err)
-    return uvq__errno();
+    return err;
   s->flags |= UVQ__F_CONNECTED;
   if (addr->sa_family == AF_INET || uvq__is_v4mapped(addr))
     s->flags |= UVQ__F_PEER_V4;
@@ -352,9 +356,10 @@ int uvq_udp_connect(uvq_udp_t* handle, const struct sockaddr* addr) {
 static int get_name(const uvq_udp_t* handle,
                     struct sockaddr* name,
                     int* namelen,
-                    int (*get)(int, struct sockaddr*, socklen_t*)) {
+                    int peer) {
   struct uvq__udp_state* s;
   socklen_t len;
+  int err;
 
   s = uvq__live_state(handle);
   if (s == NULL || name == NULL || namelen == NULL || *namelen < 0)
@@ -362,8 +367,9 @@ static int get_name(const uvq_udp_t* handle,
   if (s->fd == -1)
     return UV_EBADF;
   len = (socklen_t) *namelen;
-  if (get(s->fd, name, &len))
-    return uvq__errno();
+  err = uvq__sock_name(s->fd, name, &len, peer);
+  if (err)
+    return err;
   *namelen = (int) len;
   return 0;
 }
@@ -371,13 +377,13 @@ static int get_name(const uvq_udp_t* handle,
 int uvq_udp_getsockname(const uvq_udp_t* handle,
                         struct sockaddr* name,
                         int* namelen) {
-  return get_name(handle, name, namelen, getsockname);
+  return get_name(handle, name, namelen, 0);
 }
 
 int uvq_udp_getpeername(const uvq_udp_t* handle,
                         struct sockaddr* name,
                         int* namelen) {
-  return get_name(handle, name, namelen, getpeername);
+  return get_name(handle, name, namelen, 1);
 }
 
 int uvq_udp_fileno(const uvq_udp_t* handle, uv_os_fd_t* fd) {
@@ -388,7 +394,7 @@ int uvq_udp_fileno(const uvq_udp_t* handle, uv_os_fd_t* fd) {
     return UV_EINVAL;
   if (s->fd == -1)
     return UV_EBADF;
-  *fd = s->fd;
+  *fd = uvq__fd_to_os(s->fd);
   return 0;
 }
 
@@ -422,8 +428,7 @@ void uvq__udp_update_poll(struct uvq__udp_state* s) {
  * Readability is not known, so reading waits for the next event, which a
  * level-triggered poll delivers at once if data is waiting. */
 static void handle_pollerr(struct uvq__udp_state* s) {
-  socklen_t len;
-  int soerr;
+  int err;
   int i;
 
   /* A batch parked by recv_stop and restarted goes first, so that alloc_cb
@@ -441,11 +446,9 @@ static void handle_pollerr(struct uvq__udp_state* s) {
   /* A receiver hears of a pending error at once. Otherwise it stays with
    * the socket for the next send to report, where it belongs. */
   if (s->flags & UVQ__F_RECEIVING) {
-    soerr = 0;
-    len = sizeof(soerr);
-    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 &&
-        soerr != 0)
-      uvq__udp_deliver_error(s, -soerr);
+    err = uvq__io_pending_error(s);
+    if (err != 0)
+      uvq__udp_deliver_error(s, err);
   }
 }
 
@@ -525,13 +528,9 @@ static int buffer_size(uvq_udp_t* handle, int* value, int opt) {
     return UV_EBADF;
   if (*value == 0) {
     len = sizeof(*value);
-    if (getsockopt(s->fd, SOL_SOCKET, opt, value, &len))
-      return uvq__errno();
-    return 0;
+    return uvq__sock_getopt(s->fd, SOL_SOCKET, opt, value, &len);
   }
-  if (setsockopt(s->fd, SOL_SOCKET, opt, value, sizeof(*value)))
-    return uvq__errno();
-  return 0;
+  return uvq__sock_setopt(s->fd, SOL_SOCKET, opt, value, sizeof(*value));
 }
 
 int uvq_udp_send_buffer_size(uvq_udp_t* handle, int* value) {
@@ -662,7 +661,7 @@ void uvq_udp_close(uvq_udp_t* handle, uvq_udp_close_cb close_cb) {
   /* The poll handle is stopped by uv_close, so the descriptor can go now:
    * any later use of the handle sees UVQ__F_CLOSING first. */
   if (s->fd != -1) {
-    close(s->fd);
+    uvq__io_close(s->fd);
     s->fd = -1;
   }
   /* The timer is always there, so close_cb is always deferred to the

@@ -19,6 +19,8 @@
 
 #include <stddef.h>
 
+#include "task.h" /* TEST_ATTRIBUTE */
+
 #define NETNS_NAME_MAX 64
 
 typedef struct netns_s {
@@ -41,16 +43,16 @@ void netns_destroy(netns_t* ns);
 
 /* Runs a shell command on the host, output to the test log. Returns the
  * command's exit status (0 on success). */
-int netns_sh(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+int netns_sh(const char* fmt, ...) TEST_ATTRIBUTE((format(TEST_PRINTF_FORMAT, 1, 2)));
 
 /* Like netns_sh but stores the command's combined output in out (which may
  * be NULL) instead of logging it. */
 int netns_sh_output(char* out, size_t out_len, const char* fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    TEST_ATTRIBUTE((format(TEST_PRINTF_FORMAT, 3, 4)));
 
 /* Runs a shell command inside ns ("ip netns exec NAME sh -c ..."). */
 int netns_exec(const netns_t* ns, const char* fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+    TEST_ATTRIBUTE((format(TEST_PRINTF_FORMAT, 2, 3)));
 
 /* Creates a veth pair: end a_if in namespace a, end b_if in namespace b,
  * both up with the given MTU (0 keeps the default). */

@@ -18,6 +18,7 @@
   TEST_ENTRY(quic_handshake_client_frees_tls) \
   TEST_ENTRY(quic_handshake_client_frees_tls_at_once) \
   TEST_ENTRY(quic_handshake_ciphersuites) \
+  TEST_ENTRY(quic_handshake_groups) \
   TEST_ENTRY(quic_handshake_alpn_ipv6) \
   TEST_ENTRY(quic_handshake_alpn_mismatch) \
   TEST_ENTRY(quic_handshake_wrong_ca) \
@@ -37,6 +38,7 @@
   TEST_ENTRY(quic_transfer_stream_limit) \
   TEST_ENTRY(quic_transfer_flow_control) \
   TEST_ENTRY(quic_transfer_key_update) \
+  TEST_ENTRY(quic_stream_shutdown_read_keeps_writing) \
   TEST_ENTRY(quic_datagram_exchange) \
   TEST_ENTRY(quic_datagram_not_allowed) \
   TEST_ENTRY(quic_datagram_too_large) \
@@ -67,11 +69,15 @@
   TEST_ENTRY(quic_robust_random_datagrams) \
   TEST_ENTRY(quic_robust_version0_long_cid) \
   TEST_ENTRY(quic_api_errors) \
+  TEST_ENTRY(quic_api_no_random) \
   TEST_ENTRY(quic_api_key_update_early) \
   TEST_ENTRY(quic_migrate) \
   TEST_ENTRY(quic_h3_conn_errors_server) \
   TEST_ENTRY(quic_h3_conn_errors_client) \
   TEST_ENTRY(quic_h3_malformed_requests) \
+  TEST_ENTRY(quic_load_initial_flood) \
+  TEST_ENTRY(quic_load_burst_retry) \
+  TEST_ENTRY(quic_load_refused_resend) \
   /* end of list */
 
 UVQ_TEST_LIST(TEST_DECLARE)

@@ -15,8 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#include <process.h>
+#else
 #include <sys/wait.h>
 #include <unistd.h>
+#endif
 
 #include <uv.h>
 
@@ -149,6 +153,7 @@ void test_assert_mem_eq_(const char* file,
             a_text, b_text, len, off, dump_a, dump_b);
 }
 
+#ifndef _WIN32
 /* The watchdog of last resort: the uv timers in the tests normally fire
  * first. Running cleanups from a signal handler is not async-signal-safe,
  * but the process is about to die and leaking namespaces is worse. */
@@ -161,6 +166,8 @@ static void on_alarm(int sig) {
   test_run_cleanups();
   abort();
 }
+
+#endif /* !_WIN32 */
 
 static void on_terminate(int sig) {
   test_run_cleanups();
@@ -181,17 +188,55 @@ static int run_one(const struct test_entry* t) {
   int rc;
 
   setvbuf(stdout, NULL, _IONBF, 0);
+#ifndef _WIN32
   signal(SIGPIPE, SIG_IGN);
   signal(SIGALRM, on_alarm);
+#endif
   signal(SIGTERM, on_terminate);
   signal(SIGINT, on_terminate);
   atexit(test_run_cleanups);
+#ifndef _WIN32
   alarm(TEST_ALARM_SECONDS);
+#endif
+  /* Windows has no alarm(): there ctest's timeout is the watchdog, and
+   * the Windows tests create nothing that outlives the process. */
   rc = t->main();
   test_run_cleanups();
+#ifndef _WIN32
   alarm(0);
+#endif
   return rc;
 }
+
+#ifdef _WIN32
+/* Runs every test in a child process of its own and prints TAP. */
+static int run_all(const char* self) {
+  const struct test_entry* t;
+  int total = 0;
+  int failed = 0;
+  int n = 0;
+  intptr_t rc;
+
+  for (t = test_table; t->name != NULL; t++)
+    total++;
+  printf("1..%d\n", total);
+  fflush(stdout);
+  for (t = test_table; t->name != NULL; t++) {
+    n++;
+    rc = _spawnl(_P_WAIT, self, self, t->name, (char*) NULL);
+    if (rc == 0) {
+      printf("ok %d - %s\n", n, t->name);
+    } else if (rc == TEST_SKIP_CODE) {
+      printf("ok %d - %s # SKIP\n", n, t->name);
+    } else {
+      failed++;
+      printf("not ok %d - %s # exit code %d\n", n, t->name, (int) rc);
+    }
+    fflush(stdout);
+  }
+  return failed == 0 ? 0 : 1;
+}
+#else
 
 /* Runs every test in a child process (this binary re-executed with the
  * test's name) and prints TAP. */
@@ -237,6 +282,7 @@ static int run_all(const char* self) {
   }
   return failed == 0 ? 0 : 1;
 }
+#endif /* _WIN32 */
 
 int main(int argc, char** argv) {
   const struct test_entry* t;
@@ -246,8 +292,13 @@ int main(int argc, char** argv) {
       printf("%s\n", t->name);
     return 0;
   }
-  if (argc == 1)
+  if (argc == 1) {
+#ifdef _WIN32
+    return run_all(argv[0]);
+#else
     return run_all("/proc/self/exe");
+#endif
+  }
   if (argc != 2) {
     fprintf(stderr, "usage: %s [--list | TEST_NAME]\n", argv[0]);
     return 2;

@@ -9,6 +9,20 @@
 #ifndef UVQ_TEST_TASK_H
 #define UVQ_TEST_TASK_H
 
+/* MinGW's printf attribute means msvcrt's format language; the tests
+ * print with C99's (__USE_MINGW_ANSI_STDIO). */
+#if defined(__MINGW32__)
+#define TEST_PRINTF_FORMAT gnu_printf
+#else
+#define TEST_PRINTF_FORMAT printf
+#endif
+/* MSVC has neither attribute. */
+#if defined(__GNUC__) || defined(__clang__)
+#define TEST_ATTRIBUTE(x) __attribute__(x)
+#else
+#define TEST_ATTRIBUTE(x)
+#endif
+
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,11 +47,11 @@ void test_atexit_cancel(void (*fn)(void* arg), void* arg);
 
 /* Prints the failure, runs the cleanup hooks and aborts. Never returns. */
 void test_fail(const char* file, int line, const char* fmt, ...)
-    __attribute__((noreturn, format(printf, 3, 4)));
+    TEST_ATTRIBUTE((noreturn, format(TEST_PRINTF_FORMAT, 3, 4)));
 
 /* Prints the reason, runs the cleanup hooks and exits with TEST_SKIP_CODE. */
 void test_skip(const char* file, int line, const char* fmt, ...)
-    __attribute__((noreturn, format(printf, 3, 4)));
+    TEST_ATTRIBUTE((noreturn, format(TEST_PRINTF_FORMAT, 3, 4)));
 
 #define TEST_IMPL(name)                                                       \
   int run_test_##name(void);                                                  \

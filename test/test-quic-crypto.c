@@ -311,6 +311,58 @@ TEST_IMPL(quic_handshake_ciphersuites) {
   return 0;
 }
 
+/* tls_groups: malformed lists are refused; a server limited to P-256 meets
+ * a default client (whose key share is X25519: the server asks for P-256
+ * with a HelloRetryRequest); with no group in common the server fails the
+ * handshake. wolfSSL 5.5.4 sets no TLS alert for that failure, so both
+ * sides report CRYPTO_ERROR 0x100 (alert 0), not handshake_failure. */
+TEST_IMPL(quic_handshake_groups) {
+  static const char* const bad[] = {
+    "", ":", "X25519:", ":P-256", "x25519", "P256", "secp256r1",
+    "X25519,P-256", "X448", "FFDHE2048",
+  };
+  uvq_quic_endpoint_t* ep;
+  uvq_quic_config_t cfg;
+  size_t i;
+  qt_t t;
+  qt_conn_t* c;
+  qt_conn_t* s;
+
+  qt_init(&t, "127.0.0.1", 0);
+  for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    uvq_quic_config_default(&cfg);
+    cfg.tls_groups = bad[i];
+    ep = NULL;
+    if (uvq_quic_endpoint_new(&t.loop, &cfg, NULL, NULL, &ep) != UV_EINVAL)
+      test_fail(__FILE__, __LINE__, "tls_groups \"%s\" was not refused",
+                bad[i]);
+    ASSERT_NULL(ep);
+  }
+
+  t.server.cfg.tls_groups = "P-256";
+  qt_start(&t);
+  c = qt_connect(&t);
+  qt_run_handshake(&t, c);
+  ASSERT_OK(uvq_quic_conn_close(c->conn, 0, NULL));
+  qt_run_until_closed(&t, c);
+  qt_run_until_closed(&t, qt_server_conn(&t, 0));
+  qt_teardown(&t);
+
+  qt_init(&t, "127.0.0.1", 0);
+  t.server.cfg.tls_groups = "X25519:P-384";
+  t.client.cfg.tls_groups = "P-256";
+  qt_start(&t);
+  c = qt_connect(&t);
+  qt_run_until_closed(&t, c);
+  ASSERT_EQ(0, c->handshakes);
+  qt_assert_closed(c, UVQ_QUIC_ERROR_TRANSPORT, 0x100u, 1, NULL);
+  s = qt_server_conn(&t, 0);
+  qt_run_until_closed(&t, s);
+  qt_assert_closed(s, UVQ_QUIC_ERROR_TRANSPORT, 0x100u, 0, NULL);
+  qt_teardown(&t);
+  return 0;
+}
+
 /* A client endpoint that does not collect session tickets frees its TLS
  * object as soon as the handshake is complete; the ticket the server sends
  * afterwards is dropped, and the connection works as before. */

@@ -331,3 +331,50 @@ TEST_IMPL(quic_transfer_key_update) {
   qt_teardown(&t);
   return 0;
 }
+
+static int server_stream_got_data(void* arg) {
+  qt_conn_t* s = arg;
+  return s->nstreams > 0 && qt_stream(s, 0)->rx == 1000;
+}
+
+static int stream0_closed(void* arg) {
+  return qt_stream(arg, 0)->closes > 0;
+}
+
+/* Stopping to read a stream (STOP_SENDING) leaves this side's sending half
+ * alone: the server stops reading the client's request and still sends
+ * its whole response. ngtcp2 reports the local STOP_SENDING through the
+ * same callback it would use for a received one, and uvq used to take it
+ * for the peer's, closing the server's own sending side (the response
+ * below never arrived) and telling the application that the peer had
+ * asked it to stop. The client, whose sending side the STOP_SENDING did
+ * end, sees the server's code when its stream closes. */
+TEST_IMPL(quic_stream_shutdown_read_keeps_writing) {
+  qt_t t;
+  qt_conn_t* c;
+  qt_conn_t* s;
+  int64_t id;
+
+  qt_init(&t, "127.0.0.1", 300000);
+  qt_start(&t);
+  c = qt_connect(&t);
+  qt_run_handshake(&t, c);
+  id = qt_open_bidi(c);
+  ASSERT_EQ(0, id);
+  qt_write(c, id, 1000, 0);
+  s = qt_server_conn(&t, 0);
+  qt_run_until(&t, server_stream_got_data, s, 5000);
+  ASSERT_OK(uvq_quic_stream_shutdown(s->conn, id, UVQ_QUIC_SHUT_READ, 0x42));
+  qt_write(s, id, 200000, 1);
+  qt_run_until_fins(&t, c, 1);
+  qt_assert_stream(c, id, 200000);
+  qt_run_until_writes(&t, &t.server, 1);
+  ASSERT_EQ(1, t.server.writes_ok);
+  ASSERT_EQ(0, qt_stream(s, id)->stop_sendings);
+  qt_run_until(&t, stream0_closed, c, 5000);
+  ASSERT_EQ(1, qt_stream(c, id)->closes);
+  ASSERT_UINT_EQ(0x42, qt_stream(c, id)->close_code);
+  close_both(&t, c, 1);
+  qt_teardown(&t);
+  return 0;
+}

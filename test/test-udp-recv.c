@@ -1,6 +1,5 @@
 /* Receive path details: all metadata at once, truncation to the slot,
  * UV_ENOBUFS, empty datagrams and kernel drop counting. */
-#include <net/if.h>
 #include <string.h>
 
 #include "task.h"
@@ -24,8 +23,7 @@ TEST_IMPL(udp_recv_metadata_all) {
   uv_loop_t loop;
   unsigned int i;
 
-  lo_index = if_nametoindex("lo");
-  ASSERT_NE(0, lo_index);
+  lo_index = test_loopback_index();
   fill_pattern(gso_payload, sizeof(gso_payload), 51);
   fill_pattern(plain_payload, sizeof(plain_payload), 52);
   ASSERT_OK(uv_loop_init(&loop));
@@ -54,7 +52,7 @@ TEST_IMPL(udp_recv_metadata_all) {
   msgs[0].gso_size = 1000;
   msgs[0].ecn = UVQ_ECN_CE;
   msgs[1].ecn = UVQ_ECN_ECT0;
-  ASSERT_EQ(2, uvq_udp_try_send_batch(&tx.udp, msgs, 2));
+  ASSERT_EQ(2, uvq_udp_try_send_batch(&tx.udp, msgs, 2, 0));
   coalesced = (features & UVQ_UDP_GRO) &&
               (uvq_udp_features(&tx.udp) & UVQ_UDP_FEATURE_GSO);
 

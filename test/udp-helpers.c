@@ -1,10 +1,18 @@
 /* Shared pieces of the UDP tests; see udp-helpers.h. */
 #include "udp-helpers.h"
 
+#ifdef _WIN32
+#include <iphlpapi.h>
+#else
 #include <arpa/inet.h>
+#include <net/if.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
+#include <unistd.h>
+#endif
 
 #include "task.h"
 
@@ -14,6 +22,65 @@ int test_portable_build(void) {
 #else
   return 0;
 #endif
+}
+
+int test_windows_build(void) {
+#ifdef _WIN32
+  return 1;
+#else
+  return 0;
+#endif
+}
+
+int test_under_wine(void) {
+#ifdef _WIN32
+  HMODULE ntdll;
+
+  /* Wine's ntdll exports wine_get_version; Windows' does not. */
+  ntdll = GetModuleHandleA("ntdll.dll");
+  return ntdll != NULL && GetProcAddress(ntdll, "wine_get_version") != NULL;
+#else
+  return 0;
+#endif
+}
+
+unsigned int test_loopback_index(void) {
+  unsigned int index;
+
+#ifdef _WIN32
+  IP_ADAPTER_ADDRESSES* list;
+  IP_ADAPTER_ADDRESSES* a;
+  ULONG size;
+  ULONG r;
+
+  /* The adapter of type software loopback ("Loopback Pseudo-Interface 1"
+   * on Windows, the host's lo under Wine). */
+  size = 16384;
+  list = malloc(size);
+  ASSERT_NOT_NULL(list);
+  r = GetAdaptersAddresses(AF_UNSPEC, GAA_FLAG_SKIP_DNS_SERVER, NULL, list,
+                           &size);
+  if (r == ERROR_BUFFER_OVERFLOW) {
+    free(list);
+    list = malloc(size);
+    ASSERT_NOT_NULL(list);
+    r = GetAdaptersAddresses(AF_UNSPEC, GAA_FLAG_SKIP_DNS_SERVER, NULL, list,
+                             &size);
+  }
+  ASSERT_EQ(NO_ERROR, r);
+  index = 0;
+  for (a = list; a != NULL && index == 0; a = a->Next)
+    if (a->IfType == IF_TYPE_SOFTWARE_LOOPBACK)
+      index = a->IfIndex;
+  free(list);
+#else
+  /* Linux names it lo, macOS and the BSDs lo0. */
+  index = if_nametoindex("lo");
+  if (index == 0)
+    index = if_nametoindex("lo0");
+#endif
+  ASSERT_NE(0, index);
+  return index;
 }
 
 /* --- Buffer ownership --------------------------------------------------- */
@@ -278,7 +345,7 @@ int peer_send(test_peer_t* peer,
   msg.nbufs = 1;
   msg.addr = to;
   msg.ecn = ecn;
-  return uvq_udp_try_send_batch(&peer->udp, &msg, 1);
+  return uvq_udp_try_send_batch(&peer->udp, &msg, 1, 0);
 }
 
 void peer_send_ok(test_peer_t* peer,
@@ -294,12 +361,72 @@ void peer_stats(const test_peer_t* peer, uvq_udp_stats_t* stats) {
   ASSERT_OK(uvq_udp_get_stats(&peer->udp, stats));
 }
 
-int peer_fd(const test_peer_t* peer) {
+uv_os_sock_t peer_fd(const test_peer_t* peer) {
   uv_os_fd_t fd;
 
   ASSERT_OK(uvq_udp_fileno(&peer->udp, &fd));
+#ifdef _WIN32
+  /* uv_fileno()'s convention: a Windows socket comes back as a HANDLE. */
+  ASSERT_NE((uintptr_t) fd, (uintptr_t) INVALID_SOCKET);
+  return (uv_os_sock_t) (uintptr_t) fd;
+#else
   ASSERT_GE(fd, 0);
   return fd;
+#endif
+}
+
+uv_os_sock_t test_socket(int family, int type) {
+  uv_os_sock_t sock;
+
+#ifdef _WIN32
+  sock = socket(family, type, 0);
+  ASSERT_NE((uintptr_t) sock, (uintptr_t) INVALID_SOCKET);
+#elif defined(SOCK_CLOEXEC)
+  sock = socket(family, type | SOCK_CLOEXEC, 0);
+  ASSERT_GE(sock, 0);
+#else
+  sock = socket(family, type, 0);
+  ASSERT_GE(sock, 0);
+#endif
+  return sock;
+}
+
+int test_socket_family(uv_os_sock_t sock) {
+#ifdef _WIN32
+  WSAPROTOCOL_INFOW info;
+  int len;
+
+  len = sizeof(info);
+  ASSERT_OK(getsockopt(sock, SOL_SOCKET, SO_PROTOCOL_INFOW, (char*) &info,
+                       &len));
+  return info.iAddressFamily;
+#else
+  socklen_t len;
+  int domain;
+
+#ifdef SO_DOMAIN
+  len = sizeof(domain);
+  ASSERT_OK(getsockopt(sock, SOL_SOCKET, SO_DOMAIN, &domain, &len));
+#else
+  {
+    /* macOS has no SO_DOMAIN; an unbound socket still names its family. */
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    len = sizeof(ss);
+    ASSERT_OK(getsockname(sock, (struct sockaddr*) &ss, &len));
+    domain = ss.ss_family;
+  }
+#endif
+  return domain;
+#endif
+}
+
+void test_close_socket(uv_os_sock_t sock) {
+#ifdef _WIN32
+  closesocket(sock);
+#else
+  close(sock);
+#endif
 }
 
 static void peer_close_cb(uvq_udp_t* handle) {

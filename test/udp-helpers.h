@@ -5,10 +5,12 @@
 #ifndef UVQ_TEST_UDP_HELPERS_H
 #define UVQ_TEST_UDP_HELPERS_H
 
-#include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
+#ifndef _WIN32
+#include <netinet/in.h>
 #include <sys/socket.h>
+#endif /* On Windows uv.h brings Winsock. */
 
 #include <uv.h>
 
@@ -24,6 +26,14 @@
  * platform other than Linux): the tests then expect the portable
  * datapath's features. */
 int test_portable_build(void);
+/* Non-zero when the library was built for Windows (io-win.c); the tests
+ * then expect what the Windows datapath reports. */
+int test_windows_build(void);
+/* Non-zero when this Windows program runs under Wine, whose Winsock has a
+ * known, smaller feature set that the tests assert exactly. */
+int test_under_wine(void);
+/* The index of the loopback interface ("lo" on Linux). */
+unsigned int test_loopback_index(void);
 
 /* --- Buffer ownership ---------------------------------------------------
  *
@@ -146,7 +156,14 @@ void peer_send_ok(test_peer_t* peer,
                   size_t len,
                   int ecn);
 void peer_stats(const test_peer_t* peer, uvq_udp_stats_t* stats);
-int peer_fd(const test_peer_t* peer);
+uv_os_sock_t peer_fd(const test_peer_t* peer);
+
+/* Plain sockets for the tests that make their own: created (the test
+ * fails otherwise), asked for their address family, and closed, on POSIX
+ * and Winsock alike. */
+uv_os_sock_t test_socket(int family, int type);
+int test_socket_family(uv_os_sock_t sock);
+void test_close_socket(uv_os_sock_t sock);
 void peer_close(test_peer_t* peer);
 /* After the loop finished: asserts close_cb ran once, after every receive
  * callback, and that every buffer came back; frees what the peer holds. */

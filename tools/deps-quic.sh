@@ -38,7 +38,7 @@ CACHE=${CACHE%/}
 
 # Bump RECIPE_REV when the way things are built changes; the recipe hash
 # below also covers the flag lists, so editing them forces a rebuild.
-RECIPE_REV=1
+RECIPE_REV=2
 BIN_PKGS=(libngtcp2-dev libnghttp3-dev ngtcp2-client ngtcp2-server libcurl4-gnutls-dev)
 # Command -> Debian package needed to fetch and build.
 TOOLS=(cc:gcc make:make dpkg-source:dpkg-dev autoreconf:autoconf automake:automake
@@ -58,8 +58,17 @@ WOLFSSL_FLAGS=(--enable-shared --enable-static --enable-all --enable-harden
     --enable-aesccm --enable-chacha --enable-poly1305 --enable-curve25519
     --enable-keylog-export --disable-ech
     --disable-examples --disable-crypttests --disable-benchmark
-    --disable-xts)
-WOLFSSL_FLAGS_X86_64=(--enable-aesni --enable-intelasm)
+    --disable-xts --enable-sp)
+WOLFSSL_FLAGS_X86_64=(--enable-aesni --enable-intelasm --enable-sp-asm)
+# Handshake cost (issue 13). --enable-sp (+ --enable-sp-asm on x86_64):
+# wolfSSL's single-precision P-256/P-384/P-521 code and its assembly, in
+# place of the generic big-number code (--enable-intelasm already gives
+# X25519 its assembly). WOLFSSL_GETRANDOM: seed the DRBG with one getrandom()
+# call rather than open/read/close of /dev/urandom for every WC_RNG.
+WOLFSSL_CPPFLAGS=(-DWOLFSSL_GETRANDOM)
+# Local patches to wolfSSL's source (tools/patches/), each applied only to a
+# source that still has what it changes; see docs/dependencies.md.
+PATCHDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/patches
 HELPER_CFLAGS=(-O2 -g -fPIC -fvisibility=hidden -fstack-protector-strong
     -D_FORTIFY_SOURCE=2 -Wall -DBUILDING_NGTCP2
     -DHAVE_ARPA_INET_H=1 -DHAVE_NETINET_IN_H=1 -DHAVE_ENDIAN_H=1
@@ -106,8 +115,9 @@ run() {
 step() { STEP=$*; log "$*"; printf '\n##### %s (%s)\n' "$*" "$(date '+%F %T')" >>"$LOG"; }
 
 recipe_hash() {
-    printf '%s\n' "$RECIPE_REV" "${WOLFSSL_FLAGS[@]}" "${WOLFSSL_FLAGS_X86_64[@]}" \
-        "${HELPER_CFLAGS[@]}" | sha256sum | cut -c1-16
+    { printf '%s\n' "$RECIPE_REV" "${WOLFSSL_FLAGS[@]}" "${WOLFSSL_FLAGS_X86_64[@]}" \
+        "${WOLFSSL_CPPFLAGS[@]}" "${HELPER_CFLAGS[@]}"; cat "$PATCHDIR"/wolfssl-*.patch; } |
+        sha256sum | cut -c1-16
 }
 
 pkg_version() {  # installed version of a package, or "none"
@@ -687,12 +697,22 @@ for f in "${want[@]}"; do
     # shared/static come from libtool (LT_INIT), not from AC_ARG_ENABLE.
     if [ "$o" = shared ] || [ "$o" = static ] || grep -q "AC_ARG_ENABLE(\[$o\]" "$W/configure.ac"; then flags+=("$f"); else dropped+=("$f"); fi
 done
-extra_cppflags=""
+extra_cppflags="${WOLFSSL_CPPFLAGS[*]}"
+keylog_note=""
 if [[ " ${dropped[*]} " == *" --enable-keylog-export "* ]]; then
     # Older wolfSSL (< 5.6): the key log callback is HAVE_SECRET_CALLBACK.
-    extra_cppflags="-DHAVE_SECRET_CALLBACK"
+    extra_cppflags="$extra_cppflags -DHAVE_SECRET_CALLBACK"
+    keylog_note=" (the key log callback through -DHAVE_SECRET_CALLBACK instead)"
 fi
-[ ${#dropped[@]} -eq 0 ] || log "  options unknown to this wolfSSL, skipped: ${dropped[*]}${extra_cppflags:+ (using CPPFLAGS=$extra_cppflags instead of keylog-export)}"
+[ ${#dropped[@]} -eq 0 ] || log "  options unknown to this wolfSSL, skipped: ${dropped[*]}$keylog_note"
+# wolfssl-quic-hkdf-direct.patch: only where src/quic.c still derives HKDF
+# through an EVP_PKEY_CTX (a later wolfSSL may not); failing to apply it
+# there is an error, not a silently slower build.
+if grep -q 'wolfSSL_EVP_PKEY_CTX_new_id(NID_hkdf' "$W/src/quic.c"; then
+    run "apply wolfssl-quic-hkdf-direct.patch" patch -d "$W" -N -s -p1 \
+        -i "$PATCHDIR/wolfssl-quic-hkdf-direct.patch"
+    WOLFSSL_NOTE="$WOLFSSL_NOTE + tools/patches/wolfssl-quic-hkdf-direct.patch"
+fi
 if [ ! -x "$W/configure" ]; then   # Debian's orig tarball is a git export
     run "wolfSSL autoreconf" autoreconf -fi "$W"
 fi

@@ -12,6 +12,7 @@
 #include "uvq/h3.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
@@ -52,7 +53,16 @@ static void usage(FILE* f) {
 "  --key FILE          private key, PEM (required)\n"
 "  --root DIR          directory to serve (default .)\n"
 "  --cc NAME           congestion control: cubic, bbr or reno (default cubic)\n"
-"  --retry             validate client addresses with Retry (RFC 9000, 8.1)\n"
+"  --retry[=WHEN]      validate client addresses with Retry (RFC 9000, 8.1):\n"
+"                      auto (default: only while --retry-threshold\n"
+"                      handshakes are in progress), always (also --retry\n"
+"                      alone) or never (refuse new clients over\n"
+"                      --max-handshakes)\n"
+"  --retry-threshold N handshakes in progress from which auto retries\n"
+"                      (default half of --max-handshakes)\n"
+"  --max-connections N connections held at once (default 10000)\n"
+"  --max-handshakes N  handshakes in progress at once (default 1000)\n"
+"  --idle-timeout SEC  close connections idle this long (default 30)\n"
 "  --preferred-versions LIST  QUIC versions in preference order, v1,v2\n"
 "                      (default) or v2,v1: a client that offers the first\n"
 "                      is switched to it (RFC 9368); both are accepted\n"
@@ -61,9 +71,7 @@ static void usage(FILE* f) {
 "                      a preferred address (RFC 9000, 9.6) on the same port;\n"
 "                      the server must receive there (--listen 0.0.0.0/::)\n"
 "  --handshake-timeout SEC  drop a handshake not done after SEC seconds;\n"
-"                      0 or none (default): only the idle timeout\n"
-"  --idle-timeout SEC  close a connection after SEC seconds without a\n"
-"                      packet from the client (default 30)\n"
+"                      0 or none (default): only --idle-timeout\n"
 "  --qlog-dir DIR      write one qlog file per connection into DIR\n"
 "  --keylog FILE       append TLS secrets to FILE (default $SSLKEYLOGFILE)\n"
 "  --ciphersuites LIST TLS 1.3 suites to accept, colon-separated IANA names\n"
@@ -126,7 +134,8 @@ static void on_h3_closed(uvq_h3_t* h3) {
    * "listening on" line that scripts read the port from. */
   fprintf(stderr,
          "uvq-h3-server: stopped (%s): %llu requests (%llu failed) on %llu "
-         "connections (%llu refused); sent %llu bytes in %llu datagrams "
+         "connections (%llu refused, %llu retried); sent %llu bytes in %llu "
+         "datagrams "
          "(%.1f per syscall, GSO %llu sends/%llu segments); received %llu "
          "bytes in %llu datagrams (%.1f per syscall, GRO %llu packets/%llu "
          "segments)\n",
@@ -134,6 +143,7 @@ static void on_h3_closed(uvq_h3_t* h3) {
          (unsigned long long) s->failed,
          (unsigned long long) s->endpoint.connections_accepted,
          (unsigned long long) s->endpoint.connections_refused,
+         (unsigned long long) s->endpoint.retries,
          (unsigned long long) u->bytes_sent,
          (unsigned long long) u->datagrams_sent,
          u->send_syscalls ? (double) u->datagrams_sent / u->send_syscalls : 0.0,
@@ -234,6 +244,10 @@ enum {
   OPT_ROOT,
   OPT_CC,
   OPT_RETRY,
+  OPT_RETRY_THRESHOLD,
+  OPT_MAX_CONNECTIONS,
+  OPT_MAX_HANDSHAKES,
+  OPT_IDLE_TIMEOUT,
   OPT_QLOG_DIR,
   OPT_KEYLOG,
   OPT_CIPHERSUITES,
@@ -244,8 +258,7 @@ enum {
   OPT_PREFERRED_VERSIONS,
   OPT_HANDSHAKE_TIMEOUT,
   OPT_PREFERRED_IPV4,
-  OPT_PREFERRED_IPV6,
-  OPT_IDLE_TIMEOUT
+  OPT_PREFERRED_IPV6
 };
 
 int main(int argc, char** argv) {
@@ -256,7 +269,11 @@ int main(int argc, char** argv) {
       {"key", required_argument, NULL, OPT_KEY},
       {"root", required_argument, NULL, OPT_ROOT},
       {"cc", required_argument, NULL, OPT_CC},
-      {"retry", no_argument, NULL, OPT_RETRY},
+      {"retry", optional_argument, NULL, OPT_RETRY},
+      {"retry-threshold", required_argument, NULL, OPT_RETRY_THRESHOLD},
+      {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+      {"max-handshakes", required_argument, NULL, OPT_MAX_HANDSHAKES},
+      {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
       {"qlog-dir", required_argument, NULL, OPT_QLOG_DIR},
       {"keylog", required_argument, NULL, OPT_KEYLOG},
       {"ciphersuites", required_argument, NULL, OPT_CIPHERSUITES},
@@ -268,7 +285,6 @@ int main(int argc, char** argv) {
       {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
       {"preferred-ipv4-addr", required_argument, NULL, OPT_PREFERRED_IPV4},
       {"preferred-ipv6-addr", required_argument, NULL, OPT_PREFERRED_IPV6},
-      {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
       {"quiet", no_argument, NULL, 'q'},
       {"verbose", no_argument, NULL, 'v'},
       {"help", no_argument, NULL, 'h'},
@@ -286,6 +302,7 @@ int main(int argc, char** argv) {
   const char* keylog;
   const char* ciphersuites;
   uint64_t timeout_ms;
+  uint64_t limit;
   uint64_t port;
   char name[64];
   int namelen;
@@ -328,7 +345,37 @@ int main(int argc, char** argv) {
           usage_error("unknown congestion control '%s' (cubic, bbr, reno)",
                       optarg);
         break;
-      case OPT_RETRY: config.require_address_validation = 1; break;
+      case OPT_RETRY:
+        if (optarg == NULL || strcmp(optarg, "always") == 0)
+          config.retry = UVQ_QUIC_RETRY_ALWAYS;
+        else if (strcmp(optarg, "auto") == 0)
+          config.retry = UVQ_QUIC_RETRY_AUTO;
+        else if (strcmp(optarg, "never") == 0)
+          config.retry = UVQ_QUIC_RETRY_NEVER;
+        else
+          usage_error("bad --retry '%s' (auto, always, never)", optarg);
+        break;
+      case OPT_RETRY_THRESHOLD:
+        if (tool_parse_uint(optarg, 1, UINT_MAX, &limit) != 0)
+          usage_error("bad --retry-threshold '%s'", optarg);
+        config.retry_threshold = (unsigned int) limit;
+        break;
+      case OPT_MAX_CONNECTIONS:
+        if (tool_parse_uint(optarg, 1, UINT_MAX, &limit) != 0)
+          usage_error("bad --max-connections '%s'", optarg);
+        config.max_connections = (unsigned int) limit;
+        break;
+      case OPT_MAX_HANDSHAKES:
+        if (tool_parse_uint(optarg, 1, UINT_MAX, &limit) != 0)
+          usage_error("bad --max-handshakes '%s'", optarg);
+        config.max_handshakes = (unsigned int) limit;
+        break;
+      case OPT_IDLE_TIMEOUT:
+        if (tool_parse_seconds(optarg, &config.idle_timeout_ms) != 0 ||
+            config.idle_timeout_ms == 0)
+          usage_error("bad --idle-timeout '%s' (seconds, more than 0)",
+                      optarg);
+        break;
       case OPT_QUIC_VERSION:
         if (tool_parse_quic_version(optarg, &config.preferred_version) != 0)
           usage_error("bad --quic-version '%s' (%s)", optarg,
@@ -350,10 +397,6 @@ int main(int argc, char** argv) {
           usage_error("bad --preferred-ipv6-addr '%s' (an IPv6 address)",
                       optarg);
         config.preferred_address_ipv6 = &preferred_v6;
-        break;
-      case OPT_IDLE_TIMEOUT:
-        if (tool_parse_seconds(optarg, &config.idle_timeout_ms) != 0)
-          usage_error("bad --idle-timeout '%s' (seconds)", optarg);
         break;
       case OPT_HANDSHAKE_TIMEOUT:
         if (tool_parse_handshake_timeout(optarg,

@@ -121,6 +121,14 @@ check "server: missing --cert/--key exits 2" '[ $rc -eq 2 ] && [[ $err == *--cer
 check "server: bad port exits 2" '[ $rc -eq 2 ]' "rc=$rc"
 "$server" --cert x --key y --listen localhost >/dev/null 2>"$tmp/err"; rc=$?
 check "server: non-numeric listen address exits 2" '[ $rc -eq 2 ]' "rc=$rc"
+"$server" --cert x --key y --retry=sometimes >/dev/null 2>"$tmp/err"; rc=$?; err=$(cat "$tmp/err")
+check "server: unknown --retry policy exits 2" '[ $rc -eq 2 ] && [[ $err == *sometimes* ]]' "rc=$rc" "$err"
+for o in --max-connections --max-handshakes --retry-threshold; do
+  "$server" --cert x --key y $o 0 >/dev/null 2>"$tmp/err"; rc=$?; err=$(cat "$tmp/err")
+  check "server: $o 0 exits 2" '[ $rc -eq 2 ] && [[ $err == *"$o"* ]]' "rc=$rc" "$err"
+done
+"$server" --cert x --key y --idle-timeout 0 >/dev/null 2>"$tmp/err"; rc=$?
+check "server: --idle-timeout 0 exits 2" '[ $rc -eq 2 ]' "rc=$rc"
 
 # ---- fixtures --------------------------------------------------------------
 
@@ -217,7 +225,7 @@ stop_server
 # The summary goes to stderr; stdout holds the listening line alone. The
 # requests above came on connections the server accepted, none refused.
 check "server: SIGTERM exits 0 with a summary on stderr" \
-  '[ $src -eq 0 ] && grep -Eq "^uvq-h3-server: stopped \(SIGTERM\): [0-9]+ requests \(0 failed\) on [1-9][0-9]* connections \(0 refused\); sent " "$slog" &&
+  '[ $src -eq 0 ] && grep -Eq "^uvq-h3-server: stopped \(SIGTERM\): [0-9]+ requests \(0 failed\) on [1-9][0-9]* connections \(0 refused, 0 retried\); sent " "$slog" &&
    [ "$(wc -l <"$sout")" -eq 1 ] && grep -q "^listening on 127.0.0.1 $port\$" "$sout"' \
   "rc=$src" "stderr: $(cat "$slog")" "stdout: $(cat "$sout")"
 
@@ -348,6 +356,35 @@ if start_server --file-cache-ms 0; then
   stop_server
 else
   not_ok "cache off: server with --file-cache-ms 0" "$(cat "$slog")"
+fi
+
+# Limits and Retry policy: with --retry (always) each fetch is one Retry
+# and one connection, counted in the summary. (What the limits do is
+# tested on the library: quic_handshake_conn_limit, quic_load_*.)
+if start_server --retry --max-connections 2 --max-handshakes 4 --idle-timeout 0.3; then
+  base=https://127.0.0.1:$port
+  run_client --cacert "$tmp/cert.pem" "$base/"
+  r1=$rc
+  run_client --cacert "$tmp/cert.pem" "$base/"
+  stop_server
+  summary=$(grep 'stopped' "$slog")
+  check "--retry: two fetches, two connections, both retried, none refused" \
+    '[ $r1 -eq 0 ] && [ $rc -eq 0 ] && [ $src -eq 0 ] &&
+     [[ $summary == *"on 2 connections (0 refused, 2 retried)"* ]]' \
+    "rc=$r1/$rc/$src" "$summary"
+else
+  not_ok "--retry: server with limits" "$(cat "$slog")"
+fi
+if start_server --retry=never --idle-timeout 0.3; then
+  base=https://127.0.0.1:$port
+  run_client --cacert "$tmp/cert.pem" "$base/"
+  stop_server
+  summary=$(grep 'stopped' "$slog")
+  check "--retry=never: no Retry" \
+    '[ $rc -eq 0 ] && [[ $summary == *"on 1 connections (0 refused, 0 retried)"* ]]' \
+    "rc=$rc" "$summary"
+else
+  not_ok "--retry=never: server" "$(cat "$slog")"
 fi
 
 if ip -6 addr show dev lo 2>/dev/null | grep -q "inet6 ::1"; then

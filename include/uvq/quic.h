@@ -37,6 +37,19 @@ enum uvq_quic_cc {
   UVQ_QUIC_CC_RENO = 2
 };
 
+/* When a server asks new clients to prove their address with a Retry
+ * (RFC 9000, 8.1.2) before it spends a handshake on them
+ * (uvq_quic_config_t.retry). */
+enum uvq_quic_retry {
+  /* Only under load: an Initial without a token gets a Retry while
+   * retry_threshold or more handshakes are in progress. */
+  UVQ_QUIC_RETRY_AUTO = 0,
+  /* Every Initial without a token gets a Retry. */
+  UVQ_QUIC_RETRY_ALWAYS = 1,
+  /* Never; over max_handshakes new clients are refused. */
+  UVQ_QUIC_RETRY_NEVER = 2
+};
+
 /* Why a connection ended (uvq_quic_error_t.kind). */
 enum uvq_quic_error_kind {
   UVQ_QUIC_ERROR_NONE = 0,
@@ -79,9 +92,10 @@ UVQ_EXTERN const char* uvq_quic_strerror(int library_error);
 
 /* The layout of uvq_quic_config_t, uvq_quic_connect_opts_t and
  * uvq_h3_config_t. 2 added uvq_quic_config_t.tls_ciphersuites; 3 added
+ * uvq_quic_config_t.tls_groups, retry and retry_threshold; 4 added
  * uvq_quic_connect_opts_t.quic_version and
  * uvq_quic_config_t.preferred_address_ipv4/_ipv6. */
-#define UVQ_QUIC_CONFIG_VERSION 3
+#define UVQ_QUIC_CONFIG_VERSION 4
 
 /* uvq_quic_config_t.handshake_timeout_ms: no handshake timeout. */
 #define UVQ_QUIC_NO_HANDSHAKE_TIMEOUT UINT64_MAX
@@ -129,7 +143,7 @@ typedef struct uvq_quic_config_s {
 
   /* Server policy. */
   int zero_rtt;                    /* accept 0-RTT data (RFC 9001, 4.6); 1 */
-  int require_address_validation;  /* Retry every new client (RFC 9000, 8.1) */
+  int require_address_validation;  /* 1: as retry = UVQ_QUIC_RETRY_ALWAYS */
   unsigned int max_connections;    /* 0: 10000 */
   unsigned int max_handshakes;     /* handshakes not yet complete; 0: 1000 */
 
@@ -160,6 +174,19 @@ typedef struct uvq_quic_config_s {
   int gso;
   int gro;
   int pacing;
+
+  /* Load shedding (3). retry: enum uvq_quic_retry, UVQ_QUIC_RETRY_AUTO by
+   * default. retry_threshold: handshakes in progress from which AUTO
+   * answers Initials without a token with a Retry; 0: half of
+   * max_handshakes; more than max_handshakes counts as max_handshakes. */
+  int retry;
+  unsigned int retry_threshold;
+
+  /* TLS 1.3 key exchange groups, colon-separated in preference order, from
+   * X25519, P-256, P-384 and P-521 (3). A client offers a key share for
+   * the first; a server accepts only these. NULL: all four, in that
+   * order. Anything else is UV_EINVAL from uvq_quic_endpoint_new. */
+  const char* tls_groups;
 } uvq_quic_config_t;
 
 UVQ_EXTERN void uvq_quic_config_default(uvq_quic_config_t* config);
@@ -188,7 +215,11 @@ typedef struct uvq_quic_callbacks_s {
   /* The peer reset its sending side (RESET_STREAM). */
   void (*stream_reset)(uvq_quic_conn_t* conn, int64_t stream_id,
                        uint64_t app_error);
-  /* The peer asked this side to stop sending (STOP_SENDING). */
+  /* The peer asked this side to stop sending (STOP_SENDING). ngtcp2 1.11
+   * answers STOP_SENDING with RESET_STREAM without telling uvq, so this is
+   * not called with it: writes still queued complete with UV_ECANCELED,
+   * and stream_closed carries the peer's code. Stopping to read a stream
+   * yourself never calls it. */
   void (*stream_stop_sending)(uvq_quic_conn_t* conn, int64_t stream_id,
                               uint64_t app_error);
   /* The stream is closed both ways and forgotten. */
@@ -288,7 +319,8 @@ typedef struct uvq_quic_connect_opts_s {
  * may be NULL (no callbacks). Errors: UV_EINVAL (NULL loop, config or ep,
  * unknown config version, bad values),
  * UV_ENOMEM, UV_EIO (the TLS context could not be set up: certificate,
- * key or CA file unreadable). */
+ * key or CA file unreadable), or uv_random()'s error when the kernel gives
+ * no random bytes (the process is never aborted for it). */
 UVQ_EXTERN int uvq_quic_endpoint_new(uv_loop_t* loop,
                                      const uvq_quic_config_t* config,
                                      const uvq_quic_callbacks_t* callbacks,
@@ -315,7 +347,8 @@ UVQ_EXTERN int uvq_quic_endpoint_get_stats(const uvq_quic_endpoint_t* ep,
 /* Starts a client connection to remote. The handshake_done or closed
  * callback tells how it went. UV_EINVAL (also: no server_name while
  * verifying certificates), UV_ENOMEM, UV_EBADF (endpoint not bound),
- * UV_EAFNOSUPPORT (remote's family differs from the socket's). */
+ * UV_EAFNOSUPPORT (remote's family differs from the socket's), or
+ * uv_random()'s error when the kernel gives no random bytes. */
 UVQ_EXTERN int uvq_quic_connect(uvq_quic_endpoint_t* ep,
                                 const struct sockaddr* remote,
                                 const uvq_quic_connect_opts_t* opts,

@@ -28,6 +28,9 @@ const OTHER_OPTIONS = new Set(['type', 'pmtud', 'sendBufferSize',
 
 const PMTUD_MODES = { off: 0, do: 1, probe: 2 };
 
+// Messages per sendBatch() call (the addon's limit too).
+const MAX_BATCH = 1024;
+
 // Bit -> name for features(). Order is the report's order.
 const FEATURE_NAMES = [
   ['ipv6Only', F.IPV6ONLY], ['reuseAddr', F.REUSEADDR],
@@ -51,12 +54,24 @@ function rangeError(code, message) {
   return e;
 }
 
+// Copies the options once: type, and every other own enumerable property.
+// Validation and later use (bind() applies some) then see the same values,
+// whatever a getter or Proxy would answer on a second read.
+function readOptions(options) {
+  const copy = { type: options.type };
+  for (const key of Object.keys(options)) {
+    if (key !== 'type') copy[key] = options[key];
+  }
+  return copy;
+}
+
 function parseOptions(options) {
   if (typeof options === 'string') options = { type: options };
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw typeError('ERR_INVALID_ARG_TYPE',
       'options must be an object or "udp4" / "udp6"');
   }
+  options = readOptions(options);
   const { type } = options;
   if (type !== 'udp4' && type !== 'udp6') {
     throw typeError('ERR_SOCKET_BAD_TYPE', 'type must be "udp4" or "udp6"');
@@ -83,7 +98,7 @@ function parseOptions(options) {
   let pmtud;
   if (options.pmtud !== undefined && options.pmtud !== false) {
     pmtud = options.pmtud === true ? 'probe' : options.pmtud;
-    if (!Object.prototype.hasOwnProperty.call(PMTUD_MODES, pmtud)) {
+    if (typeof pmtud !== 'string' || !Object.prototype.hasOwnProperty.call(PMTUD_MODES, pmtud)) {
       throw typeError('ERR_INVALID_ARG_VALUE',
         'options.pmtud must be a boolean or "off", "do", "probe"');
     }
@@ -101,6 +116,24 @@ function parseOptions(options) {
     if (v < 1 || v > max) throw rangeError('ERR_OUT_OF_RANGE', `options.${key} must be 1..${max}`);
   }
   return { type, flags, pmtud, options };
+}
+
+// Copies the message list once, reading its length and each element a
+// single time, so that the addon and _send() count the same messages even
+// if the list is a Proxy or a getter grows or shrinks it during the send.
+function readMessages(messages) {
+  if (!Array.isArray(messages)) {
+    throw typeError('ERR_INVALID_ARG_TYPE', 'messages must be an array');
+  }
+  const n = messages.length;
+  // Only a Proxy can report a length that is not an array length.
+  if (!Number.isInteger(n) || n < 0) {
+    throw typeError('ERR_INVALID_ARG_TYPE', 'messages.length must be an integer >= 0');
+  }
+  if (n > MAX_BATCH) throw rangeError('ERR_OUT_OF_RANGE', `at most ${MAX_BATCH} messages per batch`);
+  const list = new Array(n);
+  for (let i = 0; i < n; i++) list[i] = messages[i];
+  return list;
 }
 
 function validatePort(port) {
@@ -184,7 +217,7 @@ class Socket extends EventEmitter {
 
   setPmtud(mode) {
     this._checkOpen();
-    if (!Object.prototype.hasOwnProperty.call(PMTUD_MODES, mode)) {
+    if (typeof mode !== 'string' || !Object.prototype.hasOwnProperty.call(PMTUD_MODES, mode)) {
       throw typeError('ERR_INVALID_ARG_VALUE', 'mode must be "off", "do" or "probe"');
     }
     binding.set(this._handle, 'pmtud', PMTUD_MODES[mode]);
@@ -199,7 +232,7 @@ class Socket extends EventEmitter {
   // queued in order and 'drain' follows once nothing is queued any more.
   sendBatch(messages) {
     this._checkOpen();
-    return this._send(messages, null);
+    return this._send(readMessages(messages), null);
   }
 
   // Like sendBatch(), but resolves with the number of messages once all have
@@ -211,25 +244,24 @@ class Socket extends EventEmitter {
       return Promise.reject(err);
     }
     return new Promise((resolve, reject) => {
-      const n = this._send(messages, { resolve, reject });
-      if (n === messages.length) resolve(n);
+      const list = readMessages(messages);
+      const n = this._send(list, { resolve, reject });
+      if (n === list.length) resolve(n);
     });
   }
 
   get pendingSends() { return this._pending.size; }
 
-  _send(messages, waiter) {
+  // list: a copy made by readMessages().
+  _send(list, waiter) {
     if (this._state === 'new') {
       // Sending first binds to the wildcard address, like node:dgram.
       binding.bind(this._handle, this.type === 'udp6' ? '::' : '0.0.0.0', 0, this._flags);
       this._state = 'bound';
     }
-    if (!Array.isArray(messages)) {
-      throw typeError('ERR_INVALID_ARG_TYPE', 'messages must be an array');
-    }
     const token = this._nextToken++;
-    const n = binding.send(this._handle, messages, token);
-    if (n < messages.length) this._pending.set(token, waiter);
+    const n = binding.send(this._handle, list, token);
+    if (n < list.length) this._pending.set(token, waiter);
     return n;
   }
 

@@ -14,11 +14,15 @@
  *    collected with callbacks still to come.
  *  - Received datagrams are copied into new Buffers; the batch buffer from
  *    alloc_cb is one malloc per socket, reused for every batch.
- *  - Payload Buffers of a queued uvq_udp_send_batch() are held in a JS array
- *    with a strong reference until the request's callback.
+ *  - The payload of a queued uvq_udp_send_batch() is copied into the
+ *    request: JS code could detach, shrink or rewrite a Buffer before the
+ *    socket becomes writable, and referencing the Buffer prevents none of it.
  *
  * The JS API (lib/index.js) builds on the small functions exported here; the
- * message arguments are validated here, where they are converted.
+ * message arguments are validated here, where they are converted. Every JS
+ * value is read exactly once: a getter or Proxy trap may answer differently
+ * on a second read, and any read may run code that changes an array's
+ * length or detaches a buffer.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -79,14 +83,21 @@ struct socket {
   size_t items_cap;
 };
 
-/* A queued uvq_udp_send_batch() with the Buffers it sends from. */
+/* A queued uvq_udp_send_batch() and the copy of the payloads it sends. */
 struct send_req {
   uvq_udp_send_t req;
   struct socket* sock;
-  napi_ref keep;
   double token;
   unsigned int offset;
+  char payload[];
 };
+
+/* No UDP datagram carries more; a bigger message is refused by uvq. */
+#define MAX_UDP_PAYLOAD 65535
+
+/* Limits of one send call; uvq refuses more than 1024 buffers a message. */
+#define MAX_BATCH 1024
+#define MAX_BUFS_PER_MESSAGE 1024
 
 static void throw_last_error(napi_env env, const char* what) {
   const napi_extended_error_info* info = NULL;
@@ -141,10 +152,10 @@ static void call_owner(struct socket* s,
   if (napi_get_reference_value(env, s->owner, &owner) != napi_ok ||
       owner == NULL)
     return;
-  if (napi_get_named_property(env, owner, method, &fn) != napi_ok)
-    return;
-  st = napi_make_callback(env, s->async_context, owner, fn, argc, argv,
-                          &result);
+  st = napi_get_named_property(env, owner, method, &fn);
+  if (st == napi_ok)
+    st = napi_make_callback(env, s->async_context, owner, fn, argc, argv,
+                            &result);
   if (st == napi_pending_exception) {
     napi_value exc;
     napi_get_and_clear_last_exception(env, &exc);
@@ -403,14 +414,21 @@ static int get_int(napi_env env,
     return -1;
   }
   napi_get_value_double(env, v, &d);
-  if (d != d || d != (double) (int64_t) d) {
+  if (d != d) {
     snprintf(msg, sizeof(msg), "%s must be an integer", what);
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
     return -1;
   }
+  /* The range first: converting a double outside int64_t's range (1e300,
+   * Infinity) to int64_t is undefined behaviour. Every range fits. */
   if (d < min || d > max) {
     snprintf(msg, sizeof(msg), "%s must be >= %.0f and <= %.0f", what, min,
              max);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+    return -1;
+  }
+  if (d != (double) (int64_t) d) {
+    snprintf(msg, sizeof(msg), "%s must be an integer", what);
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
     return -1;
   }
@@ -459,26 +477,68 @@ static int make_addr(napi_env env,
   return -1;
 }
 
-/* A Buffer or other Uint8Array: its bytes. */
-static int get_bytes(napi_env env, napi_value v, uv_buf_t* buf) {
-  bool is;
+/* Reads obj[name] once; -1 with the exception pending if a getter or a
+ * Proxy trap threw. */
+static int get_property(napi_env env,
+                        napi_value obj,
+                        const char* name,
+                        napi_value* out) {
+  if (napi_get_named_property(env, obj, name, out) != napi_ok) {
+    throw_last_error(env, name);
+    return -1;
+  }
+  return 0;
+}
+
+/* Checks that v is a Buffer or other Uint8Array. Its bytes are located
+ * later, by view_bytes(). */
+static int check_view(napi_env env, napi_value v) {
+  bool is = false;
   napi_typedarray_type type;
-  size_t length;
-  void* data;
 
   napi_is_typedarray(env, v, &is);
-  if (is) {
-    napi_get_typedarray_info(env, v, &type, &length, &data, NULL, NULL);
-    if (type == napi_uint8_array) {
-      /* uv_buf_t.len is size_t on Unix; uvq limits the total anyway. */
-      *buf = uv_buf_init(length ? data : NULL, (unsigned int) length);
-      return 0;
-    }
-  }
+  if (is &&
+      napi_get_typedarray_info(env, v, &type, NULL, NULL, NULL, NULL) ==
+          napi_ok &&
+      type == napi_uint8_array)
+    return 0;
   napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
                         "message data must be a Buffer, a Uint8Array or an "
                         "array of them");
   return -1;
+}
+
+/* The bytes of a view that check_view() accepted, as they are now. Called
+ * only once no JS can run before the bytes are used: until then a getter
+ * could detach the buffer (freeing the memory) or shrink a resizable one.
+ * A detached view would read as 0 bytes; it is refused instead, since an
+ * empty datagram in place of the payload would hide the caller's bug. A
+ * view past the end of a shrunk resizable buffer is 0 bytes, as in JS. */
+static int view_bytes(napi_env env, napi_value v, uv_buf_t* buf) {
+  napi_typedarray_type type;
+  size_t length, offset;
+  void* data;
+  napi_value arraybuffer;
+  bool detached = false;
+
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, &arraybuffer,
+                               &offset) != napi_ok) {
+    throw_last_error(env, "message data");
+    return -1;
+  }
+  if (length == 0) {
+    napi_is_detached_arraybuffer(env, arraybuffer, &detached);
+    if (detached) {
+      napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE",
+                            "message data is a detached buffer");
+      return -1;
+    }
+  }
+  /* Not uv_buf_init(): its length is an unsigned int, and a 4 GiB Buffer
+   * would wrap to a small one. uvq refuses the real size. */
+  buf->base = length ? data : NULL;
+  buf->len = length;
+  return 0;
 }
 
 /* ---- exported functions ---------------------------------------------- */
@@ -523,12 +583,19 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   napi_value argv[2], handle, name;
   struct socket* s;
   uv_loop_t* loop;
+  napi_valuetype t;
   double family;
   int err;
 
   CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (get_int(env, argv[0], 4, 6, 0, 0, "family", &family) != 0)
     return NULL;
+  napi_typeof(env, argv[1], &t);
+  if (t != napi_object) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
+                          "the owner must be an object");
+    return NULL;
+  }
   CHECK_NAPI(env, napi_get_uv_event_loop(env, &loop));
   s = calloc(1, sizeof(*s));
   if (s == NULL)
@@ -726,12 +793,10 @@ static void on_send(uvq_udp_send_t* req, int status) {
   napi_value argv[3];
 
   if (s->teardown) {
-    free(r); /* The environment frees the reference to the Buffers. */
+    free(r);
     return;
   }
   napi_open_handle_scope(env, &scope);
-  /* Drop the Buffers first: the kernel or uvq's copy has the bytes now. */
-  napi_delete_reference(env, r->keep);
   napi_create_double(env, r->token, &argv[0]);
   if (status == 0)
     napi_get_null(env, &argv[1]);
@@ -743,6 +808,268 @@ static void on_send(uvq_udp_send_t* req, int status) {
   napi_close_handle_scope(env, scope);
 }
 
+/* The messages of one send() call, converted. read_messages() reads every
+ * JS value once, running whatever getters and Proxy traps it meets;
+ * take_payloads() then locates the bytes of every payload view, after
+ * which no JS runs until uvq has been called. */
+struct send_args {
+  uint32_t count;
+  uvq_udp_mmsg_t* msgs;
+  /* Two per message: destination, then source (localAddress). */
+  struct sockaddr_storage* addrs;
+  /* msgs[i]'s first entry in views and bufs. */
+  uint32_t* first;
+  /* Every payload view, in message order, and then their bytes. */
+  napi_value* views;
+  uv_buf_t* bufs;
+  uint32_t nviews;
+  uint32_t views_cap;
+};
+
+static void send_args_free(struct send_args* a) {
+  free(a->msgs);
+  free(a->addrs);
+  free(a->first);
+  free(a->views);
+  free(a->bufs);
+}
+
+static int push_view(napi_env env, struct send_args* a, napi_value v) {
+  if (check_view(env, v) != 0)
+    return -1;
+  if (a->nviews == a->views_cap) {
+    /* At most MAX_BATCH * MAX_BUFS_PER_MESSAGE views: no overflow. */
+    uint32_t cap = a->views_cap ? a->views_cap * 2 : 64;
+    napi_value* p = realloc(a->views, cap * sizeof(*p));
+    if (p == NULL) {
+      throw_uv_error(env, UV_ENOMEM, "send");
+      return -1;
+    }
+    a->views = p;
+    a->views_cap = cap;
+  }
+  a->views[a->nviews++] = v;
+  return 0;
+}
+
+/* Converts message i from the JS object m, reading each field once. */
+static int read_message(napi_env env,
+                        struct socket* s,
+                        napi_value m,
+                        struct send_args* a,
+                        uint32_t i) {
+  uvq_udp_mmsg_t* msg = &a->msgs[i];
+  napi_value data, v;
+  char ip[INET6_ADDRSTRLEN + 8];
+  double port, ecn, gso, txtime;
+  napi_valuetype t;
+  bool is_array = false;
+
+  if (get_property(env, m, "data", &data) != 0)
+    return -1;
+  a->first[i] = a->nviews;
+  napi_is_array(env, data, &is_array);
+  if (is_array) {
+    uint32_t k, nb;
+
+    /* An Array's length is a plain data property: reading it runs no JS.
+     * The elements' getters may change it; nb stays what was read. */
+    napi_get_array_length(env, data, &nb);
+    if (nb > MAX_BUFS_PER_MESSAGE) {
+      napi_throw_range_error(env, "ERR_OUT_OF_RANGE",
+                             "at most 1024 buffers per message");
+      return -1;
+    }
+    for (k = 0; k < nb; k++) {
+      napi_value b;
+      if (napi_get_element(env, data, k, &b) != napi_ok) {
+        throw_last_error(env, "message data");
+        return -1;
+      }
+      if (push_view(env, a, b) != 0)
+        return -1;
+    }
+    msg->nbufs = nb;
+  } else {
+    if (push_view(env, a, data) != 0)
+      return -1;
+    msg->nbufs = 1;
+  }
+
+  if (get_property(env, m, "address", &v) != 0 ||
+      get_string(env, v, ip, sizeof(ip), "address") != 0 ||
+      get_property(env, m, "port", &v) != 0 ||
+      get_int(env, v, 1, 65535, 0, 0, "port", &port) != 0 ||
+      make_addr(env, s->family, ip, (int) port, &a->addrs[2 * i],
+                "address") != 0)
+    return -1;
+  msg->addr = (const struct sockaddr*) &a->addrs[2 * i];
+
+  if (get_property(env, m, "localAddress", &v) != 0)
+    return -1;
+  napi_typeof(env, v, &t);
+  if (t != napi_undefined && t != napi_null) {
+    if (get_string(env, v, ip, sizeof(ip), "localAddress") != 0 ||
+        make_addr(env, s->family, ip, 0, &a->addrs[2 * i + 1],
+                  "localAddress") != 0)
+      return -1;
+    msg->local = (const struct sockaddr*) &a->addrs[2 * i + 1];
+  }
+
+  if (get_property(env, m, "ecn", &v) != 0 ||
+      get_int(env, v, 0, 3, 1, -1, "ecn", &ecn) != 0)
+    return -1;
+  msg->ecn = (int) ecn;
+  if (get_property(env, m, "gsoSize", &v) != 0 ||
+      get_int(env, v, 0, 65535, 1, 0, "gsoSize", &gso) != 0)
+    return -1;
+  msg->gso_size = (unsigned int) gso;
+
+  if (get_property(env, m, "txtime", &v) != 0)
+    return -1;
+  napi_typeof(env, v, &t);
+  if (t == napi_bigint) {
+    uint64_t u;
+    bool lossless;
+    int sign;
+    size_t words = 1;
+    napi_get_value_bigint_words(env, v, &sign, &words, &u);
+    napi_get_value_bigint_uint64(env, v, &u, &lossless);
+    if (sign || !lossless) {
+      napi_throw_range_error(env, "ERR_OUT_OF_RANGE",
+                             "txtime must fit in 64 unsigned bits");
+      return -1;
+    }
+    msg->txtime = u;
+  } else {
+    if (get_int(env, v, 0, 9007199254740991.0, 1, 0, "txtime", &txtime) != 0)
+      return -1;
+    msg->txtime = (uint64_t) txtime;
+  }
+  return 0;
+}
+
+/* Reads the message array: its length once, each element once. */
+static int read_messages(napi_env env,
+                         struct socket* s,
+                         napi_value list,
+                         struct send_args* a) {
+  uint32_t i;
+
+  a->msgs = calloc(a->count, sizeof(*a->msgs));
+  a->addrs = calloc(2 * (size_t) a->count, sizeof(*a->addrs));
+  a->first = calloc(a->count, sizeof(*a->first));
+  if (a->msgs == NULL || a->addrs == NULL || a->first == NULL) {
+    throw_uv_error(env, UV_ENOMEM, "send");
+    return -1;
+  }
+  for (i = 0; i < a->count; i++) {
+    napi_value m;
+    napi_valuetype t;
+
+    if (napi_get_element(env, list, i, &m) != napi_ok) {
+      throw_last_error(env, "messages");
+      return -1;
+    }
+    napi_typeof(env, m, &t);
+    if (t != napi_object) {
+      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
+                            "each message must be an object");
+      return -1;
+    }
+    if (read_message(env, s, m, a, i) != 0)
+      return -1;
+  }
+  return 0;
+}
+
+/* Locates every payload's bytes. No JS runs in here, nor between here and
+ * the uvq calls that use the bytes. */
+static int take_payloads(napi_env env, struct send_args* a) {
+  uint32_t i;
+
+  a->bufs = calloc(a->nviews ? a->nviews : 1, sizeof(*a->bufs));
+  if (a->bufs == NULL) {
+    throw_uv_error(env, UV_ENOMEM, "send");
+    return -1;
+  }
+  for (i = 0; i < a->nviews; i++)
+    if (view_bytes(env, a->views[i], &a->bufs[i]) != 0)
+      return -1;
+  for (i = 0; i < a->count; i++)
+    a->msgs[i].bufs = &a->bufs[a->first[i]];
+  return 0;
+}
+
+static size_t payload_size(const uvq_udp_mmsg_t* m) {
+  size_t total = 0;
+  unsigned int k;
+
+  for (k = 0; k < m->nbufs; k++)
+    total += m->bufs[k].len;
+  return total;
+}
+
+/* Queues msgs[n..count) with their payloads copied into the request. Once
+ * this call returns, JS may detach, shrink or rewrite those Buffers, and
+ * holding a reference to them prevents none of it. A message too large
+ * for any datagram is not copied: uvq checks every message before it
+ * queues any and refuses that one (UV_EMSGSIZE), so its bytes are never
+ * kept. Throws (with .sent = n) when uvq refuses. */
+static int queue_rest(napi_env env,
+                      struct socket* s,
+                      struct send_args* a,
+                      uint32_t n,
+                      double token) {
+  struct send_req* r;
+  size_t total = 0;
+  char* p;
+  uint32_t i;
+  unsigned int k;
+  int err;
+
+  for (i = n; i < a->count; i++) {
+    size_t size = payload_size(&a->msgs[i]);
+    if (size <= MAX_UDP_PAYLOAD)
+      total += size;
+  }
+  r = malloc(sizeof(*r) + total);
+  if (r == NULL) {
+    err = UV_ENOMEM;
+    goto fail;
+  }
+  p = r->payload;
+  for (i = n; i < a->count; i++) {
+    uvq_udp_mmsg_t* m = &a->msgs[i];
+    if (payload_size(m) > MAX_UDP_PAYLOAD)
+      continue;
+    for (k = 0; k < m->nbufs; k++) {
+      uv_buf_t* b = &a->bufs[a->first[i] + k];
+      if (b->len > 0)
+        memcpy(p, b->base, b->len);
+      b->base = p;
+      p += b->len;
+    }
+  }
+  r->sock = s;
+  r->token = token;
+  r->offset = n;
+  r->req.data = r;
+  err = uvq_udp_send_batch(&r->req, &s->handle, a->msgs + n, a->count - n, 0,
+                           on_send);
+  if (err == 0)
+    return 0;
+  free(r);
+fail:
+  {
+    napi_value e = make_uv_error(env, err, err == UV_ENOMEM ? "send"
+                                                            : "sendmmsg");
+    set_int(env, e, "sent", n);
+    napi_throw(env, e);
+  }
+  return -1;
+}
+
 /* send(handle, msgs, token) -> messages sent now. The rest, if any, are
  * queued with uvq_udp_send_batch() and _onsent(token, err, nsent) reports
  * them. Throws on a first-message error, and (with .sent) when queueing the
@@ -751,201 +1078,69 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3], out;
   struct socket* s;
-  uint32_t count, nbufs_total, i, j;
-  bool is_array;
-  uvq_udp_mmsg_t* msgs = NULL;
-  uv_buf_t* bufs = NULL;
-  struct sockaddr_storage* addrs = NULL;
-  napi_value* bufvals = NULL;
+  struct send_args a;
+  bool is_array = false;
+  napi_valuetype t;
   double token;
-  int n, err;
+  int n;
   napi_value result = NULL;
 
   CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if ((s = get_open_socket(env, argv[0])) == NULL)
     return NULL;
+  napi_typeof(env, argv[2], &t);
+  if (t != napi_number) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
+                          "the token must be a number");
+    return NULL;
+  }
   napi_get_value_double(env, argv[2], &token);
+  /* Not true for a Proxy: lib/index.js passes a copy of the caller's list,
+   * so that it counts the same messages as this function. */
   napi_is_array(env, argv[1], &is_array);
   if (!is_array) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
                           "messages must be an array");
     return NULL;
   }
-  napi_get_array_length(env, argv[1], &count);
-  if (count == 0) {
+  memset(&a, 0, sizeof(a));
+  napi_get_array_length(env, argv[1], &a.count);
+  if (a.count == 0) {
     napi_create_uint32(env, 0, &out);
     return out;
   }
-  if (count > 1024) {
+  if (a.count > MAX_BATCH) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE",
                            "at most 1024 messages per batch");
     return NULL;
   }
 
-  /* First pass: count the buffers so one allocation holds them. */
-  nbufs_total = 0;
-  for (i = 0; i < count; i++) {
-    napi_value m, data;
-    napi_valuetype t;
-    napi_get_element(env, argv[1], i, &m);
-    napi_typeof(env, m, &t);
-    if (t != napi_object) {
-      napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
-                            "each message must be an object");
-      return NULL;
-    }
-    napi_get_named_property(env, m, "data", &data);
-    napi_is_array(env, data, &is_array);
-    if (is_array) {
-      uint32_t k;
-      napi_get_array_length(env, data, &k);
-      if (k > 1024) {
-        napi_throw_range_error(env, "ERR_OUT_OF_RANGE",
-                               "at most 1024 buffers per message");
-        return NULL;
-      }
-      nbufs_total += k;
-    } else {
-      nbufs_total += 1;
-    }
-  }
-  msgs = calloc(count, sizeof(*msgs));
-  addrs = calloc(count * 2, sizeof(*addrs));
-  bufs = calloc(nbufs_total ? nbufs_total : 1, sizeof(*bufs));
-  bufvals = calloc(nbufs_total ? nbufs_total : 1, sizeof(*bufvals));
-  if (msgs == NULL || addrs == NULL || bufs == NULL || bufvals == NULL) {
-    throw_uv_error(env, UV_ENOMEM, "send");
+  if (read_messages(env, s, argv[1], &a) != 0)
+    goto done;
+  /* A getter may have closed the socket. */
+  if (s->closing || s->closed) {
+    napi_throw_error(env, "ERR_SOCKET_DGRAM_NOT_RUNNING",
+                     "the socket is closed");
     goto done;
   }
+  if (take_payloads(env, &a) != 0)
+    goto done;
 
-  j = 0;
-  for (i = 0; i < count; i++) {
-    napi_value m, data, v;
-    char ip[INET6_ADDRSTRLEN + 8];
-    double port, ecn, gso, txtime;
-    napi_valuetype t;
-
-    napi_get_element(env, argv[1], i, &m);
-    napi_get_named_property(env, m, "data", &data);
-    napi_is_array(env, data, &is_array);
-    msgs[i].bufs = &bufs[j];
-    if (is_array) {
-      uint32_t k, nb;
-      napi_get_array_length(env, data, &nb);
-      for (k = 0; k < nb; k++) {
-        napi_value b;
-        napi_get_element(env, data, k, &b);
-        if (get_bytes(env, b, &bufs[j]) != 0)
-          goto done;
-        bufvals[j++] = b;
-      }
-      msgs[i].nbufs = nb;
-    } else {
-      if (get_bytes(env, data, &bufs[j]) != 0)
-        goto done;
-      bufvals[j++] = data;
-      msgs[i].nbufs = 1;
-    }
-
-    napi_get_named_property(env, m, "address", &v);
-    if (get_string(env, v, ip, sizeof(ip), "address") != 0)
-      goto done;
-    napi_get_named_property(env, m, "port", &v);
-    if (get_int(env, v, 1, 65535, 0, 0, "port", &port) != 0)
-      goto done;
-    if (make_addr(env, s->family, ip, (int) port, &addrs[2 * i],
-                  "address") != 0)
-      goto done;
-    msgs[i].addr = (const struct sockaddr*) &addrs[2 * i];
-
-    napi_get_named_property(env, m, "localAddress", &v);
-    napi_typeof(env, v, &t);
-    if (t != napi_undefined && t != napi_null) {
-      if (get_string(env, v, ip, sizeof(ip), "localAddress") != 0 ||
-          make_addr(env, s->family, ip, 0, &addrs[2 * i + 1],
-                    "localAddress") != 0)
-        goto done;
-      msgs[i].local = (const struct sockaddr*) &addrs[2 * i + 1];
-    }
-
-    napi_get_named_property(env, m, "ecn", &v);
-    if (get_int(env, v, 0, 3, 1, -1, "ecn", &ecn) != 0)
-      goto done;
-    msgs[i].ecn = (int) ecn;
-    napi_get_named_property(env, m, "gsoSize", &v);
-    if (get_int(env, v, 0, 65535, 1, 0, "gsoSize", &gso) != 0)
-      goto done;
-    msgs[i].gso_size = (unsigned int) gso;
-
-    napi_get_named_property(env, m, "txtime", &v);
-    napi_typeof(env, v, &t);
-    if (t == napi_bigint) {
-      uint64_t u;
-      bool lossless;
-      int sign;
-      size_t words = 1;
-      napi_get_value_bigint_words(env, v, &sign, &words, &u);
-      napi_get_value_bigint_uint64(env, v, &u, &lossless);
-      if (sign || !lossless) {
-        napi_throw_range_error(env, "ERR_OUT_OF_RANGE",
-                               "txtime must fit in 64 unsigned bits");
-        goto done;
-      }
-      msgs[i].txtime = u;
-    } else {
-      if (get_int(env, v, 0, 9007199254740991.0, 1, 0, "txtime", &txtime) !=
-          0)
-        goto done;
-      msgs[i].txtime = (uint64_t) txtime;
-    }
-  }
-
-  n = uvq_udp_try_send_batch(&s->handle, msgs, count);
+  n = uvq_udp_try_send_batch(&s->handle, a.msgs, a.count, 0);
   if (n == UV_EAGAIN)
     n = 0;
   if (n < 0) {
     throw_uv_error(env, n, "sendmmsg");
     goto done;
   }
-  if ((uint32_t) n < count) {
-    /* Queue the rest; its callback is the writability signal. */
-    struct send_req* r = calloc(1, sizeof(*r));
-    napi_value keep;
-    uint32_t first = (uint32_t) (msgs[n].bufs - bufs);
-
-    if (r == NULL) {
-      napi_value e = make_uv_error(env, UV_ENOMEM, "send");
-      set_int(env, e, "sent", n);
-      napi_throw(env, e);
-      goto done;
-    }
-    r->sock = s;
-    r->token = token;
-    r->offset = (uint32_t) n;
-    r->req.data = r;
-    err = uvq_udp_send_batch(&r->req, &s->handle, msgs + n, count - n,
-                             on_send);
-    if (err != 0) {
-      napi_value e = make_uv_error(env, err, "sendmmsg");
-      set_int(env, e, "sent", n);
-      free(r);
-      napi_throw(env, e);
-      goto done;
-    }
-    /* The payload bytes must outlive the request: hold every Buffer of
-     * the queued messages in one array until on_send. */
-    napi_create_array_with_length(env, nbufs_total - first, &keep);
-    for (j = first; j < nbufs_total; j++)
-      napi_set_element(env, keep, j - first, bufvals[j]);
-    napi_create_reference(env, keep, 1, &r->keep);
-  }
+  /* Queue the rest; its callback is the writability signal. */
+  if ((uint32_t) n < a.count &&
+      queue_rest(env, s, &a, (uint32_t) n, token) != 0)
+    goto done;
   napi_create_uint32(env, (uint32_t) n, &result);
 
 done:
-  free(msgs);
-  free(addrs);
-  free(bufs);
-  free(bufvals);
+  send_args_free(&a);
   return result;
 }
 
@@ -1001,7 +1196,11 @@ static napi_value js_ref(napi_env env, napi_callback_info info) {
   CHECK_NAPI(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if ((s = get_socket(env, argv[0])) == NULL)
     return NULL;
-  napi_get_value_bool(env, argv[1], &on);
+  if (napi_get_value_bool(env, argv[1], &on) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
+                          "ref takes a boolean");
+    return NULL;
+  }
   if (s->closed)
     return NULL;
   if (on)
