@@ -155,6 +155,24 @@ int uvq_quic_endpoint_new_versioned(uv_loop_t* loop,
   ep->cfg.tls_ciphersuites = copy_string(ep, 6, config->tls_ciphersuites);
   ep->cfg.tls_groups = copy_string(ep, 7, config->tls_groups);
   ep->cfg.static_secret = NULL;
+  if (config->preferred_address_ipv4 != NULL) {
+    if (config->preferred_address_ipv4->sin_family != AF_INET) {
+      free_endpoint(ep);
+      return UV_EINVAL;
+    }
+    ep->preferred_v4 = *config->preferred_address_ipv4;
+    ep->has_preferred_v4 = 1;
+  }
+  if (config->preferred_address_ipv6 != NULL) {
+    if (config->preferred_address_ipv6->sin6_family != AF_INET6) {
+      free_endpoint(ep);
+      return UV_EINVAL;
+    }
+    ep->preferred_v6 = *config->preferred_address_ipv6;
+    ep->has_preferred_v6 = 1;
+  }
+  ep->cfg.preferred_address_ipv4 = NULL;
+  ep->cfg.preferred_address_ipv6 = NULL;
   if (callbacks != NULL)
     ep->cb = *callbacks;
   if (ep->cfg.max_connections == 0)
@@ -877,7 +895,10 @@ void uvq__ep_on_recv(uvq_udp_t* udp, const uvq_udp_recv_t* r) {
 
 int uvq_quic_endpoint_bind(uvq_quic_endpoint_t* ep,
                            const struct sockaddr* addr) {
+  struct sockaddr_storage bound;
   unsigned int flags;
+  uint16_t port;
+  int namelen;
   int size;
   int err;
 
@@ -885,10 +906,29 @@ int uvq_quic_endpoint_bind(uvq_quic_endpoint_t* ep,
     return UV_EINVAL;
   if (ep->bound)
     return UV_EALREADY;
+  port = addr->sa_family == AF_INET6
+             ? ((const struct sockaddr_in6*) addr)->sin6_port
+             : ((const struct sockaddr_in*) addr)->sin_port;
+  /* Packets to a preferred address must reach this socket: the same port,
+   * or port 0 there, which becomes the socket's. */
+  if ((ep->has_preferred_v4 && ep->preferred_v4.sin_port != 0 &&
+       ep->preferred_v4.sin_port != port) ||
+      (ep->has_preferred_v6 && ep->preferred_v6.sin6_port != 0 &&
+       ep->preferred_v6.sin6_port != port))
+    return UV_EINVAL;
   flags = uvq__ep_bind_flags(ep);
   err = uvq_udp_bind(&ep->udp, addr, flags);
   if (err)
     return err;
+  namelen = sizeof(bound);
+  if (uvq_udp_getsockname(&ep->udp, (struct sockaddr*) &bound, &namelen) == 0)
+    port = bound.ss_family == AF_INET6
+               ? ((struct sockaddr_in6*) &bound)->sin6_port
+               : ((struct sockaddr_in*) &bound)->sin_port;
+  if (ep->has_preferred_v4 && ep->preferred_v4.sin_port == 0)
+    ep->preferred_v4.sin_port = port;
+  if (ep->has_preferred_v6 && ep->preferred_v6.sin6_port == 0)
+    ep->preferred_v6.sin6_port = port;
   /* Room for bursts: 4 MiB where the system allows it (the kernel caps
    * the request at net.core.[rw]mem_max silently). */
   size = 4 << 20;

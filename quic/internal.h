@@ -223,6 +223,12 @@ struct uvq_quic_endpoint_s {
   FILE* keylog;
 
   uint8_t static_secret[32];   /* stateless reset and token keys */
+  /* Server: cfg.preferred_address_ipv4/_ipv6, copied (cfg's pointers are
+   * NULL); a port of 0 is filled in from the socket at bind time. */
+  struct sockaddr_in preferred_v4;
+  struct sockaddr_in6 preferred_v6;
+  uint8_t has_preferred_v4;
+  uint8_t has_preferred_v6;
 
   struct uvq__cidmap cids;
   uvq_quic_conn_t* last_conn;  /* the last lookup in cids, remembered */

@@ -97,13 +97,18 @@ UVQ_EXTERN const char* uvq_quic_strerror(int library_error);
  * appended. A version newer than the library is UV_EINVAL.
  *
  * uvq_quic_config_t: 2 added tls_ciphersuites (after alpn); 3 appended
- * retry, retry_threshold and tls_groups. */
-#define UVQ_QUIC_CONFIG_VERSION 3
+ * retry, retry_threshold and tls_groups; 4 appended
+ * preferred_address_ipv4 and preferred_address_ipv6. */
+#define UVQ_QUIC_CONFIG_VERSION 4
 /* uvq_quic_connect_opts_t. Versions 1 to 3 are one layout (programs built
- * against uvq 0.1.0 put UVQ_QUIC_CONFIG_VERSION there). */
-#define UVQ_QUIC_CONNECT_OPTS_VERSION 3
+ * against uvq 0.1.0 put UVQ_QUIC_CONFIG_VERSION there); 4 appended
+ * quic_version. */
+#define UVQ_QUIC_CONNECT_OPTS_VERSION 4
 /* uvq_quic_callbacks_t, passed by the uvq_quic_endpoint_new() macro. */
 #define UVQ_QUIC_CALLBACKS_VERSION 1
+
+/* uvq_quic_config_t.handshake_timeout_ms: no handshake timeout. */
+#define UVQ_QUIC_NO_HANDSHAKE_TIMEOUT UINT64_MAX
 
 /* Endpoint configuration. Fill it with uvq_quic_config_default() first,
  * which sets version; a struct laid out for an older release is read as
@@ -133,6 +138,8 @@ typedef struct uvq_quic_config_s {
   uint64_t max_streams_bidi;      /* streams the peer may open */
   uint64_t max_streams_uni;
   uint64_t idle_timeout_ms;
+  /* 0: 10 s. UVQ_QUIC_NO_HANDSHAKE_TIMEOUT: none, the idle timeout alone
+   * ends a handshake that hears nothing from the peer. */
   uint64_t handshake_timeout_ms;
   /* Largest DATAGRAM frame to accept; 0 disables RFC 9221 datagrams. */
   size_t max_datagram_frame_size;
@@ -179,6 +186,17 @@ typedef struct uvq_quic_config_s {
    * the first; a server accepts only these. NULL: all four, in that
    * order. Anything else is UV_EINVAL from uvq_quic_endpoint_new. */
   const char* tls_groups;
+
+  /* Server (4): a preferred address offered to every client in the transport
+   * parameters (RFC 9000, 9.6 and 18.2), IPv4 and/or IPv6; NULL: none.
+   * Copied. Each connection gets a connection ID of its own for it, and
+   * its stateless reset token. The endpoint must receive there on its one
+   * socket: bind the wildcard address of the family (or the preferred
+   * address itself) with the same port; port 0 here means the endpoint's
+   * port, another is UV_EINVAL from uvq_quic_endpoint_bind() unless it is
+   * the port bound. A client validates the path and moves to it. */
+  const struct sockaddr_in* preferred_address_ipv4;
+  const struct sockaddr_in6* preferred_address_ipv6;
 } uvq_quic_config_t;
 
 /* uvq_quic_config_default(config): fills config with the defaults, in
@@ -304,6 +322,12 @@ typedef struct uvq_quic_connect_opts_s {
   size_t session_ticket_len;
   /* Local address to send from (port 0: the endpoint's); NULL: default. */
   const struct sockaddr* local;
+  /* The version of the first Initial: UVQ_QUIC_V1 or UVQ_QUIC_V2; 0: v1.
+   * Both are offered for compatible version negotiation either way, so a
+   * server may still switch the connection to the other. With a ticket,
+   * use the version the ticket's connection ended on: 0-RTT packets go in
+   * this version and a server that switches discards them (RFC 9368, 6). */
+  uint32_t quic_version;
 } uvq_quic_connect_opts_t;
 
 /* uvq_quic_endpoint_new(loop, config, callbacks, user_data, ep): a macro
@@ -382,7 +406,10 @@ UVQ_EXTERN int uvq_quic_conn_update_key(uvq_quic_conn_t* conn);
  * validating the new path (RFC 9000, 9). UV_EAGAIN before the handshake
  * completed, from inside a callback of this connection, or while the
  * server has given no spare connection ID; UV_EINVAL on a server
- * connection; UV_EAFNOSUPPORT for another address family. */
+ * connection; UV_EAFNOSUPPORT for another address family. A client also
+ * moves, by itself, to a server's preferred address of its socket's
+ * family once the handshake is confirmed (RFC 9000, 9.6);
+ * uvq_quic_conn_get_path tells where the connection is. */
 UVQ_EXTERN int uvq_quic_conn_migrate(uvq_quic_conn_t* conn,
                                      const struct sockaddr* local);
 
