@@ -52,7 +52,9 @@ WINE=/usr/lib/wine/wine64
 TOOLCHAIN=$top/cmake/mingw-w64-x86_64.cmake
 # Command or file -> Debian package.
 NEEDS=("$TRIPLE-gcc-win32:gcc-mingw-w64-x86-64" "$WINE:wine64" "cmake:cmake"
-       "dpkg-source:dpkg-dev" "patch:patch" "flock:util-linux")
+       "dpkg-source:dpkg-dev" "patch:patch" "flock:util-linux" "make:make"
+       "autoreconf:autoconf" "automake:automake" "libtoolize:libtool"
+       "pkg-config:pkgconf")
 
 # wolfSSL: the Linux set-up's feature flags (tools/deps-quic.sh), less
 #   --enable-shared: static libraries keep the Wine runs free of DLL paths;
