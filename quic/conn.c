@@ -123,7 +123,7 @@ static int conn_alloc(uvq_quic_endpoint_t* ep, int server, ngtcp2_cid* scid,
   if (c == NULL)
     return UV_ENOMEM;
   scid->datalen = UVQ__SCID_LEN;
-  err = uvq__ep_rand(scid->data, scid->datalen);
+  err = uvq__ep_make_cid(ep, scid->data, scid->datalen);
   if (err == 0)
     err = uvq__cidmap_init(&c->streams);
   if (err) {
