@@ -75,6 +75,7 @@
   TEST_ENTRY(quic_load_initial_flood) \
   TEST_ENTRY(quic_load_burst_retry) \
   TEST_ENTRY(quic_load_refused_resend) \
+  TEST_ENTRY(quic_workers_cid_layout) \
   TEST_ENTRY(quic_workers_spread) \
   TEST_ENTRY(quic_workers_migration) \
   TEST_ENTRY(quic_workers_shared_secrets) \

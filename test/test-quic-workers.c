@@ -75,6 +75,102 @@ static void finish_worker(qt_t* t, qt_side_t* w) {
   free(w);
 }
 
+/* --- the connection ID layout -------------------------------------------- */
+
+/* A client's first Initial, enough for the server to answer it with a
+ * Retry without decrypting it (it never does before the Retry): long
+ * header, v1, an 8-octet DCID, a 5-octet SCID, no token, padded to 1200
+ * octets. */
+static size_t make_initial(uint8_t* buf, size_t len) {
+  size_t rest;
+  size_t i;
+
+  memset(buf, 0, len);
+  buf[0] = 0xc3; /* long header, fixed bit, Initial, 4-octet number */
+  buf[4] = 0x01; /* version 1 */
+  buf[5] = 8;
+  for (i = 0; i < 8; i++)
+    buf[6 + i] = (uint8_t) (0x80 + 17 * i);
+  buf[14] = 5;
+  for (i = 0; i < 5; i++)
+    buf[15 + i] = (uint8_t) (0xa1 + i);
+  buf[20] = 0; /* token length */
+  rest = len - 23;
+  buf[21] = (uint8_t) (0x40 | (rest >> 8));
+  buf[22] = (uint8_t) (rest & 0xff);
+  for (i = 23; i < len; i++)
+    buf[i] = (uint8_t) (i * 31);
+  return len;
+}
+
+/* The IDs a worker issues carry its QUIC-LB server ID in clear: a Retry
+ * shows the first (its SCID) on the wire. Out-of-range worker settings are
+ * refused. */
+TEST_IMPL(quic_workers_cid_layout) {
+  uvq_quic_endpoint_stats_t st;
+  uvq_quic_endpoint_t* ep;
+  uvq_quic_config_t cfg;
+  const rx_entry_t* r;
+  const uint8_t* d;
+  uint8_t pkt[1200];
+  test_peer_t peer;
+  unsigned int i;
+  qt_t t;
+
+  qt_init(&t, "127.0.0.1", 0);
+  worker_config(&t, &cfg, 0);
+  cfg.worker_count = 257;
+  ASSERT_EQ(UV_EINVAL, uvq_quic_endpoint_new(&t.loop, &cfg, NULL, NULL, &ep));
+  cfg.worker_count = 2;
+  cfg.worker_index = 2;
+  ASSERT_EQ(UV_EINVAL, uvq_quic_endpoint_new(&t.loop, &cfg, NULL, NULL, &ep));
+  cfg.worker_count = 0;
+  cfg.worker_index = 1;
+  ASSERT_EQ(UV_EINVAL, uvq_quic_endpoint_new(&t.loop, &cfg, NULL, NULL, &ep));
+  cfg.worker_count = 2;
+  cfg.worker_index = 1;
+  cfg.lb_server_id = 256;
+  ASSERT_EQ(UV_EINVAL, uvq_quic_endpoint_new(&t.loop, &cfg, NULL, NULL, &ep));
+
+  worker_config(&t, &t.server.cfg, 1);
+  t.server.cfg.lb_server_id = 0xa7;
+  t.server.cfg.retry = UVQ_QUIC_RETRY_ALWAYS;
+  qt_start_server(&t);
+  peer_init(&t.loop, &peer);
+  peer_bind(&peer, "127.0.0.1", 0);
+  peer_start(&peer);
+  for (i = 0; i < 2; i++) {
+    make_initial(pkt, sizeof(pkt));
+    peer_send_ok(&peer, (struct sockaddr*) &t.server.addr, pkt, sizeof(pkt),
+                 0);
+    run_until_rx(&t.loop, &peer, i + 1);
+    r = &peer.rx[i];
+    d = r->data;
+    /* RFC 9000, 17.2.5: Retry, v1, the client's SCID as DCID, then the
+     * server's new ID. */
+    ASSERT_GE(r->nread, 6 + 5 + 1 + 18);
+    ASSERT_EQ(0xf0, d[0] & 0xf0);
+    ASSERT_EQ(5, d[5]);
+    ASSERT_MEM_EQ(pkt + 15, d + 6, 5);
+    ASSERT_EQ(18, d[11]);
+    ASSERT_EQ(0x11, d[12]);  /* rotation 0, length 17 */
+    ASSERT_EQ(0xa7, d[13]);  /* lb_server_id */
+    ASSERT_EQ(1, d[14]);     /* worker_index */
+  }
+  /* The 15 nonce octets differ from one ID to the next. */
+  ASSERT_NE(0, memcmp(peer.rx[0].data + 15, peer.rx[1].data + 15, 15));
+  ASSERT_OK(uvq_quic_endpoint_get_stats(t.server.ep, &st));
+  ASSERT_UINT_EQ(2, st.retries);
+  /* A group of one socket: the program is attached all the same. */
+  ASSERT_UINT_EQ(UVQ_QUIC_STEERING_BPF, st.steering);
+  peer_close(&peer);
+  qt_close_side(&t.server);
+  finish_loop(&t.loop);
+  peer_finish(&peer);
+  free(t.pattern);
+  return 0;
+}
+
 /* --- 400 connections over two workers ----------------------------------- */
 
 #define SPREAD_CONNS 400
