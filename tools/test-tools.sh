@@ -336,7 +336,8 @@ else
   not_ok "cache: server with --file-cache-ms" "$(cat "$slog")"
 fi
 printf one >"$tmp/www/cached.txt"
-if start_server --file-cache-ms 60000; then
+# One worker, as above: the two fetches must meet the same cache.
+if start_server --file-cache-ms 60000 --workers 1; then
   base=https://127.0.0.1:$port
   run_client --cacert "$tmp/cert.pem" "$base/cached.txt"
   printf two >"$tmp/www/cached.txt"
