@@ -10,9 +10,12 @@
  * stateless reset. So "every connection completed, no packet misrouted, no
  * reset sent" is the proof that each was served by the worker its IDs
  * name. */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "netns.h"
@@ -843,5 +846,124 @@ TEST_IMPL(quic_workers_nat_rebinding) {
   finish_worker(&t, w1);
   qt_teardown(&t);
   wnat_down(&n);
+  return 0;
+}
+
+/* --- a worker that dies ---------------------------------------------------- */
+
+static void child_data(uvq_quic_conn_t* conn, int64_t id, const uint8_t* data,
+                       size_t len, int fin) {
+  uvq_quic_stream_consume(conn, id, len);
+}
+
+/* Runs worker 1 of the group in a child process, bound to addr after the
+ * parent's worker 0; returns its pid once it is bound. */
+static pid_t spawn_worker(qt_t* t, const struct sockaddr_storage* addr) {
+  uvq_quic_callbacks_t cb;
+  uvq_quic_endpoint_t* ep;
+  uvq_quic_config_t cfg;
+  uv_loop_t loop;
+  char ok;
+  int fds[2];
+  pid_t pid;
+
+  worker_config(t, &cfg, 1);
+  ASSERT_OK(pipe(fds));
+  pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    /* The child: never runs the test's cleanups, dies with its parent. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    alarm(20);
+    close(fds[0]);
+    memset(&cb, 0, sizeof(cb));
+    cb.stream_data = child_data;
+    if (uv_loop_init(&loop) != 0 ||
+        uvq_quic_endpoint_new(&loop, &cfg, &cb, NULL, &ep) != 0 ||
+        uvq_quic_endpoint_bind(ep, (const struct sockaddr*) addr) != 0)
+      _exit(3);
+    ok = 1;
+    if (write(fds[1], &ok, 1) != 1)
+      _exit(4);
+    close(fds[1]);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    _exit(0);
+  }
+  close(fds[1]);
+  ASSERT_EQ(1, read(fds[0], &ok, 1));
+  close(fds[0]);
+  return pid;
+}
+
+static pid_t worker_pid = -1;
+
+static void kill_worker_at_exit(void* arg) {
+  pid_t* pid = arg;
+
+  if (*pid > 0) {
+    kill(*pid, SIGKILL);
+    waitpid(*pid, NULL, 0);
+    *pid = -1;
+  }
+}
+
+#define DEATH_MAX_TRIES 32
+
+/* Worker 1 (a child process) is killed. The steering program still
+ * answers index 1 for its connections' packets, which the group no longer
+ * has, so the kernel hands them to worker 0 by its hash: worker 0 counts
+ * them misrouted and resets the connection with the token worker 1 gave
+ * (the shared secret). Worker 0's own connection lives on. */
+TEST_IMPL(quic_workers_dead_worker_reset) {
+  uvq_quic_endpoint_stats_t st;
+  qt_conn_t* mine;
+  qt_conn_t* theirs;
+  qt_conn_t* c;
+  unsigned int i;
+  int64_t id;
+  qt_t t;
+  int status;
+
+  qt_init(&t, "127.0.0.1", 1000);
+  worker_config(&t, &t.server.cfg, 0);
+  qt_start_server(&t);
+  test_atexit(kill_worker_at_exit, &worker_pid);
+  worker_pid = spawn_worker(&t, &t.server.addr);
+  qt_start_client(&t);
+  /* One connection on each worker: connect until both have one (each
+   * attempt lands on either with probability 1/2). */
+  mine = theirs = NULL;
+  for (i = 0; i < DEATH_MAX_TRIES && (mine == NULL || theirs == NULL); i++) {
+    unsigned int before = t.server.nconns;
+    c = qt_connect(&t);
+    qt_run_until(&t, qt_conn_handshaken, c, QT_WAIT_MS);
+    if (t.server.nconns > before) {
+      if (mine == NULL)
+        mine = c;
+    } else if (theirs == NULL) {
+      theirs = c;
+    }
+  }
+  ASSERT_NOT_NULL(mine);
+  ASSERT_NOT_NULL(theirs);
+
+  ASSERT_OK(kill(worker_pid, SIGKILL));
+  ASSERT_EQ(worker_pid, waitpid(worker_pid, &status, 0));
+  worker_pid = -1;
+  ASSERT_OK(uvq_quic_endpoint_get_stats(t.server.ep, &st));
+  ASSERT_UINT_EQ(0, st.stateless_resets);
+
+  id = qt_open_bidi(theirs);
+  qt_write(theirs, id, 100, 1);
+  qt_run_until_closed(&t, theirs);
+  qt_assert_closed(theirs, UVQ_QUIC_ERROR_STATELESS_RESET, 0, 1, NULL);
+  id = qt_open_bidi(mine);
+  qt_write(mine, id, 1000, 1);
+  qt_run_until_fins(&t, t.server.conns[0], 1);
+  ASSERT_EQ(0, mine->closed);
+  ASSERT_OK(uvq_quic_endpoint_get_stats(t.server.ep, &st));
+  ASSERT_GE(st.packets_misrouted, 1);
+  ASSERT_UINT_EQ(st.packets_misrouted, st.stateless_resets);
+  qt_teardown(&t);
   return 0;
 }
