@@ -317,7 +317,7 @@ static int tls_start(struct bench* b) {
   tc->b = b;
   tc->start_ns = qb_now_ns();
   memset(&opts, 0, sizeof(opts));
-  opts.version = UVQ_QUIC_CONFIG_VERSION;
+  opts.version = UVQ_QUIC_CONNECT_OPTS_VERSION;
   opts.server_name = "localhost";
   if (b->resume && b->ticketlen > 0) {
     opts.session_ticket = b->ticket;
@@ -340,7 +340,7 @@ static int quic_start(struct bench* b) {
   int err;
 
   memset(&opts, 0, sizeof(opts));
-  opts.version = UVQ_QUIC_CONFIG_VERSION;
+  opts.version = UVQ_QUIC_CONNECT_OPTS_VERSION;
   opts.server_name = "localhost";
   b->got = 0;
   b->quic_ok = 0;

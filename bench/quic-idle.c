@@ -156,7 +156,7 @@ static void pump(struct bench* b) {
       }
     } else {
       memset(&opts, 0, sizeof(opts));
-      opts.version = UVQ_QUIC_CONFIG_VERSION;
+      opts.version = UVQ_QUIC_CONNECT_OPTS_VERSION;
       opts.server_name = "localhost";
       err = uvq_quic_connect(b->ep, (struct sockaddr*) &b->server, &opts,
                              NULL, &conn);

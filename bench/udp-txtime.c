@@ -136,7 +136,7 @@ int main(int argc, char** argv) {
   }
   for (i = 0; i < count;) {
     unsigned int n = count - i > 64 ? 64 : count - i;
-    r = uvq_udp_try_send_batch(&udp, msgs + i, n);
+    r = uvq_udp_try_send_batch(&udp, msgs + i, n, 0);
     if (r == UV_EAGAIN) {
       struct timespec ts = { 0, 100000 };
       nanosleep(&ts, NULL);

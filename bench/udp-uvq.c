@@ -138,7 +138,7 @@ static void sender_pump(uv_idle_t* idle) {
     }
     for (i = 0; i < total; i++)
       bench_fill(sd->data + (size_t) i * s->opt->size, base + i, phase);
-    r = uvq_udp_try_send_batch(&sd->udp, sd->msgs, sd->nmsg);
+    r = uvq_udp_try_send_batch(&sd->udp, sd->msgs, sd->nmsg, 0);
     if (r == (int) sd->nmsg) {
       s->next_seq = base + total;
       bench_sender_count(s, phase, total);
@@ -158,7 +158,7 @@ static void sender_pump(uv_idle_t* idle) {
     s->next_seq = base + total;
     sd->req.data = sd;
     sd->req_phase = phase;
-    r = uvq_udp_send_batch(&sd->req, &sd->udp, sd->msgs + sent, sd->nmsg - sent, on_send);
+    r = uvq_udp_send_batch(&sd->req, &sd->udp, sd->msgs + sent, sd->nmsg - sent, 0, on_send);
     if (r != 0) {
       sd->rc = r;
       sender_end(sd);

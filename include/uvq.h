@@ -218,6 +218,12 @@ struct uvq_udp_s {
   struct uvq__udp_state* state_;
 };
 
+/* The layout of uvq_udp_mmsg_t in this header. The batch-send macros pass
+ * it to the library, which reads arrays laid out for an older header as
+ * such (fields are only ever appended), so a program keeps working with a
+ * newer library without being rebuilt. */
+#define UVQ_UDP_MMSG_VERSION 1
+
 /* One message for uvq_udp_try_send_batch() and uvq_udp_send_batch(). */
 struct uvq_udp_mmsg_s {
   /* The payload, gathered from nbufs buffers. */
@@ -385,7 +391,11 @@ UVQ_EXTERN int uvq_udp_set_recv_slots(uvq_udp_t* handle,
                                       unsigned int slot_size,
                                       unsigned int batch);
 
-/* Sends as many messages as the kernel takes now, without queueing.
+/* uvq_udp_try_send_batch(handle, msgs, count, flags): a macro that passes
+ * this header's UVQ_UDP_MMSG_VERSION to uvq_udp_try_send_batch_versioned(),
+ * the function behind it. flags must be 0 (UV_EINVAL otherwise); it is
+ * there for options that later releases add.
+ * Sends as many messages as the kernel takes now, without queueing.
  * Returns the number of messages sent in full (a prefix of msgs),
  * UV_EAGAIN when none could go (socket buffer full, or a queued send is
  * still pending), or a negative UV_E* error of the first message (for
@@ -393,7 +403,8 @@ UVQ_EXTERN int uvq_udp_set_recv_slots(uvq_udp_t* handle,
  * fails its checks after the first ends the call early: the count of the
  * ones before it comes back, and the next call reports its error.
  * Argument errors, checked before UV_EBADF (no socket; then only msgs[0]
- * is checked): UV_EINVAL (NULL msgs, count 0, bufs NULL with nbufs > 0,
+ * is checked): UV_EINVAL (NULL msgs, count 0, flags not 0, an
+ * mmsg_version this library does not know, bufs NULL with nbufs > 0,
  * nbufs over 1024, ecn outside -1..3, gso_size over 65535). Then:
  * UV_EMSGSIZE (more than 64 segments or bytes over the datagram limit),
  * UV_EAFNOSUPPORT (addr or local of the wrong family), UV_EISCONN /
@@ -410,11 +421,18 @@ UVQ_EXTERN int uvq_udp_set_recv_slots(uvq_udp_t* handle,
  * fail the next send once, so that message is sent again, once. Nothing is
  * lost in any of these cases. After UV_EAGAIN, uvq_udp_send_batch() with
  * the rest, or with count 0, calls back when the socket is writable. */
-UVQ_EXTERN int uvq_udp_try_send_batch(uvq_udp_t* handle,
-                                      const uvq_udp_mmsg_t* msgs,
-                                      unsigned int count);
+UVQ_EXTERN int uvq_udp_try_send_batch_versioned(uvq_udp_t* handle,
+                                                int mmsg_version,
+                                                const uvq_udp_mmsg_t* msgs,
+                                                unsigned int count,
+                                                unsigned int flags);
+#define uvq_udp_try_send_batch(handle, msgs, count, flags)                   \
+  uvq_udp_try_send_batch_versioned((handle), UVQ_UDP_MMSG_VERSION, (msgs),  \
+                                   (count), (flags))
 
-/* Queues msgs and sends them as the socket becomes writable, calling cb
+/* uvq_udp_send_batch(req, handle, msgs, count, flags, cb): a macro over
+ * uvq_udp_send_batch_versioned(), as for try_send_batch; flags must be 0.
+ * Queues msgs and sends them as the socket becomes writable, calling cb
  * once, from the loop, never from inside this call. status is 0 when all
  * were sent; otherwise the error of message req->nsent, after which the
  * rest were not sent; UV_ECANCELED when the handle was closed first.
@@ -423,11 +441,16 @@ UVQ_EXTERN int uvq_udp_try_send_batch(uvq_udp_t* handle,
  * says when the socket is writable and everything queued before has
  * gone, which is the signal to wait for after UV_EAGAIN from
  * try_send_batch. */
-UVQ_EXTERN int uvq_udp_send_batch(uvq_udp_send_t* req,
-                                  uvq_udp_t* handle,
-                                  const uvq_udp_mmsg_t* msgs,
-                                  unsigned int count,
-                                  uvq_udp_send_cb cb);
+UVQ_EXTERN int uvq_udp_send_batch_versioned(uvq_udp_send_t* req,
+                                            uvq_udp_t* handle,
+                                            int mmsg_version,
+                                            const uvq_udp_mmsg_t* msgs,
+                                            unsigned int count,
+                                            unsigned int flags,
+                                            uvq_udp_send_cb cb);
+#define uvq_udp_send_batch(req, handle, msgs, count, flags, cb)              \
+  uvq_udp_send_batch_versioned((req), (handle), UVQ_UDP_MMSG_VERSION,       \
+                               (msgs), (count), (flags), (cb))
 
 /* Sets the handle's default ECN codepoint (0..3) on every datagram it
  * sends, keeping the DSCP bits. UV_EINVAL outside 0..3; UV_EBADF without a

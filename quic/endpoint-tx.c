@@ -164,7 +164,7 @@ static int queue_rest(uvq_quic_endpoint_t* ep, uvq_udp_t* udp,
   if (req == NULL)
     return UV_ENOMEM;
   req->data = ep;
-  r = uvq_udp_send_batch(req, udp, msgs, n, on_queued_sent);
+  r = uvq_udp_send_batch(req, udp, msgs, n, 0, on_queued_sent);
   if (r != 0) {
     free(req);
     return r;
@@ -203,7 +203,7 @@ int uvq__ep_flush(uvq_quic_endpoint_t* ep) {
     /* The run of messages that share this message's socket. */
     for (j = off + 1; j < n && ep->txsock[j] == ep->txsock[off]; j++)
       ;
-    r = uvq_udp_try_send_batch(ep->txsock[off], ep->txmsgs + off, j - off);
+    r = uvq_udp_try_send_batch(ep->txsock[off], ep->txmsgs + off, j - off, 0);
     if (r > 0) {
       off += (unsigned int) r;
       continue;

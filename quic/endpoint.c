@@ -21,19 +21,6 @@
 static void on_timer(uv_timer_t* t);
 static void on_flush(uv_check_t* check);
 
-void uvq_quic_config_default(uvq_quic_config_t* cfg) {
-  memset(cfg, 0, sizeof(*cfg));
-  cfg->version = UVQ_QUIC_CONFIG_VERSION;
-  cfg->alpn = "h3";
-  cfg->cc = UVQ_QUIC_CC_CUBIC;
-  cfg->ecn = 1;
-  cfg->pmtud = 1;
-  cfg->gso = 1;
-  cfg->gro = 1;
-  cfg->pacing = 1;
-  cfg->zero_rtt = 1;
-}
-
 const char* uvq_quic_strerror(int library_error) {
   return ngtcp2_strerror(library_error);
 }
@@ -121,18 +108,28 @@ static void free_endpoint(uvq_quic_endpoint_t* ep) {
   free(ep);
 }
 
-int uvq_quic_endpoint_new(uv_loop_t* loop,
-                          const uvq_quic_config_t* config,
-                          const uvq_quic_callbacks_t* callbacks,
-                          void* user_data,
-                          uvq_quic_endpoint_t** out) {
+int uvq_quic_endpoint_new_versioned(uv_loop_t* loop,
+                                    const uvq_quic_config_t* user_config,
+                                    int callbacks_version,
+                                    const uvq_quic_callbacks_t* user_callbacks,
+                                    void* user_data,
+                                    uvq_quic_endpoint_t** out) {
+  uvq_quic_callbacks_t callbacks_storage;
+  uvq_quic_config_t config_storage;
+  const uvq_quic_callbacks_t* callbacks;
+  const uvq_quic_config_t* config;
   uvq_quic_endpoint_t* ep;
   int err;
 
-  if (loop == NULL || config == NULL || out == NULL)
+  if (loop == NULL || user_config == NULL || out == NULL)
     return UV_EINVAL;
-  if (config->version != UVQ_QUIC_CONFIG_VERSION)
+  /* Both read in the layout the caller was built with (compat.c). */
+  if (uvq__quic_config_load(user_config, &config_storage) != 0 ||
+      uvq__quic_callbacks_load(callbacks_version, user_callbacks,
+                               &callbacks_storage) != 0)
     return UV_EINVAL;
+  config = &config_storage;
+  callbacks = user_callbacks != NULL ? &callbacks_storage : NULL;
   if (config->cc < UVQ_QUIC_CC_CUBIC || config->cc > UVQ_QUIC_CC_RENO)
     return UV_EINVAL;
   if (config->preferred_version != 0 &&
@@ -164,6 +161,24 @@ int uvq_quic_endpoint_new(uv_loop_t* loop,
   ep->cfg.tls_ciphersuites = copy_string(ep, 6, config->tls_ciphersuites);
   ep->cfg.tls_groups = copy_string(ep, 7, config->tls_groups);
   ep->cfg.static_secret = NULL;
+  if (config->preferred_address_ipv4 != NULL) {
+    if (config->preferred_address_ipv4->sin_family != AF_INET) {
+      free_endpoint(ep);
+      return UV_EINVAL;
+    }
+    ep->preferred_v4 = *config->preferred_address_ipv4;
+    ep->has_preferred_v4 = 1;
+  }
+  if (config->preferred_address_ipv6 != NULL) {
+    if (config->preferred_address_ipv6->sin6_family != AF_INET6) {
+      free_endpoint(ep);
+      return UV_EINVAL;
+    }
+    ep->preferred_v6 = *config->preferred_address_ipv6;
+    ep->has_preferred_v6 = 1;
+  }
+  ep->cfg.preferred_address_ipv4 = NULL;
+  ep->cfg.preferred_address_ipv6 = NULL;
   if (callbacks != NULL)
     ep->cb = *callbacks;
   if (ep->cfg.max_connections == 0)
@@ -920,7 +935,10 @@ void uvq__ep_on_recv(uvq_udp_t* udp, const uvq_udp_recv_t* r) {
 
 int uvq_quic_endpoint_bind(uvq_quic_endpoint_t* ep,
                            const struct sockaddr* addr) {
+  struct sockaddr_storage bound;
   unsigned int flags;
+  uint16_t port;
+  int namelen;
   int size;
   int err;
 
@@ -928,6 +946,16 @@ int uvq_quic_endpoint_bind(uvq_quic_endpoint_t* ep,
     return UV_EINVAL;
   if (ep->bound)
     return UV_EALREADY;
+  port = addr->sa_family == AF_INET6
+             ? ((const struct sockaddr_in6*) addr)->sin6_port
+             : ((const struct sockaddr_in*) addr)->sin_port;
+  /* Packets to a preferred address must reach this socket: the same port,
+   * or port 0 there, which becomes the socket's. */
+  if ((ep->has_preferred_v4 && ep->preferred_v4.sin_port != 0 &&
+       ep->preferred_v4.sin_port != port) ||
+      (ep->has_preferred_v6 && ep->preferred_v6.sin6_port != 0 &&
+       ep->preferred_v6.sin6_port != port))
+    return UV_EINVAL;
   flags = uvq__ep_bind_flags(ep);
   /* GRO coalesces datagrams by 4-tuple, and the steering program sees only
    * the first of a coalesced batch: the packets of two connections from
@@ -938,6 +966,15 @@ int uvq_quic_endpoint_bind(uvq_quic_endpoint_t* ep,
   err = uvq_udp_bind(&ep->udp, addr, flags);
   if (err)
     return err;
+  namelen = sizeof(bound);
+  if (uvq_udp_getsockname(&ep->udp, (struct sockaddr*) &bound, &namelen) == 0)
+    port = bound.ss_family == AF_INET6
+               ? ((struct sockaddr_in6*) &bound)->sin6_port
+               : ((struct sockaddr_in*) &bound)->sin_port;
+  if (ep->has_preferred_v4 && ep->preferred_v4.sin_port == 0)
+    ep->preferred_v4.sin_port = port;
+  if (ep->has_preferred_v6 && ep->preferred_v6.sin6_port == 0)
+    ep->preferred_v6.sin6_port = port;
   if (ep->cfg.worker_count > 1) {
     /* Every worker attaches the same program; the last one attached serves
      * the whole group. Without it the kernel's hash still spreads the

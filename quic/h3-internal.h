@@ -60,6 +60,8 @@ struct uvq_h3_s {
   struct uvq__h3_conn* client;
   char* sni;
   int connected;
+  /* 0-RTT: requests may go before the handshake completes. */
+  int early;
   /* Shutdown. */
   int shutting_down;
   int closing;
@@ -145,5 +147,11 @@ int uvq__h3_scan_done(const struct uvq__h3_scan* s);
 
 /* h3-file.c */
 int uvq__h3_respond_text(uvq_h3_req_t* req, int status, const char* text);
+
+/* compat.c: read in the layout of the caller's version, as in internal.h. */
+int uvq__h3_config_load(const uvq_h3_config_t* in, uvq_h3_config_t* out);
+int uvq__h3_callbacks_load(int version,
+                           const uvq_h3_callbacks_t* in,
+                           uvq_h3_callbacks_t* out);
 
 #endif /* UVQ_QUIC_H3_INTERNAL_H */

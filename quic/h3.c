@@ -640,6 +640,7 @@ static void on_handshake(uvq_quic_conn_t* qc) {
   uvq__conn_mark_dirty(qc);
   if (!h3->is_server && !h3->connected) {
     h3->connected = 1;
+    h3->early = 0;
     if (h3->cb.connected != NULL)
       h3->cb.connected(h3, NULL);
   }
@@ -687,8 +688,18 @@ static void on_closed(uvq_quic_conn_t* qc, const uvq_quic_error_t* err) {
       h3->cb.closed(h3, err);
     }
     h3->connected = 0;
+    h3->early = 0;
   }
   maybe_finish_shutdown(h3);
+}
+
+static void on_session_ticket(uvq_quic_conn_t* qc, const uint8_t* ticket,
+                              size_t len) {
+  struct uvq__h3_conn* hc;
+
+  hc = uvq_quic_conn_get_data(qc);
+  if (hc != NULL && hc->h3->cb.session_ticket != NULL)
+    hc->h3->cb.session_ticket(hc->h3, ticket, len);
 }
 
 static void on_streams_available(uvq_quic_conn_t* qc) {
@@ -699,23 +710,36 @@ static void on_streams_available(uvq_quic_conn_t* qc) {
   if (hc == NULL)
     return;
   h3 = hc->h3;
-  if (!h3->is_server && h3->connected && h3->cb.requests_available != NULL)
+  if (!h3->is_server && (h3->connected || h3->early) &&
+      h3->cb.requests_available != NULL)
     h3->cb.requests_available(h3);
 }
 
 /* ---- creation ------------------------------------------------------------------ */
 
-void uvq_h3_config_default(uvq_h3_config_t* config) {
+void uvq_h3_config_default_versioned(int config_version,
+                                     uvq_h3_config_t* config) {
+  if (config == NULL)
+    return;
+  /* Versions 1 to 3 are one layout. */
+  if (config_version < 1 || config_version > UVQ_H3_CONFIG_VERSION) {
+    config->version = (unsigned int) config_version;
+    return;
+  }
   memset(config, 0, sizeof(*config));
-  config->version = UVQ_QUIC_CONFIG_VERSION;
+  config->version = (unsigned int) config_version;
   config->max_field_section_size = 64 * 1024;
   config->max_concurrent_requests = 100;
 }
 
 static int h3_new(uv_loop_t* loop, int server, const uvq_quic_config_t* quic,
-                  const uvq_h3_config_t* h3cfg,
-                  const uvq_h3_callbacks_t* callbacks, void* user_data,
+                  const uvq_h3_config_t* user_h3cfg, int callbacks_version,
+                  const uvq_h3_callbacks_t* user_callbacks, void* user_data,
                   uvq_h3_t** out) {
+  uvq_h3_callbacks_t callbacks_storage;
+  const uvq_h3_callbacks_t* callbacks;
+  uvq_h3_config_t h3cfg_storage;
+  const uvq_h3_config_t* h3cfg;
   uvq_quic_callbacks_t qcb;
   uvq_quic_config_t qcfg;
   uvq_h3_t* h3;
@@ -723,8 +747,18 @@ static int h3_new(uv_loop_t* loop, int server, const uvq_quic_config_t* quic,
 
   if (loop == NULL || quic == NULL || out == NULL)
     return UV_EINVAL;
-  if (h3cfg != NULL && h3cfg->version != UVQ_QUIC_CONFIG_VERSION)
+  /* Each struct read in the layout the caller was built with (compat.c). */
+  if (uvq__quic_config_load(quic, &qcfg) != 0 ||
+      uvq__h3_callbacks_load(callbacks_version, user_callbacks,
+                             &callbacks_storage) != 0)
     return UV_EINVAL;
+  callbacks = user_callbacks != NULL ? &callbacks_storage : NULL;
+  h3cfg = NULL;
+  if (user_h3cfg != NULL) {
+    if (uvq__h3_config_load(user_h3cfg, &h3cfg_storage) != 0)
+      return UV_EINVAL;
+    h3cfg = &h3cfg_storage;
+  }
   h3 = calloc(1, sizeof(*h3));
   if (h3 == NULL)
     return UV_ENOMEM;
@@ -742,7 +776,6 @@ static int h3_new(uv_loop_t* loop, int server, const uvq_quic_config_t* quic,
       h3->cfg.max_concurrent_requests = h3cfg->max_concurrent_requests;
     h3->cfg.file_cache_ms = h3cfg->file_cache_ms;
   }
-  qcfg = *quic;
   if (qcfg.alpn == NULL)
     qcfg.alpn = "h3";
   /* HTTP/3 needs three unidirectional streams each way, and its request
@@ -756,6 +789,10 @@ static int h3_new(uv_loop_t* loop, int server, const uvq_quic_config_t* quic,
   qcb.handshake_done = on_handshake;
   qcb.closed = on_closed;
   qcb.streams_available = on_streams_available;
+  /* Only a client that keeps tickets has the QUIC layer keep its TLS
+   * object until one comes. */
+  if (!server && h3->cb.session_ticket != NULL)
+    qcb.session_ticket = on_session_ticket;
   err = uvq_quic_endpoint_new(loop, &qcfg, &qcb, h3, &h3->ep);
   if (err) {
     free(h3);
@@ -765,18 +802,23 @@ static int h3_new(uv_loop_t* loop, int server, const uvq_quic_config_t* quic,
   return 0;
 }
 
-int uvq_h3_server_new(uv_loop_t* loop, const uvq_quic_config_t* quic,
-                      const uvq_h3_config_t* h3, const uvq_h3_callbacks_t* cb,
-                      void* user_data, uvq_h3_t** out) {
+int uvq_h3_server_new_versioned(uv_loop_t* loop, const uvq_quic_config_t* quic,
+                                const uvq_h3_config_t* h3,
+                                int callbacks_version,
+                                const uvq_h3_callbacks_t* cb, void* user_data,
+                                uvq_h3_t** out) {
+  /* cert_file and key_file sit at the same place in every version. */
   if (quic == NULL || quic->cert_file == NULL || quic->key_file == NULL)
     return UV_EINVAL;
-  return h3_new(loop, 1, quic, h3, cb, user_data, out);
+  return h3_new(loop, 1, quic, h3, callbacks_version, cb, user_data, out);
 }
 
-int uvq_h3_client_new(uv_loop_t* loop, const uvq_quic_config_t* quic,
-                      const uvq_h3_config_t* h3, const uvq_h3_callbacks_t* cb,
-                      void* user_data, uvq_h3_t** out) {
-  return h3_new(loop, 0, quic, h3, cb, user_data, out);
+int uvq_h3_client_new_versioned(uv_loop_t* loop, const uvq_quic_config_t* quic,
+                                const uvq_h3_config_t* h3,
+                                int callbacks_version,
+                                const uvq_h3_callbacks_t* cb, void* user_data,
+                                uvq_h3_t** out) {
+  return h3_new(loop, 0, quic, h3, callbacks_version, cb, user_data, out);
 }
 
 int uvq_h3_listen(uvq_h3_t* h3, const struct sockaddr* addr) {
@@ -787,12 +829,25 @@ int uvq_h3_listen(uvq_h3_t* h3, const struct sockaddr* addr) {
 
 int uvq_h3_connect(uvq_h3_t* h3, const struct sockaddr* remote,
                    const char* sni) {
-  struct sockaddr_storage any;
   uvq_quic_connect_opts_t opts;
+
+  memset(&opts, 0, sizeof(opts));
+  opts.version = UVQ_QUIC_CONFIG_VERSION;
+  opts.server_name = sni;
+  return uvq_h3_connect_ex(h3, remote, &opts);
+}
+
+int uvq_h3_connect_ex(uvq_h3_t* h3, const struct sockaddr* remote,
+                      const uvq_quic_connect_opts_t* opts) {
+  struct sockaddr_storage any;
+  uvq_quic_conn_stats_t stats;
   uvq_quic_conn_t* qc;
   int err;
 
-  if (h3 == NULL || remote == NULL || h3->is_server || h3->closing)
+  if (h3 == NULL || remote == NULL || opts == NULL || h3->is_server ||
+      h3->closing)
+    return UV_EINVAL;
+  if (opts->version != UVQ_QUIC_CONFIG_VERSION)
     return UV_EINVAL;
   if (h3->client != NULL)
     return UV_EALREADY;
@@ -802,17 +857,29 @@ int uvq_h3_connect(uvq_h3_t* h3, const struct sockaddr* remote,
   if (err && err != UV_EALREADY)
     return err;
   free(h3->sni);
-  h3->sni = sni ? strdup(sni) : NULL;
-  memset(&opts, 0, sizeof(opts));
-  opts.version = UVQ_QUIC_CONFIG_VERSION;
-  opts.server_name = sni;
-  err = uvq_quic_connect(h3->ep, remote, &opts, NULL, &qc);
+  h3->sni = opts->server_name ? strdup(opts->server_name) : NULL;
+  err = uvq_quic_connect(h3->ep, remote, opts, NULL, &qc);
   if (err)
     return err;
   h3->client = hc_new(h3, qc);
   if (h3->client == NULL) {
     uvq_quic_conn_close(qc, NGHTTP3_H3_INTERNAL_ERROR, NULL);
     return UV_ENOMEM;
+  }
+  /* With 0-RTT keys the control and QPACK streams, and any request, can
+   * go now, within the limits the ticket remembered (RFC 9114, 3.3 allows
+   * requests in early data). Without enough remembered stream credit the
+   * client waits for the handshake like any other. */
+  h3->early = 0;
+  if (uvq_quic_conn_get_stats(qc, &stats) == 0 &&
+      stats.zero_rtt == UVQ_QUIC_0RTT_SENT) {
+    if (setup_h3(h3->client) == 0) {
+      h3->early = 1;
+      uvq__conn_mark_dirty(qc);
+    } else if (h3->client->hconn != NULL) {
+      nghttp3_conn_del(h3->client->hconn);
+      h3->client->hconn = NULL;
+    }
   }
   return 0;
 }

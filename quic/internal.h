@@ -233,6 +233,12 @@ struct uvq_quic_endpoint_s {
   FILE* keylog;
 
   uint8_t static_secret[32];   /* stateless reset and token keys */
+  /* Server: cfg.preferred_address_ipv4/_ipv6, copied (cfg's pointers are
+   * NULL); a port of 0 is filled in from the socket at bind time. */
+  struct sockaddr_in preferred_v4;
+  struct sockaddr_in6 preferred_v6;
+  uint8_t has_preferred_v4;
+  uint8_t has_preferred_v6;
 
   struct uvq__cidmap cids;
   uvq_quic_conn_t* last_conn;  /* the last lookup in cids, remembered */
@@ -295,6 +301,16 @@ static inline int uvq__quic_errno(void) {
 static inline ngtcp2_tstamp uvq__now(void) {
   return (ngtcp2_tstamp) uv_hrtime();
 }
+
+/* compat.c: public structs read in the layout of the caller's version and
+ * converted to the current one; UV_EINVAL for a version this library does
+ * not know. */
+int uvq__quic_config_load(const uvq_quic_config_t* in, uvq_quic_config_t* out);
+int uvq__quic_connect_opts_load(const uvq_quic_connect_opts_t* in,
+                                uvq_quic_connect_opts_t* out);
+int uvq__quic_callbacks_load(int version,
+                             const uvq_quic_callbacks_t* in,
+                             uvq_quic_callbacks_t* out);
 
 /* tls.c */
 int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep);

@@ -455,13 +455,28 @@ static int send_now(struct uvq__udp_state* s,
   return (int) sent;
 }
 
-int uvq_udp_try_send_batch(uvq_udp_t* handle,
-                           const uvq_udp_mmsg_t* msgs,
-                           unsigned int count) {
+/* The uvq_udp_mmsg_t layouts this library reads: 1, the only one so far.
+ * When a release appends fields (version 2), arrays laid out as version 1
+ * have a smaller stride and are copied into the current layout here, with
+ * the new fields at their defaults. */
+static int check_batch_abi(int mmsg_version, unsigned int flags) {
+  if (mmsg_version != UVQ_UDP_MMSG_VERSION)
+    return UV_EINVAL;
+  if (flags != 0)
+    return UV_EINVAL;
+  return 0;
+}
+
+int uvq_udp_try_send_batch_versioned(uvq_udp_t* handle,
+                                     int mmsg_version,
+                                     const uvq_udp_mmsg_t* msgs,
+                                     unsigned int count,
+                                     unsigned int flags) {
   struct uvq__udp_state* s;
 
   s = uvq__live_state(handle);
-  if (s == NULL || msgs == NULL || count == 0)
+  if (s == NULL || msgs == NULL || count == 0 ||
+      check_batch_abi(mmsg_version, flags) != 0)
     return UV_EINVAL;
   if (s->fd == -1)
     return check_args(&msgs[0]) ? UV_EINVAL : UV_EBADF;
@@ -486,11 +501,13 @@ static int validate_all(struct uvq__udp_state* s,
   return 0;
 }
 
-int uvq_udp_send_batch(uvq_udp_send_t* req,
-                       uvq_udp_t* handle,
-                       const uvq_udp_mmsg_t* msgs,
-                       unsigned int count,
-                       uvq_udp_send_cb cb) {
+int uvq_udp_send_batch_versioned(uvq_udp_send_t* req,
+                                 uvq_udp_t* handle,
+                                 int mmsg_version,
+                                 const uvq_udp_mmsg_t* msgs,
+                                 unsigned int count,
+                                 unsigned int flags,
+                                 uvq_udp_send_cb cb) {
   struct uvq__udp_state* s;
   struct uvq__udp_send_state* q;
   size_t size;
@@ -502,7 +519,8 @@ int uvq_udp_send_batch(uvq_udp_send_t* req,
   s = uvq__live_state(handle);
   /* count 0 (msgs may then be NULL) asks only to be told when the socket
    * is writable and everything queued before has gone. */
-  if (s == NULL || req == NULL || (msgs == NULL && count > 0) || cb == NULL)
+  if (s == NULL || req == NULL || (msgs == NULL && count > 0) || cb == NULL ||
+      check_batch_abi(mmsg_version, flags) != 0)
     return UV_EINVAL;
   for (i = 0; i < count; i++)
     if (check_args(&msgs[i]))

@@ -26,6 +26,9 @@
   TEST_ENTRY(quic_handshake_server_name_mismatch) \
   TEST_ENTRY(quic_handshake_v2) \
   TEST_ENTRY(quic_handshake_v1_default) \
+  TEST_ENTRY(quic_handshake_initial_v2) \
+  TEST_ENTRY(quic_preferred_address) \
+  TEST_ENTRY(quic_preferred_address_invalid) \
   TEST_ENTRY(quic_handshake_retry) \
   TEST_ENTRY(quic_handshake_conn_limit) \
   TEST_ENTRY(quic_handshake_accept_refused) \

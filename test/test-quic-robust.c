@@ -3,6 +3,7 @@
  * connection migration. */
 #include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef __linux__
 #include <linux/audit.h>
@@ -237,9 +238,26 @@ TEST_IMPL(quic_api_errors) {
   ASSERT_ERR(UV_EINVAL, uvq_quic_endpoint_new(NULL, &cfg, &cb, NULL, &ep));
   ASSERT_ERR(UV_EINVAL, uvq_quic_endpoint_new(&t.loop, NULL, &cb, NULL, &ep));
   ASSERT_ERR(UV_EINVAL, uvq_quic_endpoint_new(&t.loop, &cfg, &cb, NULL, NULL));
+  /* Struct versions newer than the library's are refused, whichever. */
   cfg.version = UVQ_QUIC_CONFIG_VERSION + 1;
   ASSERT_ERR(UV_EINVAL, uvq_quic_endpoint_new(&t.loop, &cfg, &cb, NULL, &ep));
+  cfg.version = 0;
+  ASSERT_ERR(UV_EINVAL, uvq_quic_endpoint_new(&t.loop, &cfg, &cb, NULL, &ep));
   uvq_quic_config_default(&cfg);
+  ASSERT_ERR(UV_EINVAL,
+             uvq_quic_endpoint_new_versioned(&t.loop, &cfg,
+                                             UVQ_QUIC_CALLBACKS_VERSION + 1,
+                                             &cb, NULL, &ep));
+  /* A version 1 layout (no tls_ciphersuites after alpn) is read as such. */
+  {
+    uvq_quic_config_t* v1 = malloc(sizeof(*v1));
+    ASSERT_NOT_NULL(v1);
+    uvq_quic_config_default_versioned(1, v1);
+    ASSERT_EQ(1, v1->version);
+    ASSERT_OK(uvq_quic_endpoint_new(&t.loop, v1, &cb, NULL, &ep));
+    uvq_quic_endpoint_close(ep, NULL);
+    free(v1);
+  }
   cfg.cert_file = t.certs.cert; /* a certificate without its key */
   ASSERT_ERR(UV_EINVAL, uvq_quic_endpoint_new(&t.loop, &cfg, &cb, NULL, &ep));
   cfg.key_file = "/nonexistent/key.pem";
@@ -257,11 +275,16 @@ TEST_IMPL(quic_api_errors) {
   make_addr(&addr, "127.0.0.1", 4433);
   conn = NULL;
   memset(&opts, 0, sizeof(opts));
-  opts.version = UVQ_QUIC_CONFIG_VERSION;
+  opts.version = UVQ_QUIC_CONNECT_OPTS_VERSION;
   opts.server_name = "localhost";
   ASSERT_ERR(UV_EBADF,
              uvq_quic_connect(t.client.ep, (struct sockaddr*) &addr, &opts,
                               NULL, &conn));
+  opts.version = UVQ_QUIC_CONNECT_OPTS_VERSION + 1;
+  ASSERT_ERR(UV_EINVAL,
+             uvq_quic_connect(t.client.ep, (struct sockaddr*) &addr, &opts,
+                              NULL, &conn));
+  opts.version = UVQ_QUIC_CONNECT_OPTS_VERSION;
   /* Verifying certificates needs a name to check them against. */
   ASSERT_ERR(UV_EINVAL,
              uvq_quic_connect(t.client.ep, (struct sockaddr*) &addr, NULL,
@@ -534,7 +557,7 @@ TEST_IMPL(quic_api_no_random) {
   ASSERT_GT(neps, 1);
 
   memset(&opts, 0, sizeof(opts));
-  opts.version = UVQ_QUIC_CONFIG_VERSION;
+  opts.version = UVQ_QUIC_CONNECT_OPTS_VERSION;
   ASSERT_OK(uv_ip4_addr("127.0.0.1", 9, &addr));
   ASSERT_ERR(rand_err, uvq_quic_connect(eps[0], (const struct sockaddr*) &addr,
                                         &opts, NULL, &conn));

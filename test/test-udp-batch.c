@@ -138,7 +138,7 @@ TEST_IMPL(udp_batch_sendmmsg) {
     msgs[i].addr = (const struct sockaddr*) &dest[i % 2];
     msgs[i].ecn = -1;
   }
-  ASSERT_EQ(32, uvq_udp_try_send_batch(&tx.udp, msgs, 32));
+  ASSERT_EQ(32, uvq_udp_try_send_batch(&tx.udp, msgs, 32, 0));
   peer_stats(&tx, &stats);
   ASSERT_UINT_EQ(32, stats.datagrams_sent);
   ASSERT_UINT_EQ(32 * sizeof(payload[0]), stats.bytes_sent);

@@ -57,7 +57,7 @@ static void queue_input(test_peer_t* tx,
   msg.addr = dest;
   msg.gso_size = 200;
   msg.ecn = -1;
-  ASSERT_EQ(1, uvq_udp_try_send_batch(&tx->udp, &msg, 1));
+  ASSERT_EQ(1, uvq_udp_try_send_batch(&tx->udp, &msg, 1, 0));
 }
 
 /* Whether the third callback must have been a chunk of a larger buffer. */

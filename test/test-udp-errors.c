@@ -59,9 +59,9 @@ static void assert_send_fails(uvq_udp_t* h,
                               int expected) {
   uvq_udp_send_t req;
 
-  ASSERT_ERR(expected, uvq_udp_try_send_batch(h, msgs, count));
+  ASSERT_ERR(expected, uvq_udp_try_send_batch(h, msgs, count, 0));
   memset(&req, 0, sizeof(req));
-  ASSERT_ERR(expected, uvq_udp_send_batch(&req, h, msgs, count, never_send_cb));
+  ASSERT_ERR(expected, uvq_udp_send_batch(&req, h, msgs, count, 0, never_send_cb));
 }
 
 TEST_IMPL(udp_error_null_args) {
@@ -89,10 +89,10 @@ TEST_IMPL(udp_error_null_args) {
   assert_send_fails(&peer.udp, NULL, 1, UV_EINVAL);
   /* No messages: an error for try_send_batch; for send_batch a request to
    * hear when the socket is writable, which needs a socket. */
-  ASSERT_ERR(UV_EINVAL, uvq_udp_try_send_batch(&peer.udp, &msg, 0));
+  ASSERT_ERR(UV_EINVAL, uvq_udp_try_send_batch(&peer.udp, &msg, 0, 0));
   memset(&req, 0, sizeof(req));
   ASSERT_ERR(UV_EBADF,
-             uvq_udp_send_batch(&req, &peer.udp, NULL, 0, never_send_cb));
+             uvq_udp_send_batch(&req, &peer.udp, NULL, 0, 0, never_send_cb));
 
   peer_bind(&peer, "127.0.0.1", 0);
   ASSERT_ERR(UV_EINVAL, uvq_udp_recv_start2(&peer.udp, NULL, never_recv_cb));
@@ -105,7 +105,7 @@ TEST_IMPL(udp_error_null_args) {
   ASSERT_ERR(UV_EINVAL, uvq_udp_send_buffer_size(&peer.udp, &value));
   ASSERT_ERR(UV_EINVAL, uvq_udp_recv_buffer_size(&peer.udp, &value));
   assert_send_fails(&peer.udp, NULL, 1, UV_EINVAL);
-  ASSERT_ERR(UV_EINVAL, uvq_udp_try_send_batch(&peer.udp, &msg, 0));
+  ASSERT_ERR(UV_EINVAL, uvq_udp_try_send_batch(&peer.udp, &msg, 0, 0));
   peer_stats(&peer, &stats);
   ASSERT_UINT_EQ(0, stats.send_syscalls);
 
@@ -382,13 +382,13 @@ static void size_limits(const char* ip, size_t limit) {
 
   buf.len = (unsigned int) limit;
   msg.gso_size = 0;
-  ASSERT_EQ(1, uvq_udp_try_send_batch(&tx.udp, &msg, 1));
+  ASSERT_EQ(1, uvq_udp_try_send_batch(&tx.udp, &msg, 1, 0));
   run_until_rx(&loop, &rx, 1);
   ASSERT_EQ(limit, rx.rx[0].nread);
   ASSERT_MEM_EQ(big, rx.rx[0].data, limit);
 
   msg.gso_size = 1100;
-  ASSERT_EQ(1, uvq_udp_try_send_batch(&tx.udp, &msg, 1));
+  ASSERT_EQ(1, uvq_udp_try_send_batch(&tx.udp, &msg, 1, 0));
   run_until_rx(&loop, &rx, 1 + 60);
   for (i = 0; i < 60; i++) {
     ASSERT_EQ(i < 59 ? 1100 : limit - 59 * 1100, rx.rx[1 + i].nread);
@@ -454,20 +454,37 @@ TEST_IMPL(udp_error_send_args) {
   msg.addr = (const struct sockaddr*) &dest;
   msg.local = (const struct sockaddr*) &local6;
   assert_send_fails(&tx.udp, &msg, 1, UV_EAFNOSUPPORT);
+  msg.local = NULL;
+  /* The ABI arguments: flags must be 0 (room for later options), and the
+   * message layout must be one this library knows. */
+  {
+    uvq_udp_send_t req;
+    memset(&req, 0, sizeof(req));
+    ASSERT_ERR(UV_EINVAL, uvq_udp_try_send_batch(&tx.udp, &msg, 1, 1));
+    ASSERT_ERR(UV_EINVAL, uvq_udp_try_send_batch(&tx.udp, &msg, 1, 0x80000000u));
+    ASSERT_ERR(UV_EINVAL, uvq_udp_send_batch(&req, &tx.udp, &msg, 1, 1,
+                                             never_send_cb));
+    ASSERT_ERR(UV_EINVAL, uvq_udp_try_send_batch_versioned(
+                              &tx.udp, UVQ_UDP_MMSG_VERSION + 1, &msg, 1, 0));
+    ASSERT_ERR(UV_EINVAL, uvq_udp_try_send_batch_versioned(&tx.udp, 0, &msg, 1, 0));
+    ASSERT_ERR(UV_EINVAL,
+               uvq_udp_send_batch_versioned(&req, &tx.udp,
+                                            UVQ_UDP_MMSG_VERSION + 1, &msg, 1,
+                                            0, never_send_cb));
+  }
   peer_stats(&tx, &stats);
   ASSERT_UINT_EQ(0, stats.send_syscalls);
   ASSERT_UINT_EQ(0, stats.datagrams_sent);
 
   /* The handle is fine afterwards. */
-  msg.local = NULL;
-  ASSERT_EQ(1, uvq_udp_try_send_batch(&tx.udp, &msg, 1));
+  ASSERT_EQ(1, uvq_udp_try_send_batch(&tx.udp, &msg, 1, 0));
   run_until_rx(&loop, &rx, 1);
   ASSERT_EQ(sizeof(payload), rx.rx[0].nread);
 
   /* nbufs 0 is an empty datagram, and bufs may then be NULL. */
   msg.bufs = NULL;
   msg.nbufs = 0;
-  ASSERT_EQ(1, uvq_udp_try_send_batch(&tx.udp, &msg, 1));
+  ASSERT_EQ(1, uvq_udp_try_send_batch(&tx.udp, &msg, 1, 0));
   run_until_rx(&loop, &rx, 2);
   ASSERT_EQ(0, rx.rx[1].nread);
 
@@ -531,7 +548,7 @@ TEST_IMPL(udp_error_connect) {
   one_msg(&msg, &buf, "abc", 3, (const struct sockaddr*) &dest);
   assert_send_fails(&tx.udp, &msg, 1, UV_EISCONN);
   msg.addr = NULL;
-  ASSERT_EQ(1, uvq_udp_try_send_batch(&tx.udp, &msg, 1));
+  ASSERT_EQ(1, uvq_udp_try_send_batch(&tx.udp, &msg, 1, 0));
   run_until_rx(&loop, &rx, 1);
 
   ASSERT_OK(uvq_udp_connect(&tx.udp, NULL));
@@ -542,7 +559,7 @@ TEST_IMPL(udp_error_connect) {
              uvq_udp_getpeername(&tx.udp, (struct sockaddr*) &name, &namelen));
   assert_send_fails(&tx.udp, &msg, 1, UV_EDESTADDRREQ);
   msg.addr = (const struct sockaddr*) &dest;
-  ASSERT_EQ(1, uvq_udp_try_send_batch(&tx.udp, &msg, 1));
+  ASSERT_EQ(1, uvq_udp_try_send_batch(&tx.udp, &msg, 1, 0));
   run_until_rx(&loop, &rx, 2);
 
   /* A bound, never-connected handle has no path MTU to report. */

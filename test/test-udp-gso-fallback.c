@@ -72,7 +72,7 @@ static void assert_refusal_handled(uv_loop_t* loop,
   msg.addr = dest;
   msg.gso_size = 1200;
   msg.ecn = -1;
-  ASSERT_EQ(1, uvq_udp_try_send_batch(&tx->udp, &msg, 1));
+  ASSERT_EQ(1, uvq_udp_try_send_batch(&tx->udp, &msg, 1, 0));
 
   /* GSO is off on this socket now, and says so. */
   ASSERT_BITS_CLEAR(uvq_udp_features(&tx->udp), UVQ_UDP_FEATURE_GSO);
@@ -93,7 +93,7 @@ static void assert_refusal_handled(uv_loop_t* loop,
   /* The next GSO message goes straight to software segmentation. */
   buf = uv_buf_init((char*) second, sizeof(second));
   msg.gso_size = 1000;
-  ASSERT_EQ(1, uvq_udp_try_send_batch(&tx->udp, &msg, 1));
+  ASSERT_EQ(1, uvq_udp_try_send_batch(&tx->udp, &msg, 1, 0));
   run_until_rx(loop, rx, 13);
   for (i = 0; i < 3; i++) {
     ASSERT_EQ(i < 2 ? 1000 : 100, rx->rx[10 + i].nread);

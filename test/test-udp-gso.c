@@ -75,7 +75,7 @@ static void send_gso(test_peer_t* tx,
   msg.addr = to;
   msg.gso_size = gso_size;
   msg.ecn = -1;
-  ASSERT_EQ(1, uvq_udp_try_send_batch(&tx->udp, &msg, 1));
+  ASSERT_EQ(1, uvq_udp_try_send_batch(&tx->udp, &msg, 1, 0));
 }
 
 static void gso_to_plain_receiver(const char* ip) {
@@ -342,7 +342,7 @@ TEST_IMPL(udp_gso_gather) {
   msg.addr = (const struct sockaddr*) &dest;
   msg.gso_size = 1000;
   msg.ecn = -1;
-  ASSERT_EQ(1, uvq_udp_try_send_batch(&tx.udp, &msg, 1));
+  ASSERT_EQ(1, uvq_udp_try_send_batch(&tx.udp, &msg, 1, 0));
   run_until_rx(&loop, &rx, 7);
   for (i = 0; i < 7; i++) {
     ASSERT_EQ(i < 6 ? 1000 : 300, rx.rx[i].nread);
@@ -392,7 +392,7 @@ TEST_IMPL(udp_gso_limits_and_mix) {
   msgs[0].addr = (const struct sockaddr*) &dest;
   msgs[0].gso_size = 99;
   msgs[0].ecn = -1;
-  ASSERT_ERR(UV_EMSGSIZE, uvq_udp_try_send_batch(&tx.udp, msgs, 1));
+  ASSERT_ERR(UV_EMSGSIZE, uvq_udp_try_send_batch(&tx.udp, msgs, 1, 0));
   peer_stats(&tx, &stats);
   ASSERT_UINT_EQ(0, stats.datagrams_sent);
 
@@ -411,7 +411,7 @@ TEST_IMPL(udp_gso_limits_and_mix) {
   msgs[3] = msgs[0];
   bufs[3] = uv_buf_init((char*) small[2], 50);
   msgs[3].bufs = &bufs[3];
-  ASSERT_EQ(4, uvq_udp_try_send_batch(&tx.udp, msgs, 4));
+  ASSERT_EQ(4, uvq_udp_try_send_batch(&tx.udp, msgs, 4, 0));
 
   run_until_rx(&loop, &rx, 1 + 64 + 1 + 1);
   ASSERT_EQ(50, rx.rx[0].nread);

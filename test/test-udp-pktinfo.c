@@ -98,11 +98,11 @@ static void pktinfo_roundtrip(const struct pktinfo_case* c) {
     /* Wine ignores IN_PKTINFO on send, and uvq says so: a source address
      * is refused rather than silently not used. */
     ASSERT(test_under_wine());
-    ASSERT_ERR(UV_ENOTSUP, uvq_udp_try_send_batch(&server.udp, replies, 2));
+    ASSERT_ERR(UV_ENOTSUP, uvq_udp_try_send_batch(&server.udp, replies, 2, 0));
     replies[0].local = NULL;
     replies[1].local = NULL;
   }
-  ASSERT_EQ(2, uvq_udp_try_send_batch(&server.udp, replies, 2));
+  ASSERT_EQ(2, uvq_udp_try_send_batch(&server.udp, replies, 2, 0));
   run_until_rx(&loop, &client, 2);
   for (i = 0; i < 2; i++) {
     const rx_entry_t* e = &client.rx[i];

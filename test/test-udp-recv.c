@@ -52,7 +52,7 @@ TEST_IMPL(udp_recv_metadata_all) {
   msgs[0].gso_size = 1000;
   msgs[0].ecn = UVQ_ECN_CE;
   msgs[1].ecn = UVQ_ECN_ECT0;
-  ASSERT_EQ(2, uvq_udp_try_send_batch(&tx.udp, msgs, 2));
+  ASSERT_EQ(2, uvq_udp_try_send_batch(&tx.udp, msgs, 2, 0));
   coalesced = (features & UVQ_UDP_GRO) &&
               (uvq_udp_features(&tx.udp) & UVQ_UDP_FEATURE_GSO);
 

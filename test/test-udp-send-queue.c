@@ -45,7 +45,7 @@ static int send_batch(uvq_udp_send_t* req,
   memset(req, 0, sizeof(*req));
   req->data = log;
   log->in_call = 1;
-  rc = uvq_udp_send_batch(req, &tx->udp, msgs, count, log_send_cb);
+  rc = uvq_udp_send_batch(req, &tx->udp, msgs, count, 0, log_send_cb);
   log->in_call = 0;
   return rc;
 }
@@ -207,7 +207,7 @@ TEST_IMPL(udp_send_queue_full_sndbuf) {
   ASSERT_OK(send_batch(&req, &log, &n.tx, msgs, 16));
   ASSERT_EQ(0, log.n);
   ASSERT_NE(0, uvq_udp_is_active(&n.tx.udp));
-  ASSERT_ERR(UV_EAGAIN, uvq_udp_try_send_batch(&n.tx.udp, msgs, 1));
+  ASSERT_ERR(UV_EAGAIN, uvq_udp_try_send_batch(&n.tx.udp, msgs, 1, 0));
 
   run_until(&n.loop, send_done, &log, TEST_WAIT_MS);
   run_for(&n.loop, TEST_SETTLE_MS);
@@ -331,7 +331,7 @@ TEST_IMPL(udp_send_queue_writable_signal) {
   run_until_rx(&loop, &rx, 1);
 
   /* NULL messages with a count are still an error. */
-  ASSERT_EQ(UV_EINVAL, uvq_udp_send_batch(&wait, &tx.udp, NULL, 1,
+  ASSERT_EQ(UV_EINVAL, uvq_udp_send_batch(&wait, &tx.udp, NULL, 1, 0,
                                           log_send_cb));
   peer_close(&rx);
   peer_close(&tx);

@@ -27,7 +27,7 @@ static void send_timed(test_peer_t* tx,
     msgs[i].ecn = -1;
     msgs[i].txtime = txtimes[i];
   }
-  ASSERT_EQ(n, uvq_udp_try_send_batch(&tx->udp, msgs, n));
+  ASSERT_EQ(n, uvq_udp_try_send_batch(&tx->udp, msgs, n, 0));
 }
 
 /* A handle bound with UVQ_UDP_TXTIME (reported on Linux), and one without

@@ -345,7 +345,7 @@ int peer_send(test_peer_t* peer,
   msg.nbufs = 1;
   msg.addr = to;
   msg.ecn = ecn;
-  return uvq_udp_try_send_batch(&peer->udp, &msg, 1);
+  return uvq_udp_try_send_batch(&peer->udp, &msg, 1, 0);
 }
 
 void peer_send_ok(test_peer_t* peer,

@@ -91,6 +91,15 @@ static void usage(FILE* f) {
 "  --max-connections N connections held at once (default 10000)\n"
 "  --max-handshakes N  handshakes in progress at once (default 1000)\n"
 "  --idle-timeout SEC  close connections idle this long (default 30)\n"
+"  --preferred-versions LIST  QUIC versions in preference order, v1,v2\n"
+"                      (default) or v2,v1: a client that offers the first\n"
+"                      is switched to it (RFC 9368); both are accepted\n"
+"  --quic-version V    the same as --preferred-versions V: v1 or v2\n"
+"  --preferred-ipv4-addr ADDR, --preferred-ipv6-addr ADDR  offer clients\n"
+"                      a preferred address (RFC 9000, 9.6) on the same port;\n"
+"                      the server must receive there (--listen 0.0.0.0/::)\n"
+"  --handshake-timeout SEC  drop a handshake not done after SEC seconds;\n"
+"                      0 or none (default): only --idle-timeout\n"
 "  --qlog-dir DIR      write one qlog file per connection into DIR\n"
 "  --keylog FILE       append TLS secrets to FILE (default $SSLKEYLOGFILE)\n"
 "  --ciphersuites LIST TLS 1.3 suites to accept, colon-separated IANA names\n"
@@ -378,6 +387,11 @@ enum {
   OPT_MAX_REQUESTS,
   OPT_TIMEOUT,
   OPT_FILE_CACHE,
+  OPT_QUIC_VERSION,
+  OPT_PREFERRED_VERSIONS,
+  OPT_HANDSHAKE_TIMEOUT,
+  OPT_PREFERRED_IPV4,
+  OPT_PREFERRED_IPV6,
   OPT_WORKERS
 };
 
@@ -400,6 +414,11 @@ int main(int argc, char** argv) {
       {"max-requests", required_argument, NULL, OPT_MAX_REQUESTS},
       {"timeout", required_argument, NULL, OPT_TIMEOUT},
       {"file-cache-ms", required_argument, NULL, OPT_FILE_CACHE},
+      {"quic-version", required_argument, NULL, OPT_QUIC_VERSION},
+      {"preferred-versions", required_argument, NULL, OPT_PREFERRED_VERSIONS},
+      {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
+      {"preferred-ipv4-addr", required_argument, NULL, OPT_PREFERRED_IPV4},
+      {"preferred-ipv6-addr", required_argument, NULL, OPT_PREFERRED_IPV6},
       {"workers", required_argument, NULL, OPT_WORKERS},
       {"quiet", no_argument, NULL, 'q'},
       {"verbose", no_argument, NULL, 'v'},
@@ -417,6 +436,8 @@ int main(int argc, char** argv) {
   uint64_t nworkers;
   unsigned int i;
   const char* listen_addr;
+  struct sockaddr_in preferred_v4;
+  struct sockaddr_in6 preferred_v6;
   const char* keylog;
   const char* ciphersuites;
   uint64_t timeout_ms;
@@ -431,6 +452,11 @@ int main(int argc, char** argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   memset(&s, 0, sizeof(s));
   uvq_quic_config_default(&config);
+  /* As ngtcp2's own server: no limit on the handshake but the idle
+   * timeout. A client's ClientHello retransmissions through heavy loss
+   * come at 1, 3, 7, 15 and 31 s; a connection dropped after 10 s leaves
+   * a client still trying to finish its handshake talking to nobody. */
+  config.handshake_timeout_ms = UVQ_QUIC_NO_HANDSHAKE_TIMEOUT;
   config.alpn = "h3";
   uvq_h3_config_default(&h3config);
   h3config.file_cache_ms = 1000;
@@ -490,6 +516,34 @@ int main(int argc, char** argv) {
         if (tool_parse_seconds(optarg, &config.idle_timeout_ms) != 0 ||
             config.idle_timeout_ms == 0)
           usage_error("bad --idle-timeout '%s' (seconds, more than 0)",
+                      optarg);
+        break;
+      case OPT_QUIC_VERSION:
+        if (tool_parse_quic_version(optarg, &config.preferred_version) != 0)
+          usage_error("bad --quic-version '%s' (%s)", optarg,
+                      TOOL_VERSIONS_HELP);
+        break;
+      case OPT_PREFERRED_VERSIONS:
+        if (tool_parse_quic_versions(optarg, &config.preferred_version) != 0)
+          usage_error("bad --preferred-versions '%s' (%s)", optarg,
+                      TOOL_VERSIONS_HELP);
+        break;
+      case OPT_PREFERRED_IPV4:
+        if (uv_ip4_addr(optarg, 0, &preferred_v4) != 0)
+          usage_error("bad --preferred-ipv4-addr '%s' (an IPv4 address)",
+                      optarg);
+        config.preferred_address_ipv4 = &preferred_v4;
+        break;
+      case OPT_PREFERRED_IPV6:
+        if (uv_ip6_addr(optarg, 0, &preferred_v6) != 0)
+          usage_error("bad --preferred-ipv6-addr '%s' (an IPv6 address)",
+                      optarg);
+        config.preferred_address_ipv6 = &preferred_v6;
+        break;
+      case OPT_HANDSHAKE_TIMEOUT:
+        if (tool_parse_handshake_timeout(optarg,
+                                         &config.handshake_timeout_ms) != 0)
+          usage_error("bad --handshake-timeout '%s' (seconds, or 0 or none)",
                       optarg);
         break;
       case OPT_QLOG_DIR: config.qlog_dir = optarg; break;

@@ -35,6 +35,20 @@ int tool_parse_uint(const char* s, uint64_t min, uint64_t max, uint64_t* out);
  * at least 1 ms, at most a day. Returns 0 or -1. */
 int tool_parse_seconds(const char* s, uint64_t* ms);
 
+/* Parses a QUIC version: "v1", "v2", or the number in hex ("0x00000001",
+ * "0x6b3343cf"); only the two uvq speaks. Returns 0 or -1. */
+int tool_parse_quic_version(const char* s, uint32_t* version);
+
+/* Parses a --preferred-versions list, comma-separated versions as above in
+ * preference order, each at most once; *first is the most preferred.
+ * Returns 0 or -1. */
+int tool_parse_quic_versions(const char* s, uint32_t* first);
+#define TOOL_VERSIONS_HELP "v1, v2 (or 0x00000001, 0x6b3343cf), separated by ','"
+
+/* Parses a handshake timeout in seconds ("0" or "none": no timeout,
+ * UVQ_QUIC_NO_HANDSHAKE_TIMEOUT) into milliseconds. Returns 0 or -1. */
+int tool_parse_handshake_timeout(const char* s, uint64_t* ms);
+
 /* Parses a numeric IPv4 or IPv6 address (brackets allowed around IPv6),
  * or "*" for the IPv6 wildcard, with port. Returns 0 or a UV_E* code. */
 int tool_parse_ip(const char* s, int port, struct sockaddr_storage* out);

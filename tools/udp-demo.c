@@ -106,7 +106,7 @@ static void pump(uv_timer_t* t) {
   /* Send while the receiver keeps up; the receiver's socket buffer bounds
    * how far ahead the sender may run without loss. */
   while (d->queued < d->want && d->queued - d->received < 2048) {
-    r = uvq_udp_try_send_batch(&d->tx, msgs, MESSAGES);
+    r = uvq_udp_try_send_batch(&d->tx, msgs, MESSAGES, 0);
     if (r == UV_EAGAIN)
       break;
     if (r < 0) {

@@ -90,14 +90,29 @@ typedef struct uvq_quic_error_s {
 /* Describes an ngtcp2 library error (uvq_quic_error_t.library_error). */
 UVQ_EXTERN const char* uvq_quic_strerror(int library_error);
 
-/* The layout of uvq_quic_config_t, uvq_quic_connect_opts_t and
- * uvq_h3_config_t. 2 added uvq_quic_config_t.tls_ciphersuites; 3 added
- * uvq_quic_config_t.tls_groups, retry and retry_threshold. */
-#define UVQ_QUIC_CONFIG_VERSION 3
+/* Struct versions. Each struct a program lays out for uvq has a version
+ * of its own, the layout in this header; the library reads older layouts
+ * and converts them (new fields at their defaults), so a program built
+ * against an older header runs against a newer library. Fields are only
+ * appended. A version newer than the library is UV_EINVAL.
+ *
+ * uvq_quic_config_t: 2 added tls_ciphersuites (after alpn); 3 appended
+ * retry, retry_threshold and tls_groups; 4 appended
+ * preferred_address_ipv4 and preferred_address_ipv6. */
+#define UVQ_QUIC_CONFIG_VERSION 4
+/* uvq_quic_connect_opts_t. Versions 1 to 3 are one layout (programs built
+ * against uvq 0.1.0 put UVQ_QUIC_CONFIG_VERSION there); 4 appended
+ * quic_version. */
+#define UVQ_QUIC_CONNECT_OPTS_VERSION 4
+/* uvq_quic_callbacks_t, passed by the uvq_quic_endpoint_new() macro. */
+#define UVQ_QUIC_CALLBACKS_VERSION 1
 
-/* Endpoint configuration. Fill it with uvq_quic_config_default() first;
- * the version field tells a struct laid out for another release (refused
- * with UV_EINVAL rather than misread). Strings are copied. */
+/* uvq_quic_config_t.handshake_timeout_ms: no handshake timeout. */
+#define UVQ_QUIC_NO_HANDSHAKE_TIMEOUT UINT64_MAX
+
+/* Endpoint configuration. Fill it with uvq_quic_config_default() first,
+ * which sets version; a struct laid out for an older release is read as
+ * such. Strings are copied. */
 typedef struct uvq_quic_config_s {
   unsigned int version; /* UVQ_QUIC_CONFIG_VERSION */
 
@@ -123,6 +138,8 @@ typedef struct uvq_quic_config_s {
   uint64_t max_streams_bidi;      /* streams the peer may open */
   uint64_t max_streams_uni;
   uint64_t idle_timeout_ms;
+  /* 0: 10 s. UVQ_QUIC_NO_HANDSHAKE_TIMEOUT: none, the idle timeout alone
+   * ends a handshake that hears nothing from the peer. */
   uint64_t handshake_timeout_ms;
   /* Largest DATAGRAM frame to accept; 0 disables RFC 9221 datagrams. */
   size_t max_datagram_frame_size;
@@ -170,6 +187,17 @@ typedef struct uvq_quic_config_s {
    * order. Anything else is UV_EINVAL from uvq_quic_endpoint_new. */
   const char* tls_groups;
 
+  /* Server (4): a preferred address offered to every client in the transport
+   * parameters (RFC 9000, 9.6 and 18.2), IPv4 and/or IPv6; NULL: none.
+   * Copied. Each connection gets a connection ID of its own for it, and
+   * its stateless reset token. The endpoint must receive there on its one
+   * socket: bind the wildcard address of the family (or the preferred
+   * address itself) with the same port; port 0 here means the endpoint's
+   * port, another is UV_EINVAL from uvq_quic_endpoint_bind() unless it is
+   * the port bound. A client validates the path and moves to it. */
+  const struct sockaddr_in* preferred_address_ipv4;
+  const struct sockaddr_in6* preferred_address_ipv6;
+
   /* Workers (4): several endpoints, each on its own loop and thread, serve
    * one port from sockets in one SO_REUSEPORT group. worker_count: the
    * endpoints in the group, 1 to 256; 0 (the default): not a worker
@@ -193,7 +221,12 @@ typedef struct uvq_quic_config_s {
   unsigned int lb_server_id;
 } uvq_quic_config_t;
 
-UVQ_EXTERN void uvq_quic_config_default(uvq_quic_config_t* config);
+/* uvq_quic_config_default(config): fills config with the defaults, in
+ * this header's layout (a macro passing UVQ_QUIC_CONFIG_VERSION). */
+UVQ_EXTERN void uvq_quic_config_default_versioned(int config_version,
+                                                  uvq_quic_config_t* config);
+#define uvq_quic_config_default(config)                                     \
+  uvq_quic_config_default_versioned(UVQ_QUIC_CONFIG_VERSION, (config))
 
 /* Callbacks. All optional except where noted; user_data is the endpoint's
  * (uvq_quic_endpoint_get_data) or the connection's
@@ -322,7 +355,7 @@ typedef struct uvq_quic_endpoint_stats_s {
 
 /* Options for one client connection. */
 typedef struct uvq_quic_connect_opts_s {
-  unsigned int version;          /* UVQ_QUIC_CONFIG_VERSION */
+  unsigned int version;          /* UVQ_QUIC_CONNECT_OPTS_VERSION */
   /* The name the certificate must be for: a host name (also sent as SNI)
    * or an IP address (checked against the certificate's IP entries, never
    * sent as SNI). Required unless insecure_skip_verify is set. */
@@ -333,19 +366,33 @@ typedef struct uvq_quic_connect_opts_s {
   size_t session_ticket_len;
   /* Local address to send from (port 0: the endpoint's); NULL: default. */
   const struct sockaddr* local;
+  /* The version of the first Initial: UVQ_QUIC_V1 or UVQ_QUIC_V2; 0: v1.
+   * Both are offered for compatible version negotiation either way, so a
+   * server may still switch the connection to the other. With a ticket,
+   * use the version the ticket's connection ended on: 0-RTT packets go in
+   * this version and a server that switches discards them (RFC 9368, 6). */
+  uint32_t quic_version;
 } uvq_quic_connect_opts_t;
 
-/* Creates an endpoint on loop. config and callbacks are copied; callbacks
+/* uvq_quic_endpoint_new(loop, config, callbacks, user_data, ep): a macro
+ * passing UVQ_QUIC_CALLBACKS_VERSION to uvq_quic_endpoint_new_versioned().
+ * Creates an endpoint on loop. config and callbacks are copied; callbacks
  * may be NULL (no callbacks). Errors: UV_EINVAL (NULL loop, config or ep,
- * unknown config version, bad values),
+ * a config or callbacks version newer than the library, bad values),
  * UV_ENOMEM, UV_EIO (the TLS context could not be set up: certificate,
  * key or CA file unreadable), or uv_random()'s error when the kernel gives
  * no random bytes (the process is never aborted for it). */
-UVQ_EXTERN int uvq_quic_endpoint_new(uv_loop_t* loop,
-                                     const uvq_quic_config_t* config,
-                                     const uvq_quic_callbacks_t* callbacks,
-                                     void* user_data,
-                                     uvq_quic_endpoint_t** ep);
+UVQ_EXTERN int uvq_quic_endpoint_new_versioned(
+    uv_loop_t* loop,
+    const uvq_quic_config_t* config,
+    int callbacks_version,
+    const uvq_quic_callbacks_t* callbacks,
+    void* user_data,
+    uvq_quic_endpoint_t** ep);
+#define uvq_quic_endpoint_new(loop, config, callbacks, user_data, ep)       \
+  uvq_quic_endpoint_new_versioned((loop), (config),                         \
+                                  UVQ_QUIC_CALLBACKS_VERSION, (callbacks),  \
+                                  (user_data), (ep))
 
 /* Binds the endpoint's socket and starts receiving. A server binds where
  * it listens (any address: replies come from the address each client
@@ -403,7 +450,10 @@ UVQ_EXTERN int uvq_quic_conn_update_key(uvq_quic_conn_t* conn);
  * validating the new path (RFC 9000, 9). UV_EAGAIN before the handshake
  * completed, from inside a callback of this connection, or while the
  * server has given no spare connection ID; UV_EINVAL on a server
- * connection; UV_EAFNOSUPPORT for another address family. */
+ * connection; UV_EAFNOSUPPORT for another address family. A client also
+ * moves, by itself, to a server's preferred address of its socket's
+ * family once the handshake is confirmed (RFC 9000, 9.6);
+ * uvq_quic_conn_get_path tells where the connection is. */
 UVQ_EXTERN int uvq_quic_conn_migrate(uvq_quic_conn_t* conn,
                                      const struct sockaddr* local);
 

@@ -1055,7 +1055,7 @@ static int queue_rest(napi_env env,
   r->token = token;
   r->offset = n;
   r->req.data = r;
-  err = uvq_udp_send_batch(&r->req, &s->handle, a->msgs + n, a->count - n,
+  err = uvq_udp_send_batch(&r->req, &s->handle, a->msgs + n, a->count - n, 0,
                            on_send);
   if (err == 0)
     return 0;
@@ -1126,7 +1126,7 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   if (take_payloads(env, &a) != 0)
     goto done;
 
-  n = uvq_udp_try_send_batch(&s->handle, a.msgs, a.count);
+  n = uvq_udp_try_send_batch(&s->handle, a.msgs, a.count, 0);
   if (n == UV_EAGAIN)
     n = 0;
   if (n < 0) {

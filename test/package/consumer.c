@@ -83,7 +83,7 @@ int main(void) {
   msg.nbufs = 1;
   msg.addr = (const struct sockaddr*) &ss;
   msg.ecn = UVQ_ECN_ECT0;
-  CHECK(uvq_udp_try_send_batch(&s.udp, &msg, 1) == 1);
+  CHECK(uvq_udp_try_send_batch(&s.udp, &msg, 1, 0) == 1);
   CHECK(uv_run(&loop, UV_RUN_DEFAULT) == 0 || s.received == 1);
   CHECK(s.received == 1);
   CHECK(s.ecn == UVQ_ECN_ECT0);

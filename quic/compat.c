@@ -1,0 +1,344 @@
+/* Versioned public structs (ngtcp2's scheme), and the entry points kept for
+ * programs built against older uvq headers.
+ *
+ * Every struct a program lays out and hands to uvq has a version of its
+ * own: uvq_quic_config_t (its version field), uvq_quic_connect_opts_t (its
+ * version field), uvq_h3_config_t (its version field), and the callback
+ * structs (whose version the creating functions' macros pass). The library
+ * reads each one in the layout its version names and converts it to the
+ * current one, new fields at their defaults; only a version it does not
+ * know (newer than this library) is refused. Fields are only ever
+ * appended, except in uvq_quic_config_t version 1, described below.
+ *
+ * The layouts of versions before the current one are written out here as
+ * they were released, so that a later edit of the public header cannot
+ * change them by accident. */
+#include "internal.h"
+#include "h3-internal.h"
+
+#include <stddef.h>
+#include <string.h>
+
+/* uvq_quic_config_t version 2 (uvq 0.1.0): version 3 appended retry,
+ * retry_threshold and tls_groups. */
+struct uvq__quic_config_v2 {
+  unsigned int version;
+  const char* cert_file;
+  const char* key_file;
+  const char* ca_file;
+  int insecure_skip_verify;
+  const char* alpn;
+  const char* tls_ciphersuites;
+  uint64_t max_data;
+  uint64_t max_stream_data;
+  uint64_t max_streams_bidi;
+  uint64_t max_streams_uni;
+  uint64_t idle_timeout_ms;
+  uint64_t handshake_timeout_ms;
+  size_t max_datagram_frame_size;
+  uint64_t keepalive_ms;
+  int cc;
+  uint32_t preferred_version;
+  int zero_rtt;
+  int require_address_validation;
+  unsigned int max_connections;
+  unsigned int max_handshakes;
+  const uint8_t* static_secret;
+  const char* qlog_dir;
+  const char* keylog_file;
+  int ecn;
+  int pmtud;
+  int gso;
+  int gro;
+  int pacing;
+};
+
+/* Version 1 is version 2 without tls_ciphersuites, which version 2
+ * inserted after alpn: the one layout change that was not an append. */
+struct uvq__quic_config_v1 {
+  unsigned int version;
+  const char* cert_file;
+  const char* key_file;
+  const char* ca_file;
+  int insecure_skip_verify;
+  const char* alpn;
+  uint64_t max_data;
+  uint64_t max_stream_data;
+  uint64_t max_streams_bidi;
+  uint64_t max_streams_uni;
+  uint64_t idle_timeout_ms;
+  uint64_t handshake_timeout_ms;
+  size_t max_datagram_frame_size;
+  uint64_t keepalive_ms;
+  int cc;
+  uint32_t preferred_version;
+  int zero_rtt;
+  int require_address_validation;
+  unsigned int max_connections;
+  unsigned int max_handshakes;
+  const uint8_t* static_secret;
+  const char* qlog_dir;
+  const char* keylog_file;
+  int ecn;
+  int pmtud;
+  int gso;
+  int gro;
+  int pacing;
+};
+
+/* Version 3 appended retry, retry_threshold and tls_groups to version 2;
+ * version 4 appended the preferred addresses. */
+#define CONFIG_V3_USED \
+  (offsetof(uvq_quic_config_t, tls_groups) + sizeof(const char*))
+_Static_assert(offsetof(uvq_quic_config_t, preferred_address_ipv4) >=
+                   CONFIG_V3_USED,
+               "uvq_quic_config_t version 3 must stay a prefix of the current "
+               "layout: append new fields at the end");
+
+/* Version 2 is a prefix of every later version, up to and including
+ * pacing; what follows pacing in a version 2 struct is padding, which must
+ * not be read into the fields version 3 put there. */
+#define CONFIG_V2_USED \
+  (offsetof(struct uvq__quic_config_v2, pacing) + sizeof(int))
+_Static_assert(offsetof(uvq_quic_config_t, pacing) ==
+                   offsetof(struct uvq__quic_config_v2, pacing),
+               "uvq_quic_config_t version 2 must stay a prefix of the current "
+               "layout: append new fields at the end");
+
+/* uvq_quic_connect_opts_t versions 1 to 3 and uvq_h3_config_t versions 1
+ * to 3 are one layout each: until version 3 of uvq_quic_config_t they
+ * carried its number. Connect options 4 appended quic_version. */
+#define CONNECT_OPTS_OLDEST 1
+#define CONNECT_OPTS_V3_USED offsetof(uvq_quic_connect_opts_t, quic_version)
+#define H3_CONFIG_OLDEST 1
+
+/* Callback structs: the size of each version; 0 for one this library does
+ * not know. uvq_h3_callbacks_t version 2 appended session_ticket. */
+static size_t quic_callbacks_size(int version) {
+  return version == 1 ? sizeof(uvq_quic_callbacks_t) : 0;
+}
+
+static size_t h3_callbacks_size(int version) {
+  if (version == 1)
+    return offsetof(uvq_h3_callbacks_t, session_ticket);
+  if (version == 2)
+    return sizeof(uvq_h3_callbacks_t);
+  return 0;
+}
+
+static void config_defaults(uvq_quic_config_t* cfg) {
+  memset(cfg, 0, sizeof(*cfg));
+  cfg->version = UVQ_QUIC_CONFIG_VERSION;
+  cfg->alpn = "h3";
+  cfg->cc = UVQ_QUIC_CC_CUBIC;
+  cfg->ecn = 1;
+  cfg->pmtud = 1;
+  cfg->gso = 1;
+  cfg->gro = 1;
+  cfg->pacing = 1;
+  cfg->zero_rtt = 1;
+  cfg->retry = UVQ_QUIC_RETRY_AUTO;
+}
+
+static void v1_from_v2(struct uvq__quic_config_v1* v1,
+                       const struct uvq__quic_config_v2* v2) {
+  memset(v1, 0, sizeof(*v1));
+  v1->cert_file = v2->cert_file;
+  v1->key_file = v2->key_file;
+  v1->ca_file = v2->ca_file;
+  v1->insecure_skip_verify = v2->insecure_skip_verify;
+  v1->alpn = v2->alpn;
+  /* From max_data to the end the two layouts agree. */
+  memcpy(&v1->max_data, &v2->max_data,
+         sizeof(*v1) - offsetof(struct uvq__quic_config_v1, max_data));
+}
+
+static void v2_from_v1(struct uvq__quic_config_v2* v2,
+                       const struct uvq__quic_config_v1* v1) {
+  memset(v2, 0, sizeof(*v2));
+  v2->cert_file = v1->cert_file;
+  v2->key_file = v1->key_file;
+  v2->ca_file = v1->ca_file;
+  v2->insecure_skip_verify = v1->insecure_skip_verify;
+  v2->alpn = v1->alpn;
+  v2->tls_ciphersuites = NULL;
+  memcpy(&v2->max_data, &v1->max_data,
+         sizeof(*v1) - offsetof(struct uvq__quic_config_v1, max_data));
+}
+
+void uvq_quic_config_default_versioned(int config_version,
+                                       uvq_quic_config_t* config) {
+  uvq_quic_config_t cur;
+  struct uvq__quic_config_v2 v2;
+  struct uvq__quic_config_v1 v1;
+
+  if (config == NULL)
+    return;
+  config_defaults(&cur);
+  switch (config_version) {
+    case UVQ_QUIC_CONFIG_VERSION:
+      *config = cur;
+      break;
+    case 3:
+      cur.version = 3;
+      memcpy(config, &cur, CONFIG_V3_USED);
+      break;
+    case 2:
+      memcpy(&v2, &cur, sizeof(v2));
+      v2.version = 2;
+      memcpy(config, &v2, sizeof(v2));
+      break;
+    case 1:
+      memcpy(&v2, &cur, sizeof(v2));
+      v1_from_v2(&v1, &v2);
+      v1.version = 1;
+      memcpy(config, &v1, sizeof(v1));
+      break;
+    default:
+      /* A layout this library does not know: write nothing it could
+       * overflow, only the version, which uvq_quic_endpoint_new() then
+       * refuses. */
+      config->version = (unsigned int) config_version;
+      break;
+  }
+}
+
+int uvq__quic_config_load(const uvq_quic_config_t* in, uvq_quic_config_t* out) {
+  struct uvq__quic_config_v2 v2;
+
+  config_defaults(out);
+  switch (in->version) {
+    case UVQ_QUIC_CONFIG_VERSION:
+      *out = *in;
+      return 0;
+    case 3:
+      memcpy(out, in, CONFIG_V3_USED);
+      break;
+    case 2:
+      memcpy(out, in, CONFIG_V2_USED);
+      break;
+    case 1:
+      v2_from_v1(&v2, (const struct uvq__quic_config_v1*) in);
+      memcpy(out, &v2, CONFIG_V2_USED);
+      break;
+    default:
+      return UV_EINVAL;
+  }
+  out->version = UVQ_QUIC_CONFIG_VERSION;
+  return 0;
+}
+
+int uvq__quic_connect_opts_load(const uvq_quic_connect_opts_t* in,
+                                uvq_quic_connect_opts_t* out) {
+  if (in->version < CONNECT_OPTS_OLDEST ||
+      in->version > UVQ_QUIC_CONNECT_OPTS_VERSION)
+    return UV_EINVAL;
+  if (in->version == UVQ_QUIC_CONNECT_OPTS_VERSION) {
+    *out = *in;
+  } else {
+    memset(out, 0, sizeof(*out));
+    memcpy(out, in, CONNECT_OPTS_V3_USED);
+  }
+  out->version = UVQ_QUIC_CONNECT_OPTS_VERSION;
+  return 0;
+}
+
+int uvq__h3_config_load(const uvq_h3_config_t* in, uvq_h3_config_t* out) {
+  if (in->version < H3_CONFIG_OLDEST || in->version > UVQ_H3_CONFIG_VERSION)
+    return UV_EINVAL;
+  *out = *in;
+  out->version = UVQ_H3_CONFIG_VERSION;
+  return 0;
+}
+
+int uvq__quic_callbacks_load(int version,
+                             const uvq_quic_callbacks_t* in,
+                             uvq_quic_callbacks_t* out) {
+  size_t size;
+
+  memset(out, 0, sizeof(*out));
+  size = quic_callbacks_size(version);
+  if (size == 0)
+    return UV_EINVAL;
+  if (in != NULL)
+    memcpy(out, in, size);
+  return 0;
+}
+
+int uvq__h3_callbacks_load(int version,
+                           const uvq_h3_callbacks_t* in,
+                           uvq_h3_callbacks_t* out) {
+  size_t size;
+
+  memset(out, 0, sizeof(*out));
+  size = h3_callbacks_size(version);
+  if (size == 0)
+    return UV_EINVAL;
+  if (in != NULL)
+    memcpy(out, in, size);
+  return 0;
+}
+
+/* ---- uvq 0.1.0's entry points ---------------------------------------------
+ *
+ * Its headers declared these as functions; today's make the same names
+ * macros over the _versioned functions. A program built against 0.1.0
+ * calls these symbols: uvq_quic_config_t and uvq_h3_config_t version 2,
+ * callbacks version 1. The parentheses keep the macros from expanding. */
+
+UVQ_EXTERN void(uvq_quic_config_default)(uvq_quic_config_t* config);
+UVQ_EXTERN int(uvq_quic_endpoint_new)(uv_loop_t* loop,
+                                      const uvq_quic_config_t* config,
+                                      const uvq_quic_callbacks_t* callbacks,
+                                      void* user_data,
+                                      uvq_quic_endpoint_t** ep);
+UVQ_EXTERN void(uvq_h3_config_default)(uvq_h3_config_t* config);
+UVQ_EXTERN int(uvq_h3_server_new)(uv_loop_t* loop,
+                                  const uvq_quic_config_t* quic,
+                                  const uvq_h3_config_t* h3,
+                                  const uvq_h3_callbacks_t* callbacks,
+                                  void* user_data,
+                                  uvq_h3_t** out);
+UVQ_EXTERN int(uvq_h3_client_new)(uv_loop_t* loop,
+                                  const uvq_quic_config_t* quic,
+                                  const uvq_h3_config_t* h3,
+                                  const uvq_h3_callbacks_t* callbacks,
+                                  void* user_data,
+                                  uvq_h3_t** out);
+
+void(uvq_quic_config_default)(uvq_quic_config_t* config) {
+  uvq_quic_config_default_versioned(2, config);
+}
+
+int(uvq_quic_endpoint_new)(uv_loop_t* loop,
+                           const uvq_quic_config_t* config,
+                           const uvq_quic_callbacks_t* callbacks,
+                           void* user_data,
+                           uvq_quic_endpoint_t** ep) {
+  return uvq_quic_endpoint_new_versioned(loop, config, 1, callbacks, user_data,
+                                         ep);
+}
+
+void(uvq_h3_config_default)(uvq_h3_config_t* config) {
+  uvq_h3_config_default_versioned(2, config);
+}
+
+int(uvq_h3_server_new)(uv_loop_t* loop,
+                       const uvq_quic_config_t* quic,
+                       const uvq_h3_config_t* h3,
+                       const uvq_h3_callbacks_t* callbacks,
+                       void* user_data,
+                       uvq_h3_t** out) {
+  return uvq_h3_server_new_versioned(loop, quic, h3, 1, callbacks, user_data,
+                                     out);
+}
+
+int(uvq_h3_client_new)(uv_loop_t* loop,
+                       const uvq_quic_config_t* quic,
+                       const uvq_h3_config_t* h3,
+                       const uvq_h3_callbacks_t* callbacks,
+                       void* user_data,
+                       uvq_h3_t** out) {
+  return uvq_h3_client_new_versioned(loop, quic, h3, 1, callbacks, user_data,
+                                     out);
+}

@@ -1,0 +1,382 @@
+/* uvq QUIC: QUIC v1/v2 on ngtcp2 and wolfSSL, driven by a uvq UDP handle
+ * inside any libuv loop.
+ *
+ * An endpoint owns one UDP socket and any number of connections, client
+ * and server. It routes packets by connection ID, keeps one libuv timer for
+ * all connections, and sends GSO batches with per-packet ECN from the
+ * address each connection was reached on.
+ *
+ * Errors: functions return 0, a count, or a negative UV_E* code, as in
+ * libuv. QUIC, TLS and HTTP/3 library errors never travel in those ints:
+ * nghttp3's values overlap UV_E* codes on Linux (NGHTTP3_ERR_WOULDBLOCK
+ * is -103, UV_ECONNABORTED), and ngtcp2's could tomorrow; they are reported
+ * in uvq_quic_error_t instead.
+ *
+ * Reference: docs/quic.md. Embedding guide: docs/guide-quic-embedding.md.
+ */
+#ifndef UVQ_QUIC_H
+#define UVQ_QUIC_H
+
+#include "../uvq.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct uvq_quic_endpoint_s uvq_quic_endpoint_t;
+typedef struct uvq_quic_conn_s uvq_quic_conn_t;
+typedef struct uvq_quic_write_s uvq_quic_write_t;
+
+/* QUIC versions (RFC 9000, RFC 9369). */
+#define UVQ_QUIC_V1 0x00000001u
+#define UVQ_QUIC_V2 0x6b3343cfu
+
+enum uvq_quic_cc {
+  UVQ_QUIC_CC_CUBIC = 0,
+  UVQ_QUIC_CC_BBR = 1,
+  UVQ_QUIC_CC_RENO = 2
+};
+
+/* Why a connection ended (uvq_quic_error_t.kind). */
+enum uvq_quic_error_kind {
+  UVQ_QUIC_ERROR_NONE = 0,
+  /* A CONNECTION_CLOSE with a transport error code (RFC 9000, 20.1);
+   * TLS alerts are 0x100 + alert. */
+  UVQ_QUIC_ERROR_TRANSPORT = 1,
+  /* A CONNECTION_CLOSE with an application error code. */
+  UVQ_QUIC_ERROR_APPLICATION = 2,
+  /* The idle timeout expired. */
+  UVQ_QUIC_ERROR_IDLE = 3,
+  /* The handshake did not finish within the handshake timeout. */
+  UVQ_QUIC_ERROR_HANDSHAKE_TIMEOUT = 4,
+  /* The peer sent a stateless reset. */
+  UVQ_QUIC_ERROR_STATELESS_RESET = 5,
+  /* No version in common (version negotiation failed). */
+  UVQ_QUIC_ERROR_VERSION = 6,
+  /* The endpoint was closed with the connection still open. */
+  UVQ_QUIC_ERROR_ENDPOINT_CLOSED = 7,
+  /* Client, during the handshake: the kernel reported the server
+   * unreachable (ICMP port or host unreachable); uv_error says which. */
+  UVQ_QUIC_ERROR_UNREACHABLE = 8
+};
+
+typedef struct uvq_quic_error_s {
+  int kind;            /* enum uvq_quic_error_kind */
+  int remote;          /* 1: the peer closed; 0: this side did */
+  uint64_t code;       /* transport or application error code */
+  /* ngtcp2's library error behind a local close (an NGTCP2_ERR_* value,
+   * readable with uvq_quic_strerror()); 0 if none. Never a UV_E* code. */
+  int library_error;
+  /* With UVQ_QUIC_ERROR_UNREACHABLE: UV_ECONNREFUSED, UV_EHOSTUNREACH or
+   * UV_ENETUNREACH. 0 otherwise. */
+  int uv_error;
+  const char* reason;  /* the CONNECTION_CLOSE reason phrase, or NULL */
+  size_t reasonlen;
+} uvq_quic_error_t;
+
+/* Describes an ngtcp2 library error (uvq_quic_error_t.library_error). */
+UVQ_EXTERN const char* uvq_quic_strerror(int library_error);
+
+/* The layout of uvq_quic_config_t, uvq_quic_connect_opts_t and
+ * uvq_h3_config_t. 2 added uvq_quic_config_t.tls_ciphersuites. */
+#define UVQ_QUIC_CONFIG_VERSION 2
+
+/* Endpoint configuration. Fill it with uvq_quic_config_default() first;
+ * the version field tells a struct laid out for another release (refused
+ * with UV_EINVAL rather than misread). Strings are copied. */
+typedef struct uvq_quic_config_s {
+  unsigned int version; /* UVQ_QUIC_CONFIG_VERSION */
+
+  /* TLS. A server needs cert_file and key_file (PEM). A client verifies the
+   * server against ca_file (PEM) unless insecure_skip_verify is set, which
+   * is for tests only. alpn is a comma-separated list, in preference
+   * order, e.g. "h3" or "uvq-test,h3". */
+  const char* cert_file;
+  const char* key_file;
+  const char* ca_file;
+  int insecure_skip_verify;
+  const char* alpn;
+  /* TLS 1.3 cipher suites, colon-separated IANA names in preference order,
+   * from TLS_AES_128_GCM_SHA256, TLS_AES_256_GCM_SHA384 and
+   * TLS_CHACHA20_POLY1305_SHA256. A client offers these; a server accepts
+   * only these. NULL: all three, in that order. Anything else is
+   * UV_EINVAL from uvq_quic_endpoint_new. */
+  const char* tls_ciphersuites;
+
+  /* Transport parameters (RFC 9000, 18.2). 0 picks the default. */
+  uint64_t max_data;              /* connection flow control window */
+  uint64_t max_stream_data;       /* per stream window */
+  uint64_t max_streams_bidi;      /* streams the peer may open */
+  uint64_t max_streams_uni;
+  uint64_t idle_timeout_ms;
+  uint64_t handshake_timeout_ms;
+  /* Largest DATAGRAM frame to accept; 0 disables RFC 9221 datagrams. */
+  size_t max_datagram_frame_size;
+  /* Send a PING after this much quiet time to keep NAT bindings; 0: off. */
+  uint64_t keepalive_ms;
+
+  int cc;                          /* enum uvq_quic_cc */
+  /* Version this side prefers (UVQ_QUIC_V1 or UVQ_QUIC_V2); 0: v1. Both
+   * are offered for compatible version negotiation (RFC 9368). */
+  uint32_t preferred_version;
+
+  /* Server policy. */
+  int zero_rtt;                    /* accept 0-RTT data (RFC 9001, 4.6); 1 */
+  int require_address_validation;  /* Retry every new client (RFC 9000, 8.1) */
+  unsigned int max_connections;    /* 0: 10000 */
+  unsigned int max_handshakes;     /* handshakes not yet complete; 0: 1000 */
+
+  /* 32 bytes from which stateless reset tokens and Retry tokens are
+   * derived. Give the same secret to a restarted server so that it can
+   * reset its old connections (RFC 9000, 10.3); NULL: random. */
+  const uint8_t* static_secret;
+
+  /* Observability: one qlog file per connection in this directory, and
+   * TLS secrets appended to this file in NSS key log format. NULL: off. */
+  const char* qlog_dir;
+  const char* keylog_file;
+
+  /* Datapath switches, all on by default (1); set 0 to turn one off. */
+  int ecn;
+  int pmtud;
+  int gso;
+  int gro;
+  int pacing;
+} uvq_quic_config_t;
+
+UVQ_EXTERN void uvq_quic_config_default(uvq_quic_config_t* config);
+
+/* Callbacks. All optional except where noted; user_data is the endpoint's
+ * (uvq_quic_endpoint_get_data) or the connection's
+ * (uvq_quic_conn_get_data). */
+typedef struct uvq_quic_callbacks_s {
+  /* Server: a client started a handshake. Set the connection's data here.
+   * Return non-zero to refuse it (CONNECTION_REFUSED). */
+  int (*accept)(uvq_quic_endpoint_t* ep, uvq_quic_conn_t* conn);
+  /* The handshake completed. */
+  void (*handshake_done)(uvq_quic_conn_t* conn);
+  /* The connection is over; conn is freed when this returns. Every open
+   * stream's writes complete first. */
+  void (*closed)(uvq_quic_conn_t* conn, const uvq_quic_error_t* error);
+  /* The peer opened a stream. */
+  void (*stream_open)(uvq_quic_conn_t* conn, int64_t stream_id);
+  /* Stream data in order. fin marks the end. The data is valid during the
+   * call; flow-control credit returns only with uvq_quic_stream_consume. */
+  void (*stream_data)(uvq_quic_conn_t* conn,
+                      int64_t stream_id,
+                      const uint8_t* data,
+                      size_t len,
+                      int fin);
+  /* The peer reset its sending side (RESET_STREAM). */
+  void (*stream_reset)(uvq_quic_conn_t* conn, int64_t stream_id,
+                       uint64_t app_error);
+  /* The peer asked this side to stop sending (STOP_SENDING). */
+  void (*stream_stop_sending)(uvq_quic_conn_t* conn, int64_t stream_id,
+                              uint64_t app_error);
+  /* The stream is closed both ways and forgotten. */
+  void (*stream_closed)(uvq_quic_conn_t* conn, int64_t stream_id,
+                        uint64_t app_error);
+  /* More local streams may be opened (the peer raised MAX_STREAMS). */
+  void (*streams_available)(uvq_quic_conn_t* conn);
+  /* An RFC 9221 datagram arrived. */
+  void (*datagram)(uvq_quic_conn_t* conn, const uint8_t* data, size_t len);
+  /* A sent datagram was acknowledged, or declared lost. */
+  void (*datagram_acked)(uvq_quic_conn_t* conn, uint64_t datagram_id);
+  void (*datagram_lost)(uvq_quic_conn_t* conn, uint64_t datagram_id);
+  /* Client: the server sent a session ticket; ticket (opaque bytes) can be
+   * passed to a later uvq_quic_connect for resumption and 0-RTT. */
+  void (*session_ticket)(uvq_quic_conn_t* conn,
+                         const uint8_t* ticket,
+                         size_t len);
+} uvq_quic_callbacks_t;
+
+typedef void (*uvq_quic_write_cb)(uvq_quic_write_t* req, int status);
+
+/* A stream write. The payload buffers stay the caller's and must live until
+ * the callback, which runs once the peer acknowledged every byte (status
+ * 0), or the stream was reset or the connection closed (UV_ECANCELED). */
+struct uvq_quic_write_s {
+  void* data;             /* for the user */
+  uvq_quic_conn_t* conn;  /* read-only */
+  int64_t stream_id;      /* read-only */
+  struct uvq__quic_write_state* state_;
+};
+
+/* What became of 0-RTT (uvq_quic_conn_stats_t.zero_rtt). */
+enum uvq_quic_0rtt {
+  UVQ_QUIC_0RTT_NONE = 0,      /* not attempted (no usable ticket) */
+  UVQ_QUIC_0RTT_SENT = 1,      /* client: attempted, handshake not done */
+  UVQ_QUIC_0RTT_ACCEPTED = 2,  /* the server took the early data */
+  UVQ_QUIC_0RTT_REJECTED = 3   /* the server refused it: streams written
+                                * before the handshake are resent by ngtcp2
+                                * only if it kept them; see docs */
+};
+
+typedef struct uvq_quic_conn_stats_s {
+  uint64_t smoothed_rtt_ns;
+  uint64_t min_rtt_ns;
+  uint64_t latest_rtt_ns;
+  uint64_t cwnd;
+  uint64_t bytes_in_flight;
+  uint64_t bytes_sent;          /* UDP payload bytes */
+  uint64_t bytes_received;
+  uint64_t packets_sent;
+  uint64_t packets_received;
+  uint64_t sends;               /* UDP messages (GSO batches) handed over */
+  uint64_t ecn_sent[4];         /* packets sent by codepoint */
+  uint64_t ecn_received[4];     /* packets received by codepoint */
+  /* 1 while packets go out ECT(0): ECN validation (RFC 9000, 13.4.2) has
+   * not failed on the current path. */
+  int ecn_marking;
+  size_t path_mtu;              /* largest UDP payload PMTUD has validated */
+  uint32_t version;             /* negotiated QUIC version */
+  int zero_rtt;                 /* enum uvq_quic_0rtt */
+  int resumed;                  /* the TLS session was resumed */
+  uint64_t reserved[16];
+} uvq_quic_conn_stats_t;
+
+typedef struct uvq_quic_endpoint_stats_s {
+  uint64_t connections_accepted;
+  uint64_t connections_refused;  /* over max_connections/max_handshakes */
+  uint64_t packets_dropped;      /* unroutable, malformed or refused */
+  uint64_t version_negotiations; /* Version Negotiation packets sent */
+  uint64_t retries;              /* Retry packets sent */
+  uint64_t stateless_resets;     /* Stateless Reset packets sent */
+  uint64_t reserved[16];
+} uvq_quic_endpoint_stats_t;
+
+/* Options for one client connection. */
+typedef struct uvq_quic_connect_opts_s {
+  unsigned int version;          /* UVQ_QUIC_CONFIG_VERSION */
+  /* The name the certificate must be for: a host name (also sent as SNI)
+   * or an IP address (checked against the certificate's IP entries, never
+   * sent as SNI). Required unless insecure_skip_verify is set. */
+  const char* server_name;
+  /* A ticket from the session_ticket callback: resume, and send 0-RTT
+   * data written before the handshake completes. */
+  const uint8_t* session_ticket;
+  size_t session_ticket_len;
+  /* Local address to send from (port 0: the endpoint's); NULL: default. */
+  const struct sockaddr* local;
+} uvq_quic_connect_opts_t;
+
+/* Creates an endpoint on loop. config and callbacks are copied; callbacks
+ * may be NULL (no callbacks). Errors: UV_EINVAL (NULL loop, config or ep,
+ * unknown config version, bad values),
+ * UV_ENOMEM, UV_EIO (the TLS context could not be set up: certificate,
+ * key or CA file unreadable). */
+UVQ_EXTERN int uvq_quic_endpoint_new(uv_loop_t* loop,
+                                     const uvq_quic_config_t* config,
+                                     const uvq_quic_callbacks_t* callbacks,
+                                     void* user_data,
+                                     uvq_quic_endpoint_t** ep);
+
+/* Binds the endpoint's socket and starts receiving. A server binds where
+ * it listens (any address: replies come from the address each client
+ * reached); a client binds anywhere, port 0. UV_EALREADY when bound;
+ * bind errors. */
+UVQ_EXTERN int uvq_quic_endpoint_bind(uvq_quic_endpoint_t* ep,
+                                      const struct sockaddr* addr);
+
+/* Closes every connection (CONNECTION_CLOSE with NO_ERROR), then the
+ * socket; close_cb runs last, after every connection's closed callback. */
+UVQ_EXTERN void uvq_quic_endpoint_close(uvq_quic_endpoint_t* ep,
+                                        void (*close_cb)(uvq_quic_endpoint_t*));
+
+UVQ_EXTERN void* uvq_quic_endpoint_get_data(const uvq_quic_endpoint_t* ep);
+UVQ_EXTERN uvq_udp_t* uvq_quic_endpoint_udp(uvq_quic_endpoint_t* ep);
+UVQ_EXTERN int uvq_quic_endpoint_get_stats(const uvq_quic_endpoint_t* ep,
+                                           uvq_quic_endpoint_stats_t* stats);
+
+/* Starts a client connection to remote. The handshake_done or closed
+ * callback tells how it went. UV_EINVAL (also: no server_name while
+ * verifying certificates), UV_ENOMEM, UV_EBADF (endpoint not bound),
+ * UV_EAFNOSUPPORT (remote's family differs from the socket's). */
+UVQ_EXTERN int uvq_quic_connect(uvq_quic_endpoint_t* ep,
+                                const struct sockaddr* remote,
+                                const uvq_quic_connect_opts_t* opts,
+                                void* user_data,
+                                uvq_quic_conn_t** conn);
+
+/* Closes the connection with an application error code and reason
+ * (CONNECTION_CLOSE, RFC 9000, 10.2); the closed callback follows. */
+UVQ_EXTERN int uvq_quic_conn_close(uvq_quic_conn_t* conn,
+                                   uint64_t app_error,
+                                   const char* reason);
+
+UVQ_EXTERN void* uvq_quic_conn_get_data(const uvq_quic_conn_t* conn);
+UVQ_EXTERN void uvq_quic_conn_set_data(uvq_quic_conn_t* conn, void* data);
+UVQ_EXTERN uvq_quic_endpoint_t* uvq_quic_conn_endpoint(uvq_quic_conn_t* conn);
+UVQ_EXTERN int uvq_quic_conn_is_server(const uvq_quic_conn_t* conn);
+/* The negotiated ALPN protocol (not NUL-terminated), or NULL before the
+ * handshake. */
+UVQ_EXTERN const char* uvq_quic_conn_alpn(const uvq_quic_conn_t* conn,
+                                          size_t* len);
+/* The peer's address and the local address of the current path. */
+UVQ_EXTERN int uvq_quic_conn_get_path(const uvq_quic_conn_t* conn,
+                                      struct sockaddr_storage* local,
+                                      struct sockaddr_storage* remote);
+UVQ_EXTERN int uvq_quic_conn_get_stats(uvq_quic_conn_t* conn,
+                                       uvq_quic_conn_stats_t* stats);
+/* Initiates a key update (RFC 9001, 6). UV_EAGAIN before the handshake is
+ * confirmed or while the previous update is in progress. */
+UVQ_EXTERN int uvq_quic_conn_update_key(uvq_quic_conn_t* conn);
+/* Client: moves the connection to a new local address (port 0 picks one),
+ * validating the new path (RFC 9000, 9). */
+UVQ_EXTERN int uvq_quic_conn_migrate(uvq_quic_conn_t* conn,
+                                     const struct sockaddr* local);
+
+/* Opens a stream. bidi: 1 for bidirectional. UV_EAGAIN when the peer's
+ * stream limit is reached (streams_available says when to retry). */
+UVQ_EXTERN int uvq_quic_stream_open(uvq_quic_conn_t* conn,
+                                    int bidi,
+                                    int64_t* stream_id);
+
+/* Queues bufs on the stream; fin ends the stream after them. The buffers
+ * are sent without copying and must stay valid until cb. UV_EINVAL,
+ * UV_ENOENT (no such stream), UV_EPIPE (the stream's sending side is
+ * finished or reset). */
+UVQ_EXTERN int uvq_quic_stream_write(uvq_quic_write_t* req,
+                                     uvq_quic_conn_t* conn,
+                                     int64_t stream_id,
+                                     const uv_buf_t bufs[],
+                                     unsigned int nbufs,
+                                     int fin,
+                                     uvq_quic_write_cb cb);
+
+/* Returns n bytes of flow-control credit on the stream (and the
+ * connection): call it as the application consumes data, so that a slow
+ * reader holds the sender back instead of growing memory. */
+UVQ_EXTERN int uvq_quic_stream_consume(uvq_quic_conn_t* conn,
+                                       int64_t stream_id,
+                                       size_t n);
+
+/* Abruptly ends the sending side (RESET_STREAM) and/or asks the peer to
+ * stop sending (STOP_SENDING), with an application error code. */
+#define UVQ_QUIC_SHUT_WRITE 1
+#define UVQ_QUIC_SHUT_READ 2
+UVQ_EXTERN int uvq_quic_stream_shutdown(uvq_quic_conn_t* conn,
+                                        int64_t stream_id,
+                                        int how,
+                                        uint64_t app_error);
+
+UVQ_EXTERN int uvq_quic_stream_set_data(uvq_quic_conn_t* conn,
+                                        int64_t stream_id,
+                                        void* data);
+UVQ_EXTERN void* uvq_quic_stream_get_data(uvq_quic_conn_t* conn,
+                                          int64_t stream_id);
+
+/* Sends an RFC 9221 datagram (copied). *id, if not NULL, identifies it in
+ * the datagram_acked/lost callbacks. UV_ENOTSUP when the peer does not
+ * accept datagrams, UV_EMSGSIZE when it is larger than the peer accepts,
+ * UV_EAGAIN when too many are queued. */
+UVQ_EXTERN int uvq_quic_datagram_send(uvq_quic_conn_t* conn,
+                                      const uv_buf_t bufs[],
+                                      unsigned int nbufs,
+                                      uint64_t* id);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* UVQ_QUIC_H */

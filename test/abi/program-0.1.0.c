@@ -1,0 +1,232 @@
+/* A program written for, and compiled against, the headers of uvq 0.1.0
+ * (test/abi/0.1.0/, copied unchanged from that release), run against the
+ * library of this tree: the proof that the ABI grows without breaking
+ * programs built before.
+ *
+ * What it uses is what 0.1.0 programs called: uvq_udp_try_send_batch() and
+ * uvq_udp_send_batch() without flags; uvq_quic_config_t, the connect
+ * options and uvq_h3_config_t at version 2; the callback structs as they
+ * were. It moves datagrams over loopback, serves one HTTP/3 request from
+ * an uvq server to an uvq client, and makes a raw QUIC handshake with the
+ * old connect options; every step is checked, and it prints "ok" at the
+ * end. argv[1] and argv[2]: a certificate and key for "localhost". */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "uvq/h3.h"
+
+#define CHECK(x)                                                        \
+  do {                                                                  \
+    if (!(x)) {                                                         \
+      fprintf(stderr, "%s:%d: %s failed\n", __FILE__, __LINE__, #x);    \
+      exit(1);                                                          \
+    }                                                                   \
+  } while (0)
+
+static const char body_text[] = "served to a 0.1.0 program\n";
+
+struct state {
+  uv_loop_t loop;
+  /* UDP */
+  uvq_udp_t rx;
+  uvq_udp_t tx;
+  char rxbuf[2048];
+  int datagrams;
+  int send_cb_status;
+  int send_cbs;
+  /* HTTP/3 */
+  uvq_h3_t* server;
+  uvq_h3_t* client;
+  int requests;
+  int status;
+  char body[256];
+  size_t bodylen;
+  int dones;
+  uint64_t done_code;
+  /* QUIC */
+  uvq_quic_endpoint_t* raw;
+  int raw_handshakes;
+  int closes;
+};
+
+static struct state st;
+
+static void on_alloc(uvq_udp_t* h, size_t suggested, uv_buf_t* buf) {
+  (void) h;
+  (void) suggested;
+  *buf = uv_buf_init(st.rxbuf, sizeof(st.rxbuf));
+}
+
+static void on_recv(uvq_udp_t* h, const uvq_udp_recv_t* r) {
+  (void) h;
+  if (r->nread == 3 && memcmp(r->buf->base, "abc", 3) == 0)
+    st.datagrams++;
+}
+
+static void on_sent(uvq_udp_send_t* req, int status) {
+  (void) req;
+  st.send_cbs++;
+  st.send_cb_status = status;
+}
+
+static void on_udp_closed(uvq_udp_t* h) {
+  (void) h;
+  st.closes++;
+}
+
+static void on_request(uvq_h3_req_t* req) {
+  uvq_h3_body_t body;
+
+  st.requests++;
+  memset(&body, 0, sizeof(body));
+  body.kind = UVQ_H3_BODY_MEMORY;
+  body.data = body_text;
+  body.len = strlen(body_text);
+  CHECK(uvq_h3_respond(req, 200, NULL, 0, &body) == 0);
+}
+
+static void on_response(uvq_h3_req_t* req, int status) {
+  (void) req;
+  st.status = status;
+}
+
+static void on_body(uvq_h3_req_t* req, const uint8_t* data, size_t len) {
+  (void) req;
+  CHECK(st.bodylen + len <= sizeof(st.body));
+  memcpy(st.body + st.bodylen, data, len);
+  st.bodylen += len;
+}
+
+static void on_done(uvq_h3_req_t* req, uint64_t code) {
+  if (uvq_h3_req_h3(req) == st.client) {
+    st.dones++;
+    st.done_code = code;
+  }
+}
+
+static void on_connected(uvq_h3_t* h3, const uvq_quic_error_t* err) {
+  uvq_h3_req_t* req;
+
+  CHECK(err == NULL);
+  CHECK(uvq_h3_request(h3, "GET", NULL, NULL, "/x", NULL, 0, NULL, NULL,
+                       &req) == 0);
+}
+
+static void on_h3_closed(uvq_h3_t* h3) {
+  (void) h3;
+  st.closes++;
+}
+
+static void on_raw_handshake(uvq_quic_conn_t* conn) {
+  st.raw_handshakes++;
+  CHECK(uvq_quic_conn_close(conn, 0, NULL) == 0);
+}
+
+static void on_raw_closed(uvq_quic_endpoint_t* ep) {
+  (void) ep;
+  st.closes++;
+}
+
+static void run_until(int* counter, int n) {
+  int i;
+
+  for (i = 0; i < 100000 && *counter < n; i++)
+    uv_run(&st.loop, UV_RUN_ONCE);
+  CHECK(*counter >= n);
+}
+
+int main(int argc, char** argv) {
+  struct sockaddr_storage to;
+  struct sockaddr_storage srv;
+  struct sockaddr_in any;
+  uvq_quic_config_t cfg;
+  uvq_quic_config_t ccfg;
+  uvq_h3_config_t h3cfg;
+  uvq_h3_callbacks_t cb;
+  uvq_quic_callbacks_t qcb;
+  uvq_quic_connect_opts_t opts;
+  uvq_quic_conn_t* conn;
+  uvq_udp_mmsg_t msg;
+  uvq_udp_send_t req;
+  uv_buf_t payload;
+  int len;
+
+  CHECK(argc == 3);
+  CHECK(uv_loop_init(&st.loop) == 0);
+  CHECK(uv_ip4_addr("127.0.0.1", 0, &any) == 0);
+
+  /* UDP: both 0.1.0 batch-send calls, without flags. */
+  CHECK(uvq_udp_init(&st.loop, &st.rx) == 0);
+  CHECK(uvq_udp_init(&st.loop, &st.tx) == 0);
+  CHECK(uvq_udp_bind(&st.rx, (const struct sockaddr*) &any, 0) == 0);
+  CHECK(uvq_udp_bind(&st.tx, (const struct sockaddr*) &any, 0) == 0);
+  len = sizeof(to);
+  CHECK(uvq_udp_getsockname(&st.rx, (struct sockaddr*) &to, &len) == 0);
+  CHECK(uvq_udp_recv_start2(&st.rx, on_alloc, on_recv) == 0);
+  payload = uv_buf_init("abc", 3);
+  memset(&msg, 0, sizeof(msg));
+  msg.bufs = &payload;
+  msg.nbufs = 1;
+  msg.addr = (const struct sockaddr*) &to;
+  msg.ecn = -1;
+  CHECK(uvq_udp_try_send_batch(&st.tx, &msg, 1) == 1);
+  CHECK(uvq_udp_send_batch(&req, &st.tx, &msg, 1, on_sent) == 0);
+  run_until(&st.datagrams, 2);
+  run_until(&st.send_cbs, 1);
+  CHECK(st.send_cb_status == 0);
+
+  /* HTTP/3 with version 2 configurations and 0.1.0's callbacks. */
+  uvq_quic_config_default(&cfg);
+  CHECK(cfg.version == 2);
+  cfg.cert_file = argv[1];
+  cfg.key_file = argv[2];
+  uvq_h3_config_default(&h3cfg);
+  CHECK(h3cfg.version == 2);
+  memset(&cb, 0, sizeof(cb));
+  cb.request = on_request;
+  cb.response = on_response;
+  cb.body = on_body;
+  cb.done = on_done;
+  cb.connected = on_connected;
+  CHECK(uvq_h3_server_new(&st.loop, &cfg, &h3cfg, &cb, NULL, &st.server) == 0);
+  CHECK(uvq_h3_listen(st.server, (const struct sockaddr*) &any) == 0);
+  len = sizeof(srv);
+  CHECK(uvq_udp_getsockname(uvq_quic_endpoint_udp(uvq_h3_endpoint(st.server)),
+                            (struct sockaddr*) &srv, &len) == 0);
+  uvq_quic_config_default(&ccfg);
+  ccfg.ca_file = argv[1];
+  CHECK(uvq_h3_client_new(&st.loop, &ccfg, &h3cfg, &cb, NULL, &st.client) == 0);
+  CHECK(uvq_h3_connect(st.client, (const struct sockaddr*) &srv,
+                       "localhost") == 0);
+  run_until(&st.dones, 1);
+  CHECK(st.requests == 1);
+  CHECK(st.status == 200);
+  CHECK(st.bodylen == strlen(body_text));
+  CHECK(memcmp(st.body, body_text, st.bodylen) == 0);
+  CHECK(st.done_code == UVQ_H3_NO_ERROR);
+
+  /* A raw QUIC client with 0.1.0's connect options (version 2). */
+  memset(&qcb, 0, sizeof(qcb));
+  qcb.handshake_done = on_raw_handshake;
+  CHECK(uvq_quic_endpoint_new(&st.loop, &ccfg, &qcb, NULL, &st.raw) == 0);
+  CHECK(uvq_quic_endpoint_bind(st.raw, (const struct sockaddr*) &any) == 0);
+  memset(&opts, 0, sizeof(opts));
+  opts.version = UVQ_QUIC_CONFIG_VERSION;
+  CHECK(opts.version == 2);
+  opts.server_name = "localhost";
+  CHECK(uvq_quic_connect(st.raw, (const struct sockaddr*) &srv, &opts, NULL,
+                         &conn) == 0);
+  run_until(&st.raw_handshakes, 1);
+
+  uvq_quic_endpoint_close(st.raw, on_raw_closed);
+  uvq_h3_close(st.client, on_h3_closed);
+  uvq_h3_close(st.server, on_h3_closed);
+  uvq_udp_close(&st.rx, on_udp_closed);
+  uvq_udp_close(&st.tx, on_udp_closed);
+  CHECK(uv_run(&st.loop, UV_RUN_DEFAULT) == 0);
+  CHECK(st.closes == 5);
+  CHECK(uv_loop_close(&st.loop) == 0);
+  printf("ok\n");
+  return 0;
+}
