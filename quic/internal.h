@@ -233,6 +233,8 @@ struct uvq_quic_endpoint_s {
   FILE* keylog;
 
   uint8_t static_secret[32];   /* stateless reset and token keys */
+  uint8_t ticket_key[32];      /* session tickets (ticket-keys.c) */
+  uint8_t ticket_name[16];
   /* Server: cfg.preferred_address_ipv4/_ipv6, copied (cfg's pointers are
    * NULL); a port of 0 is filled in from the socket at bind time. */
   struct sockaddr_in preferred_v4;
@@ -314,6 +316,9 @@ int uvq__quic_callbacks_load(int version,
 
 /* tls.c */
 int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep);
+/* Seals the server's session tickets with a key derived from static_secret
+ * (ticket-keys.c): 0 or UV_EIO. */
+int uvq__tls_ticket_keys(uvq_quic_endpoint_t* ep);
 void uvq__tls_endpoint_free(uvq_quic_endpoint_t* ep);
 int uvq__tls_conn_init(uvq_quic_conn_t* c,
                        const char* server_name,

@@ -83,6 +83,7 @@
   TEST_ENTRY(quic_workers_migration) \
   TEST_ENTRY(quic_workers_shared_secrets) \
   TEST_ENTRY(quic_workers_dead_worker_reset) \
+  TEST_ENTRY(quic_workers_resume) \
   TEST_ENTRY(quic_workers_nat_rebinding) \
   /* end of list */
 

@@ -967,3 +967,85 @@ TEST_IMPL(quic_workers_dead_worker_reset) {
   qt_teardown(&t);
   return 0;
 }
+
+/* --- resumption across workers --------------------------------------------- */
+
+#define RESUME_EARLY_BYTES 3000
+
+static int got_ticket(void* arg) {
+  return ((qt_t*) arg)->client.tickets > 0;
+}
+
+static int server_fin(void* arg) {
+  qt_side_t* w = arg;
+
+  return w->nconns == 1 && w->conns[0]->fins == 1 &&
+         w->conns[0]->handshakes == 1;
+}
+
+/* A ticket worker 0 issued resumes a connection at worker 1, with 0-RTT:
+ * the ticket key derives from the shared static_secret. Through the relay,
+ * so that each connection goes to the worker the test names. */
+TEST_IMPL(quic_workers_resume) {
+  uvq_quic_conn_stats_t cst;
+  uvq_quic_conn_stats_t sst;
+  relay_t* r;
+  qt_side_t* w1;
+  qt_conn_t* c;
+  int namelen;
+  int64_t id;
+  qt_t t;
+
+  r = calloc(1, sizeof(*r));
+  ASSERT_NOT_NULL(r);
+  qt_init(&t, "127.0.0.1", RESUME_EARLY_BYTES);
+  worker_config(&t, &t.server.cfg, 0);
+  qt_start_server(&t);
+  w1 = calloc(1, sizeof(*w1));
+  ASSERT_NOT_NULL(w1);
+  w1->auto_consume = 1;
+  worker_config(&t, &w1->cfg, 1);
+  ASSERT_OK(qt_side_new(&t, w1, 1));
+  make_addr(&w1->addr, "127.0.0.1", 0);
+  ASSERT_OK(uvq_quic_endpoint_bind(w1->ep, (struct sockaddr*) &w1->addr));
+  namelen = sizeof(w1->addr);
+  ASSERT_OK(uvq_udp_getsockname(uvq_quic_endpoint_udp(w1->ep),
+                                (struct sockaddr*) &w1->addr, &namelen));
+  relay_start(&t, r);
+  r->first_to = t.server.addr;
+  r->then_to = t.server.addr;
+  qt_start_client(&t);
+  t.server.addr = r->front_addr;
+
+  c = qt_connect(&t);
+  qt_run_until(&t, qt_conn_handshaken, c, QT_WAIT_MS);
+  qt_run_until(&t, got_ticket, &t, QT_WAIT_MS);
+  ASSERT_EQ(1, t.server.nconns);
+  t.in_api++;
+  ASSERT_OK(uvq_quic_conn_close(c->conn, 0, NULL));
+  t.in_api--;
+  qt_run_until_closed(&t, c);
+
+  /* Everything from now on goes to worker 1. */
+  r->first_to = w1->addr;
+  r->then_to = w1->addr;
+  c = qt_connect_ticket(&t, t.client.ticket, t.client.ticketlen);
+  id = qt_open_bidi(c);
+  qt_write(c, id, RESUME_EARLY_BYTES, 1);
+  qt_run_until(&t, server_fin, w1, QT_WAIT_MS);
+  qt_assert_stream(w1->conns[0], id, RESUME_EARLY_BYTES);
+  qt_run_until(&t, qt_conn_handshaken, c, QT_WAIT_MS);
+  ASSERT_OK(uvq_quic_conn_get_stats(c->conn, &cst));
+  ASSERT_OK(uvq_quic_conn_get_stats(w1->conns[0]->conn, &sst));
+  ASSERT_EQ(1, cst.resumed);
+  ASSERT_EQ(1, sst.resumed);
+  ASSERT_EQ(UVQ_QUIC_0RTT_ACCEPTED, cst.zero_rtt);
+  ASSERT_EQ(UVQ_QUIC_0RTT_ACCEPTED, sst.zero_rtt);
+  ASSERT_EQ(1, t.server.nconns);
+
+  finish_worker(&t, w1);
+  relay_stop(r);
+  qt_teardown(&t);
+  free(r);
+  return 0;
+}
