@@ -81,6 +81,8 @@ files_for() {
     transfer|http3|chacha20|keyupdate|ecn|v2) echo small large ;;
     multiplexing) seq -f 'm%g' 1 30 | tr '\n' ' ' ;;
     resumption|zerortt) echo small m1 m2 ;;
+    handshakeloss|handshakecorruption|multiconnect) echo m1 m2 m3 ;;
+    transferloss|transfercorruption|connectionmigration|ipv6) echo small large ;;
     *) echo small ;;
   esac
 }
@@ -119,26 +121,29 @@ check_case() {
       [ "$rx" -ge 2 ] && [ "$tx" -ge 2 ] || { echo "key phase changes: rx $rx tx $tx"; return 1; } ;;
     ecn)
       grep -Eq "Received packet: .* ecn=0x[23] " "$log" || { echo "no ECT packet received by the peer"; return 1; } ;;
+    connectionmigration)
+      # The client moved to the server's preferred address: the peer
+      # received (as server) or sent (as client) packets there.
+      grep -Eq "(local|remote)=\[$pref4\]" "$log" || { echo "no packet at the preferred address $pref4"; return 1; } ;;
   esac
   return 0
 }
 
-cases=(handshake transfer multiplexing chacha20 retry resumption zerortt
-       http3 keyupdate v2 ecn)
-
-# ---- uvq as server, gtlsclient as client ----------------------------------
-for tc in "${cases[@]}"; do
+# server_case TC ADDR: uvq-h3-server through run_endpoint in namespace B,
+# gtlsclient in A fetching from ADDR (server or [v6]).
+server_case() {
+  local tc=$1 host=$2 spid rc why gopts urls files f
   read -r -a files <<<"$(files_for "$tc")"
   rm -rf "$tmp/dl"; mkdir -p "$tmp/dl" "$tmp/qlog-s"
   ip netns exec "$NS_B" env ROLE=server TESTCASE="$tc" UVQ_RUNNER_ALPN=h3 \
     UVQ_BIN="$build/tools" UVQ_WWW="$tmp/www" UVQ_CERTS="$tmp/certs" \
-    UVQ_PORT=$port UVQ_LISTEN=0.0.0.0 QLOGDIR="$tmp/qlog-s" \
-    SSLKEYLOGFILE="$tmp/keys-s.log" \
+    UVQ_PORT=$port UVQ_LISTEN=:: QLOGDIR="$tmp/qlog-s" \
+    UVQ_PREFERRED_IPV4=$pref4 SSLKEYLOGFILE="$tmp/keys-s.log" \
     "$endpoint" >"$tmp/s-$tc.out" 2>"$tmp/s-$tc.err" &
   spid=$!
   pids+=("$spid")
   for _ in $(seq 50); do grep -q '^listening on' "$tmp/s-$tc.out" && break; sleep 0.1; done
-  gopts=(--exit-on-all-streams-close --timeout=30s --download="$tmp/dl")
+  gopts=(--exit-on-all-streams-close --timeout=180s --download="$tmp/dl")
   case $tc in
     chacha20) gopts+=("--ciphers=NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+CHACHA20-POLY1305") ;;
     keyupdate) gopts+=(--key-update=100ms) ;;
@@ -148,59 +153,105 @@ for tc in "${cases[@]}"; do
   urls=()
   for f in "${files[@]}"; do urls+=("https://server:$port/$f"); done
   rc=0
-  if [ "$tc" = resumption ] || [ "$tc" = zerortt ]; then
-    rm -f "$tmp/sess" "$tmp/tp"
-    ip netns exec "$NS_A" "$gtlsclient" "${gopts[@]}" --session-file="$tmp/sess" \
-      --tp-file="$tmp/tp" "$ADDR_B4" $port "${urls[0]}" >"$tmp/c1-$tc.log" 2>&1 || rc=$?
-    ip netns exec "$NS_A" "$gtlsclient" "${gopts[@]}" --session-file="$tmp/sess" \
-      --tp-file="$tmp/tp" "$ADDR_B4" $port "${urls[@]:1}" >"$tmp/c-$tc.log" 2>&1 || rc=$?
-  else
-    ip netns exec "$NS_A" "$gtlsclient" "${gopts[@]}" "$ADDR_B4" $port "${urls[@]}" \
-      >"$tmp/c-$tc.log" 2>&1 || rc=$?
-  fi
+  case $tc in
+    resumption|zerortt)
+      rm -f "$tmp/sess" "$tmp/tp"
+      ip netns exec "$NS_A" "$gtlsclient" "${gopts[@]}" --session-file="$tmp/sess" \
+        --tp-file="$tmp/tp" "$host" $port "${urls[0]}" >"$tmp/c1-$tc.log" 2>&1 || rc=$?
+      ip netns exec "$NS_A" "$gtlsclient" "${gopts[@]}" --session-file="$tmp/sess" \
+        --tp-file="$tmp/tp" "$host" $port "${urls[@]:1}" >"$tmp/c-$tc.log" 2>&1 || rc=$?
+      ;;
+    handshakeloss|handshakecorruption|multiconnect)
+      : >"$tmp/c-$tc.log"
+      for f in "${urls[@]}"; do
+        ip netns exec "$NS_A" "$gtlsclient" "${gopts[@]}" "$host" $port "$f" \
+          >>"$tmp/c-$tc.log" 2>&1 || rc=$?
+      done
+      ;;
+    *)
+      ip netns exec "$NS_A" "$gtlsclient" "${gopts[@]}" "$host" $port "${urls[@]}" \
+        >"$tmp/c-$tc.log" 2>&1 || rc=$?
+      ;;
+  esac
   kill -TERM "$spid" 2>/dev/null; sleep 0.2; kill -TERM "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
   why=$(check_files "$tmp/dl" "${files[@]}") && why=$(check_case "$tc" "$tmp/c-$tc.log" server)
   if [ $rc -eq 0 ] && [ -z "$why" ]; then
-    ok "server, $tc: gtlsclient got every file$( [ "$tc" = resumption ] || [ "$tc" = zerortt ] && echo ' over two connections')"
+    ok "server, $tc: gtlsclient got every file"
   else
     not_ok "server, $tc" "gtlsclient rc=$rc; $why" "$(tail -n 5 "$tmp/c-$tc.log")" "$(tail -n 5 "$tmp/s-$tc.err")"
   fi
-done
+}
 
-# ---- uvq as client, gtlsserver as server -----------------------------------
-for tc in "${cases[@]}"; do
+# client_case TC ADDR: gtlsserver in namespace B on ADDR, uvq-h3-client
+# through run_endpoint in A.
+client_case() {
+  local tc=$1 host=$2 url_host spid rc why sopts urls files f
   read -r -a files <<<"$(files_for "$tc")"
   rm -rf "$tmp/dl"
   sopts=(-d "$tmp/www")
   case $tc in
     retry) sopts+=(-V) ;;
     v2) sopts+=(--preferred-versions=v2,v1) ;;
+    connectionmigration) sopts+=(--preferred-ipv4-addr="$pref4:$((port + 1))") ;;
+    handshakeloss|handshakecorruption) sopts+=(--timeout=180s) ;;
   esac
-  ip netns exec "$NS_B" "$gtlsserver" "${sopts[@]}" "$ADDR_B4" $port \
+  ip netns exec "$NS_B" "$gtlsserver" "${sopts[@]}" "$host" $port \
     "$tmp/certs/priv.key" "$tmp/certs/cert.pem" >"$tmp/g-$tc.log" 2>&1 &
   spid=$!
   pids+=("$spid")
   sleep 0.3
+  url_host=$host
+  case $host in *:*) url_host="[$host]" ;; esac
   urls=()
-  for f in "${files[@]}"; do urls+=("https://$ADDR_B4:$port/$f"); done
+  for f in "${files[@]}"; do urls+=("https://$url_host:$port/$f"); done
   ip netns exec "$NS_A" env ROLE=client TESTCASE="$tc" UVQ_RUNNER_ALPN=h3 \
     UVQ_BIN="$build/tools" UVQ_DOWNLOADS="$tmp/dl" UVQ_CERTS="$tmp/certs" \
     QLOGDIR="$tmp/qlog-c-$tc" SSLKEYLOGFILE="$tmp/keys-c.log" REQUESTS="${urls[*]}" \
-    timeout 60 "$endpoint" >"$tmp/e-$tc.out" 2>"$tmp/e-$tc.err"
+    timeout 200 "$endpoint" >"$tmp/e-$tc.out" 2>"$tmp/e-$tc.err"
   rc=$?
   kill -TERM "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
   why=$(check_files "$tmp/dl" "${files[@]}") && why=$(check_case "$tc" "$tmp/g-$tc.log" client)
-  if [ "$tc" = resumption ] || [ "$tc" = zerortt ]; then
-    # Two connections, one after the other.
-    [ -n "$why" ] || [ "$(grep -c 'negotiated version' "$tmp/g-$tc.log")" -ge 2 ] ||
-      why="not two connections"
-  fi
+  case $tc in
+    resumption|zerortt)
+      [ -n "$why" ] || [ "$(grep -c 'negotiated version' "$tmp/g-$tc.log")" -ge 2 ] ||
+        why="not two connections" ;;
+  esac
   if [ $rc -eq 0 ] && [ -z "$why" ]; then
     ok "client, $tc: every file from gtlsserver"
   else
     not_ok "client, $tc" "run_endpoint rc=$rc; $why" "$(tail -n 5 "$tmp/e-$tc.err")" "$(tail -n 3 "$tmp/g-$tc.log")"
   fi
+}
+
+# both TC [ADDR]: the case in each role.
+both() {
+  server_case "$1" "${2:-$ADDR_B4}"
+  client_case "$1" "${2:-$ADDR_B4}"
+}
+
+# The server's second address on the link, its preferred one.
+pref4=10.77.0.3
+ip -n "$NS_B" addr add $pref4/24 dev b0
+
+# The runner's plain link.
+for tc in handshake transfer multiplexing chacha20 retry resumption zerortt \
+          http3 keyupdate v2 ecn multiconnect connectionmigration; do
+  both "$tc"
 done
+both ipv6 "$ADDR_B6"
+
+# The cases with a link of their own (the runner's values, rounded: a long
+# RTT; random loss; bit flips in the UDP payload with the checksum fixed,
+# so that only the AEAD can tell).
+wire() {
+  UVQ_WIRE=$wire_bin "$top/test/wire/wire-netns.sh" wire "$prefix" -- \
+    --rate 10 --queue-pkts 25 "$@"
+}
+wire --delay 375; both longrtt
+wire --delay 15 --loss 30 --seed 7; both handshakeloss
+wire --delay 15 --loss 2 --seed 8; both transferloss
+wire --delay 15 --corrupt 30 --seed 9; both handshakecorruption
+wire --delay 15 --corrupt 2 --seed 10; both transfercorruption
 
 echo "1..$n"
 if [ $failed -eq 0 ]; then echo "# all passed"; else echo "# $failed failed"; fi

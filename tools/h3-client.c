@@ -189,19 +189,7 @@ static void usage(FILE* f) {
 "answer or connection lost; 4 TLS handshake failed; 5 local file error.\n");
 }
 
-static void usage_error(const char* fmt, ...)
-    __attribute__((format(printf, 1, 2), noreturn));
-
-static void usage_error(const char* fmt, ...) {
-  va_list ap;
-
-  fprintf(stderr, "%s: ", "uvq-h3-client");
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "\nTry 'uvq-h3-client --help'.\n");
-  exit(TOOL_EXIT_USAGE);
-}
+#define usage_error(...) tool_usage_error("uvq-h3-client", __VA_ARGS__)
 
 static void* xmalloc(size_t n) {
   void* p;

@@ -122,19 +122,7 @@ static void usage(FILE* f) {
 "2 for a bad command line.\n");
 }
 
-static void usage_error(const char* fmt, ...)
-    __attribute__((format(printf, 1, 2), noreturn));
-
-static void usage_error(const char* fmt, ...) {
-  va_list ap;
-
-  fprintf(stderr, "%s: ", "uvq-h3-server");
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "\nTry 'uvq-h3-server --help'.\n");
-  exit(TOOL_EXIT_USAGE);
-}
+#define usage_error(...) tool_usage_error("uvq-h3-server", __VA_ARGS__)
 
 /* Reads the counters while the endpoint still exists: they cannot be read
  * once it has closed. */

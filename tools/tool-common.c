@@ -2,6 +2,7 @@
 #include "tool-common.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,4 +283,15 @@ int tool_describe_error(const uvq_quic_error_t* e, char* buf, size_t len) {
                (unsigned long long) e->code, reason);
       return TOOL_EXIT_CONNECT;
   }
+}
+
+void tool_usage_error(const char* tool, const char* fmt, ...) {
+  va_list ap;
+
+  fprintf(stderr, "%s: ", tool);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\nTry '%s --help'.\n", tool);
+  exit(TOOL_EXIT_USAGE);
 }

@@ -19,6 +19,11 @@
 
 /* Parses "cubic", "bbr" or "reno" into *cc (enum uvq_quic_cc). Returns 0 or
  * -1. */
+/* Prints "TOOL: message" and a hint to --help on stderr, and exits with
+ * TOOL_EXIT_USAGE. */
+void tool_usage_error(const char* tool, const char* fmt, ...)
+    __attribute__((format(printf, 2, 3), noreturn));
+
 int tool_parse_cc(const char* s, int* cc);
 
 /* Checks a --ciphersuites list: colon-separated TLS 1.3 suite names uvq
