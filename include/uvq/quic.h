@@ -198,7 +198,9 @@ typedef struct uvq_quic_config_s {
   const struct sockaddr_in* preferred_address_ipv4;
   const struct sockaddr_in6* preferred_address_ipv6;
 
-  /* Workers (4): several endpoints, each on its own loop and thread, serve
+  /* Workers (appended after version 4 without a version of their own yet:
+   * UVQ_QUIC_CONFIG_VERSION and the compatibility layouts still have to
+   * take them in). Several endpoints, each on its own loop and thread, serve
    * one port from sockets in one SO_REUSEPORT group. worker_count: the
    * endpoints in the group, 1 to 256; 0 (the default): not a worker
    * (connection IDs are wholly random, the socket is bound alone).
