@@ -128,7 +128,7 @@ static int conn_alloc(uvq_quic_endpoint_t* ep, int server, ngtcp2_cid* scid,
   if (c == NULL)
     return UV_ENOMEM;
   scid->datalen = UVQ__SCID_LEN;
-  err = uvq__ep_rand(scid->data, scid->datalen);
+  err = uvq__ep_make_cid(ep, scid->data, scid->datalen);
   if (err == 0)
     err = uvq__cidmap_init(&c->streams);
   if (err) {
@@ -200,7 +200,7 @@ int uvq__conn_new_server(uvq_quic_endpoint_t* ep,
   if (ep->has_preferred_v4 || ep->has_preferred_v6) {
     ngtcp2_preferred_addr* pa = &tp.preferred_addr;
     pa->cid.datalen = UVQ__SCID_LEN;
-    uvq__ep_rand(pa->cid.data, pa->cid.datalen);
+    uvq__ep_make_cid(ep, pa->cid.data, pa->cid.datalen);
     if (ngtcp2_crypto_generate_stateless_reset_token(
             pa->stateless_reset_token, ep->static_secret,
             sizeof(ep->static_secret), &pa->cid) != 0) {

@@ -197,6 +197,30 @@ typedef struct uvq_quic_config_s {
    * the port bound. A client validates the path and moves to it. */
   const struct sockaddr_in* preferred_address_ipv4;
   const struct sockaddr_in6* preferred_address_ipv6;
+
+  /* Workers (appended after version 4 without a version of their own yet:
+   * UVQ_QUIC_CONFIG_VERSION and the compatibility layouts still have to
+   * take them in). Several endpoints, each on its own loop and thread, serve
+   * one port from sockets in one SO_REUSEPORT group. worker_count: the
+   * endpoints in the group, 1 to 256; 0 (the default): not a worker
+   * (connection IDs are wholly random, the socket is bound alone).
+   * worker_index: this endpoint's place, 0 to worker_count - 1, which must
+   * also be its bind order (the kernel numbers a group's sockets in the
+   * order they were bound, and the steering program answers with that
+   * number). Every connection ID the endpoint issues is 18 octets in the
+   * QUIC-LB plaintext layout (draft-ietf-quic-load-balancers): first octet
+   * 0x11 (config rotation 0, self-encoded length 17), then a 2-octet server
+   * ID, lb_server_id then worker_index, then 15 random octets. With
+   * worker_count above 1, uvq_quic_endpoint_bind binds with
+   * UVQ_UDP_REUSEPORT and attaches the steering program (Linux; see
+   * uvq_quic_endpoint_stats_t.steering). Give every worker the same
+   * static_secret, so that any of them validates the Retry tokens and
+   * produces the stateless resets of another. lb_server_id (0 to 255)
+   * tells this machine apart from others behind one QUIC-LB load
+   * balancer; 0 by default. Out-of-range values are UV_EINVAL. */
+  unsigned int worker_index;
+  unsigned int worker_count;
+  unsigned int lb_server_id;
 } uvq_quic_config_t;
 
 /* uvq_quic_config_default(config): fills config with the defaults, in
@@ -299,6 +323,21 @@ typedef struct uvq_quic_conn_stats_s {
   uint64_t reserved[16];
 } uvq_quic_conn_stats_t;
 
+/* How datagrams find their worker (uvq_quic_endpoint_stats_t.steering). */
+enum uvq_quic_steering {
+  /* Not a worker group (worker_count 0 or 1), or not bound yet. */
+  UVQ_QUIC_STEERING_NONE = 0,
+  /* The reuseport BPF program steers each datagram to the worker its
+   * destination connection ID names; Initials with a client-chosen ID
+   * are spread by that ID. */
+  UVQ_QUIC_STEERING_BPF = 1,
+  /* The program could not be attached (not Linux, or the kernel refused
+   * it: steering_error says why): the kernel's 4-tuple hash picks the
+   * worker, so a client whose address changes reaches another worker and
+   * loses its connection. */
+  UVQ_QUIC_STEERING_KERNEL_HASH = 2
+};
+
 typedef struct uvq_quic_endpoint_stats_s {
   uint64_t connections_accepted;
   uint64_t connections_refused;  /* over max_connections/max_handshakes */
@@ -306,7 +345,14 @@ typedef struct uvq_quic_endpoint_stats_s {
   uint64_t version_negotiations; /* Version Negotiation packets sent */
   uint64_t retries;              /* Retry packets sent */
   uint64_t stateless_resets;     /* Stateless Reset packets sent */
-  uint64_t reserved[16];
+  /* Workers: short-header packets for no known connection whose ID names
+   * another worker of the group (steering did not deliver them there). */
+  uint64_t packets_misrouted;
+  uint64_t steering;             /* enum uvq_quic_steering */
+  /* With UVQ_QUIC_STEERING_KERNEL_HASH: why the program was not attached,
+   * a negative UV_E* code (UV_ENOTSUP where the platform has none). */
+  int64_t steering_error;
+  uint64_t reserved[13];
 } uvq_quic_endpoint_stats_t;
 
 /* Options for one client connection. */
