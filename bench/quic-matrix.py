@@ -265,15 +265,18 @@ http {
 
     # ---- servers ----
 
-    def uvq_server(self):
+    def uvq_server(self, workers=1, cpu=None):
+        # One worker unless a case asks for more: the server is pinned to
+        # one CPU, and the figures stay comparable with earlier runs.
         def ready(s):
             line = s.p.stdout.readline()
             if not line.startswith("listening on"):
                 raise RuntimeError("uvq-h3-server did not start: " + line + s.p.stderr.read())
             return int(line.split()[3])
         return Server([os.path.join(self.tools, "uvq-h3-server"), "--cert", self.cert, "--key",
-                       self.key, "--root", self.www, "--port", "0", "-q"],
-                      self.a.server_cpu, ready)
+                       self.key, "--root", self.www, "--port", "0", "-q",
+                       "--workers", str(workers)],
+                      self.a.server_cpu if cpu is None else cpu, ready)
 
     def gtls_server(self):
         port = free_port(socket.SOCK_DGRAM)

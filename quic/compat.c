@@ -87,6 +87,15 @@ struct uvq__quic_config_v1 {
   int pacing;
 };
 
+/* Version 3 appended retry, retry_threshold and tls_groups to version 2;
+ * version 4 appended the preferred addresses. */
+#define CONFIG_V3_USED \
+  (offsetof(uvq_quic_config_t, tls_groups) + sizeof(const char*))
+_Static_assert(offsetof(uvq_quic_config_t, preferred_address_ipv4) >=
+                   CONFIG_V3_USED,
+               "uvq_quic_config_t version 3 must stay a prefix of the current "
+               "layout: append new fields at the end");
+
 /* Version 2 is a prefix of every later version, up to and including
  * pacing; what follows pacing in a version 2 struct is padding, which must
  * not be read into the fields version 3 put there. */
@@ -99,11 +108,13 @@ _Static_assert(offsetof(uvq_quic_config_t, pacing) ==
 
 /* uvq_quic_connect_opts_t versions 1 to 3 and uvq_h3_config_t versions 1
  * to 3 are one layout each: until version 3 of uvq_quic_config_t they
- * carried its number. */
+ * carried its number. Connect options 4 appended quic_version. */
 #define CONNECT_OPTS_OLDEST 1
+#define CONNECT_OPTS_V3_USED offsetof(uvq_quic_connect_opts_t, quic_version)
 #define H3_CONFIG_OLDEST 1
 
-/* Callback structs: the size of each version. */
+/* Callback structs: the size of each version; 0 for one this library does
+ * not know. uvq_h3_callbacks_t version 2 appended session_ticket. */
 static size_t quic_callbacks_size(int version) {
   return version == 1 ? sizeof(uvq_quic_callbacks_t) : 0;
 }
@@ -113,7 +124,11 @@ static size_t quic_app_callbacks_size(int version) {
 }
 
 static size_t h3_callbacks_size(int version) {
-  return version == 1 ? sizeof(uvq_h3_callbacks_t) : 0;
+  if (version == 1)
+    return offsetof(uvq_h3_callbacks_t, session_ticket);
+  if (version == 2)
+    return sizeof(uvq_h3_callbacks_t);
+  return 0;
 }
 
 static void config_defaults(uvq_quic_config_t* cfg) {
@@ -169,6 +184,10 @@ static int config_store(int config_version, const uvq_quic_config_t* cur,
       *config = *cur;
       config->version = UVQ_QUIC_CONFIG_VERSION;
       return 0;
+    case 3:
+      memcpy(config, cur, CONFIG_V3_USED);
+      config->version = 3;
+      return 0;
     case 2:
       memset(&v2, 0, sizeof(v2));
       memcpy(&v2, cur, CONFIG_V2_USED);
@@ -220,6 +239,9 @@ int uvq__quic_config_load(const uvq_quic_config_t* in, uvq_quic_config_t* out) {
     case UVQ_QUIC_CONFIG_VERSION:
       *out = *in;
       return 0;
+    case 3:
+      memcpy(out, in, CONFIG_V3_USED);
+      break;
     case 2:
       memcpy(out, in, CONFIG_V2_USED);
       break;
@@ -239,7 +261,12 @@ int uvq__quic_connect_opts_load(const uvq_quic_connect_opts_t* in,
   if (in->version < CONNECT_OPTS_OLDEST ||
       in->version > UVQ_QUIC_CONNECT_OPTS_VERSION)
     return UV_EINVAL;
-  *out = *in;
+  if (in->version == UVQ_QUIC_CONNECT_OPTS_VERSION) {
+    *out = *in;
+  } else {
+    memset(out, 0, sizeof(*out));
+    memcpy(out, in, CONNECT_OPTS_V3_USED);
+  }
   out->version = UVQ_QUIC_CONNECT_OPTS_VERSION;
   return 0;
 }

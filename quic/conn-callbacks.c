@@ -39,6 +39,27 @@ static void* stream_data_of(const struct uvq__quic_stream* s) {
   return s != NULL ? s->user_data : NULL;
 }
 
+/* Client: the server offered a preferred address (RFC 9000, 9.6). The
+ * connection follows the one of its socket's family, from the same local
+ * address: ngtcp2 validates the new path and moves once it answers, and
+ * stays where it is if it does not. */
+static int cb_select_preferred_addr(ngtcp2_conn* conn,
+                                    ngtcp2_path* dest,
+                                    const ngtcp2_preferred_addr* paddr,
+                                    void* user_data) {
+  (void) user_data;
+  if (dest->local.addr->sa_family == AF_INET && paddr->ipv4_present)
+    ngtcp2_addr_copy_byte(&dest->remote,
+                          (const ngtcp2_sockaddr*) &paddr->ipv4,
+                          sizeof(paddr->ipv4));
+  else if (dest->local.addr->sa_family == AF_INET6 && paddr->ipv6_present)
+    ngtcp2_addr_copy_byte(&dest->remote,
+                          (const ngtcp2_sockaddr*) &paddr->ipv6,
+                          sizeof(paddr->ipv6));
+  (void) conn;
+  return 0;
+}
+
 static int cb_handshake_completed(ngtcp2_conn* conn, void* user_data) {
   uvq_quic_conn_t* c = user_data;
   size_t alpnlen;
@@ -302,7 +323,7 @@ static int cb_get_new_connection_id(ngtcp2_conn* conn,
 
   (void) conn;
   cid->datalen = cidlen;
-  if (uvq__ep_rand(cid->data, cidlen) != 0)
+  if (uvq__ep_make_cid(c->ep, cid->data, cidlen) != 0)
     return NGTCP2_ERR_CALLBACK_FAILURE;
   if (ngtcp2_crypto_generate_stateless_reset_token(
           token, c->ep->static_secret, sizeof(c->ep->static_secret), cid) !=
@@ -422,4 +443,6 @@ void uvq__conn_fill_callbacks(ngtcp2_callbacks* cb, int server) {
   cb->lost_datagram = cb_lost_datagram;
   cb->recv_stateless_reset = cb_recv_stateless_reset;
   cb->dcid_status = cb_dcid_status;
+  if (!server)
+    cb->select_preferred_addr = cb_select_preferred_addr;
 }

@@ -309,6 +309,14 @@ void uvq__conn_write(uvq_quic_conn_t* c, ngtcp2_tstamp ts) {
     written += (size_t) nwrite;
   }
   c->in_ngtcp2 = 0;
+  /* The connection's run ends here: the next connection's packets start
+   * their own message even on the same path. A GSO message stays one
+   * skb all the way into a receiver on the same host, and a reuseport
+   * steering program (uvq's workers, see steer-linux.c) sees only its
+   * first packet, so packets of two connections in one message would all
+   * reach the first one's worker. */
+  if (ep->ntx < UVQ__TX_MSGS && ep->txbufs[ep->ntx].len > 0)
+    ep->ntx++;
   ngtcp2_conn_update_pkt_tx_time(c->conn, ts);
   uvq__conn_run_pending_close(c);
   uvq__conn_schedule(c);

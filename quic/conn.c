@@ -55,10 +55,15 @@ static void fill_settings(uvq_quic_conn_t* c,
                                               : NGTCP2_CC_ALGO_CUBIC;
   st->max_tx_udp_payload_size = UVQ__MAX_UDP_PAYLOAD;
   st->no_pmtud = cfg->pmtud ? 0 : 1;
-  st->handshake_timeout =
-      (cfg->handshake_timeout_ms ? cfg->handshake_timeout_ms
-                                 : UVQ__DEFAULT_HANDSHAKE_MS) *
-      NGTCP2_MILLISECONDS;
+  /* ngtcp2's "none" is UINT64_MAX nanoseconds; a finite timeout that
+   * would overflow the conversion is as good as none. */
+  if (cfg->handshake_timeout_ms >= UINT64_MAX / NGTCP2_MILLISECONDS)
+    st->handshake_timeout = UINT64_MAX;
+  else
+    st->handshake_timeout =
+        (cfg->handshake_timeout_ms ? cfg->handshake_timeout_ms
+                                   : UVQ__DEFAULT_HANDSHAKE_MS) *
+        NGTCP2_MILLISECONDS;
   st->max_window = UVQ__MAX_WINDOW;
   st->max_stream_window = UVQ__MAX_STREAM_WINDOW;
   if (cfg->preferred_version == UVQ_QUIC_V2) {
@@ -123,7 +128,7 @@ static int conn_alloc(uvq_quic_endpoint_t* ep, int server, ngtcp2_cid* scid,
   if (c == NULL)
     return UV_ENOMEM;
   scid->datalen = UVQ__SCID_LEN;
-  err = uvq__ep_rand(scid->data, scid->datalen);
+  err = uvq__ep_make_cid(ep, scid->data, scid->datalen);
   if (err == 0)
     err = uvq__cidmap_init(&c->streams);
   if (err) {
@@ -190,6 +195,28 @@ int uvq__conn_new_server(uvq_quic_endpoint_t* ep,
     return UV_EIO;
   }
   tp.stateless_reset_token_present = 1;
+  /* The preferred address gets a connection ID of its own, sequence
+   * number 1 for ngtcp2, with its reset token (RFC 9000, 18.2). */
+  if (ep->has_preferred_v4 || ep->has_preferred_v6) {
+    ngtcp2_preferred_addr* pa = &tp.preferred_addr;
+    pa->cid.datalen = UVQ__SCID_LEN;
+    uvq__ep_make_cid(ep, pa->cid.data, pa->cid.datalen);
+    if (ngtcp2_crypto_generate_stateless_reset_token(
+            pa->stateless_reset_token, ep->static_secret,
+            sizeof(ep->static_secret), &pa->cid) != 0) {
+      uvq__conn_free(c);
+      return UV_EIO;
+    }
+    if (ep->has_preferred_v4) {
+      memcpy(&pa->ipv4, &ep->preferred_v4, sizeof(ep->preferred_v4));
+      pa->ipv4_present = 1;
+    }
+    if (ep->has_preferred_v6) {
+      memcpy(&pa->ipv6, &ep->preferred_v6, sizeof(ep->preferred_v6));
+      pa->ipv6_present = 1;
+    }
+    tp.preferred_addr_present = 1;
+  }
 
   uvq__conn_fill_callbacks(&cb, 1);
   rv = ngtcp2_conn_server_new(&c->conn, &hd->scid, &scid, path, hd->version,
@@ -200,7 +227,10 @@ int uvq__conn_new_server(uvq_quic_endpoint_t* ep,
   }
   if (uvq__tls_conn_init(c, NULL, NULL, 0) != 0 ||
       uvq__ep_add_cid(c, scid.data, scid.datalen) != 0 ||
-      uvq__ep_add_cid(c, hd->dcid.data, hd->dcid.datalen) != 0) {
+      uvq__ep_add_cid(c, hd->dcid.data, hd->dcid.datalen) != 0 ||
+      (tp.preferred_addr_present &&
+       uvq__ep_add_cid(c, tp.preferred_addr.cid.data,
+                       tp.preferred_addr.cid.datalen) != 0)) {
     uvq__conn_free(c);
     return UV_ENOMEM;
   }
@@ -295,6 +325,9 @@ int uvq_quic_connect(uvq_quic_endpoint_t* ep,
       return UV_EINVAL;
     opts = &opts_storage;
   }
+  if (opts != NULL && opts->quic_version != 0 &&
+      opts->quic_version != UVQ_QUIC_V1 && opts->quic_version != UVQ_QUIC_V2)
+    return UV_EINVAL;
   /* Verifying a certificate means checking whose it is: without a name any
    * certificate from a trusted CA would do. */
   if (!ep->cfg.insecure_skip_verify &&
@@ -345,10 +378,14 @@ int uvq_quic_connect(uvq_quic_endpoint_t* ep,
   path.user_data = ep;
 
   uvq__conn_fill_callbacks(&cb, 0);
-  /* The client starts with v1 and offers v2 through compatible version
-   * negotiation (RFC 9368); the server's preference decides. */
+  /* The client starts with v1 (or the version asked for) and offers both
+   * through compatible version negotiation (RFC 9368); the server's
+   * preference decides. */
   rv = ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path,
-                              NGTCP2_PROTO_VER_V1, &cb, &st, &tp, NULL, c);
+                              opts != NULL && opts->quic_version != 0
+                                  ? opts->quic_version
+                                  : NGTCP2_PROTO_VER_V1,
+                              &cb, &st, &tp, NULL, c);
   if (rv != 0) {
     uvq__conn_free(c);
     return UV_ENOMEM;

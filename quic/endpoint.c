@@ -139,6 +139,12 @@ int uvq_quic_endpoint_new_versioned(uv_loop_t* loop,
   if (config->retry < UVQ_QUIC_RETRY_AUTO ||
       config->retry > UVQ_QUIC_RETRY_NEVER)
     return UV_EINVAL;
+  /* The worker index is one octet of the connection ID. */
+  if (config->worker_count > 256 || config->lb_server_id > 255 ||
+      (config->worker_count > 0 &&
+       config->worker_index >= config->worker_count) ||
+      (config->worker_count == 0 && config->worker_index != 0))
+    return UV_EINVAL;
 
   ep = calloc(1, sizeof(*ep));
   if (ep == NULL)
@@ -155,6 +161,24 @@ int uvq_quic_endpoint_new_versioned(uv_loop_t* loop,
   ep->cfg.tls_ciphersuites = copy_string(ep, 6, config->tls_ciphersuites);
   ep->cfg.tls_groups = copy_string(ep, 7, config->tls_groups);
   ep->cfg.static_secret = NULL;
+  if (config->preferred_address_ipv4 != NULL) {
+    if (config->preferred_address_ipv4->sin_family != AF_INET) {
+      free_endpoint(ep);
+      return UV_EINVAL;
+    }
+    ep->preferred_v4 = *config->preferred_address_ipv4;
+    ep->has_preferred_v4 = 1;
+  }
+  if (config->preferred_address_ipv6 != NULL) {
+    if (config->preferred_address_ipv6->sin6_family != AF_INET6) {
+      free_endpoint(ep);
+      return UV_EINVAL;
+    }
+    ep->preferred_v6 = *config->preferred_address_ipv6;
+    ep->has_preferred_v6 = 1;
+  }
+  ep->cfg.preferred_address_ipv4 = NULL;
+  ep->cfg.preferred_address_ipv6 = NULL;
   if (callbacks != NULL)
     ep->cb = *callbacks;
   if (ep->cfg.max_connections == 0)
@@ -224,6 +248,30 @@ int uvq_quic_endpoint_get_stats(const uvq_quic_endpoint_t* ep,
 }
 
 /* ---- connection IDs --------------------------------------------------- */
+
+int uvq__ep_make_cid(const uvq_quic_endpoint_t* ep, uint8_t* cid, size_t len) {
+  int err;
+
+  err = uvq__ep_rand(cid, len);
+  if (err || ep->cfg.worker_count == 0 || len != UVQ__SCID_LEN)
+    return err;
+  cid[0] = UVQ__CID_LB_FIRST;
+  cid[UVQ__CID_LB_HOST] = (uint8_t) ep->cfg.lb_server_id;
+  cid[UVQ__CID_LB_WORKER] = (uint8_t) ep->cfg.worker_index;
+  return 0;
+}
+
+/* Whether a connection ID has the layout of this group's and names another
+ * of its workers. */
+static int names_other_worker(const uvq_quic_endpoint_t* ep,
+                              const uint8_t* cid,
+                              size_t len) {
+  return ep->cfg.worker_count > 1 && len == UVQ__SCID_LEN &&
+         cid[0] == UVQ__CID_LB_FIRST &&
+         cid[UVQ__CID_LB_HOST] == ep->cfg.lb_server_id &&
+         cid[UVQ__CID_LB_WORKER] != ep->cfg.worker_index &&
+         cid[UVQ__CID_LB_WORKER] < ep->cfg.worker_count;
+}
 
 int uvq__ep_add_cid(uvq_quic_conn_t* c, const uint8_t* cid, size_t len) {
   struct uvq__cid* grown;
@@ -597,8 +645,11 @@ static void send_retry(uvq_quic_endpoint_t* ep,
   ngtcp2_ssize tokenlen;
   ngtcp2_ssize n;
 
+  /* The client's next Initial comes to this ID, so it names this worker:
+   * the attempt stays where the hash put it. Any worker of the group would
+   * accept the token (they share static_secret). */
   scid.datalen = UVQ__SCID_LEN;
-  if (uvq__ep_rand(scid.data, scid.datalen) != 0)
+  if (uvq__ep_make_cid(ep, scid.data, scid.datalen) != 0)
     return;
   tokenlen = ngtcp2_crypto_generate_retry_token2(
       token, ep->static_secret, sizeof(ep->static_secret), hd->version,
@@ -768,6 +819,13 @@ static void dispatch(uvq_quic_endpoint_t* ep,
     }
   }
   ep->stats.packets_dropped++;
+  /* With the steering program this means the worker the ID names is gone
+   * (the kernel falls back to its hash when the program answers an index
+   * the group no longer has); the reset, made from the shared secret,
+   * tells the client at once. With the kernel's hash it is a client whose
+   * address changed. */
+  if (names_other_worker(ep, vc.dcid, vc.dcidlen))
+    ep->stats.packets_misrouted++;
   if (vc.dcidlen <= NGTCP2_MAX_CIDLEN)
     send_stateless_reset(ep, path, vc.dcid, vc.dcidlen, len);
 }
@@ -877,7 +935,10 @@ void uvq__ep_on_recv(uvq_udp_t* udp, const uvq_udp_recv_t* r) {
 
 int uvq_quic_endpoint_bind(uvq_quic_endpoint_t* ep,
                            const struct sockaddr* addr) {
+  struct sockaddr_storage bound;
   unsigned int flags;
+  uint16_t port;
+  int namelen;
   int size;
   int err;
 
@@ -885,10 +946,44 @@ int uvq_quic_endpoint_bind(uvq_quic_endpoint_t* ep,
     return UV_EINVAL;
   if (ep->bound)
     return UV_EALREADY;
+  port = addr->sa_family == AF_INET6
+             ? ((const struct sockaddr_in6*) addr)->sin6_port
+             : ((const struct sockaddr_in*) addr)->sin_port;
+  /* Packets to a preferred address must reach this socket: the same port,
+   * or port 0 there, which becomes the socket's. */
+  if ((ep->has_preferred_v4 && ep->preferred_v4.sin_port != 0 &&
+       ep->preferred_v4.sin_port != port) ||
+      (ep->has_preferred_v6 && ep->preferred_v6.sin6_port != 0 &&
+       ep->preferred_v6.sin6_port != port))
+    return UV_EINVAL;
   flags = uvq__ep_bind_flags(ep);
+  /* GRO coalesces datagrams by 4-tuple, and the steering program sees only
+   * the first of a coalesced batch: the packets of two connections from
+   * one client socket (a client that multiplexes them, like uvq's own)
+   * would reach one worker. Workers read datagram by datagram. */
+  if (ep->cfg.worker_count > 1)
+    flags = (flags & ~(unsigned int) UVQ_UDP_GRO) | UVQ_UDP_REUSEPORT;
   err = uvq_udp_bind(&ep->udp, addr, flags);
   if (err)
     return err;
+  namelen = sizeof(bound);
+  if (uvq_udp_getsockname(&ep->udp, (struct sockaddr*) &bound, &namelen) == 0)
+    port = bound.ss_family == AF_INET6
+               ? ((struct sockaddr_in6*) &bound)->sin6_port
+               : ((struct sockaddr_in*) &bound)->sin_port;
+  if (ep->has_preferred_v4 && ep->preferred_v4.sin_port == 0)
+    ep->preferred_v4.sin_port = port;
+  if (ep->has_preferred_v6 && ep->preferred_v6.sin6_port == 0)
+    ep->preferred_v6.sin6_port = port;
+  if (ep->cfg.worker_count > 1) {
+    /* Every worker attaches the same program; the last one attached serves
+     * the whole group. Without it the kernel's hash still spreads the
+     * datagrams, so this is reported, not refused. */
+    err = uvq__ep_attach_steering(ep);
+    ep->stats.steering =
+        err == 0 ? UVQ_QUIC_STEERING_BPF : UVQ_QUIC_STEERING_KERNEL_HASH;
+    ep->stats.steering_error = err;
+  }
   /* Room for bursts: 4 MiB where the system allows it (the kernel caps
    * the request at net.core.[rw]mem_max silently). */
   size = 4 << 20;

@@ -69,6 +69,8 @@ struct uvq_h3_s {
   struct uvq__h3_conn* client;
   char* sni;
   int connected;
+  /* 0-RTT: requests may go before the handshake completes. */
+  int early;
   /* Shutdown. */
   int shutting_down;
   int closing;

@@ -268,7 +268,7 @@ int uvq_h3_request(uvq_h3_t* h3, const char* method, const char* scheme,
       (headers == NULL && nheaders > 0))
     return UV_EINVAL;
   hc = h3->client;
-  if (hc == NULL || hc->hconn == NULL || !h3->connected)
+  if (hc == NULL || hc->hconn == NULL || !(h3->connected || h3->early))
     return UV_ENOTCONN;
   if (hc->going_away || h3->shutting_down)
     return UV_ECONNRESET;

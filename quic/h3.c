@@ -694,6 +694,7 @@ static void on_handshake(uvq_quic_conn_t* qc) {
   uvq_quic_conn_want_write(qc);
   if (!h3->is_server && !h3->connected) {
     h3->connected = 1;
+    h3->early = 0;
     if (h3->cb.connected != NULL)
       h3->cb.connected(h3, NULL);
   }
@@ -741,8 +742,18 @@ static void on_closed(uvq_quic_conn_t* qc, const uvq_quic_error_t* err) {
       h3->cb.closed(h3, err);
     }
     h3->connected = 0;
+    h3->early = 0;
   }
   maybe_finish_shutdown(h3);
+}
+
+static void on_session_ticket(uvq_quic_conn_t* qc, const uint8_t* ticket,
+                              size_t len) {
+  struct uvq__h3_conn* hc;
+
+  hc = uvq_quic_conn_get_app_data(qc);
+  if (hc != NULL && hc->h3->cb.session_ticket != NULL)
+    hc->h3->cb.session_ticket(hc->h3, ticket, len);
 }
 
 static void on_streams_available(uvq_quic_conn_t* qc) {
@@ -753,7 +764,8 @@ static void on_streams_available(uvq_quic_conn_t* qc) {
   if (hc == NULL)
     return;
   h3 = hc->h3;
-  if (!h3->is_server && h3->connected && h3->cb.requests_available != NULL)
+  if (!h3->is_server && (h3->connected || h3->early) &&
+      h3->cb.requests_available != NULL)
     h3->cb.requests_available(h3);
 }
 
@@ -832,6 +844,10 @@ static int h3_new(uv_loop_t* loop, int server, const uvq_quic_config_t* quic,
   qcb.handshake_done = on_handshake;
   qcb.closed = on_closed;
   qcb.streams_available = on_streams_available;
+  /* Only a client that keeps tickets has the QUIC layer keep its TLS
+   * object until one comes. */
+  if (!server && h3->cb.session_ticket != NULL)
+    qcb.session_ticket = on_session_ticket;
   err = uvq_quic_endpoint_new(loop, &qcfg, &qcb, h3, &h3->ep);
   if (err) {
     free(h3);
@@ -868,12 +884,25 @@ int uvq_h3_listen(uvq_h3_t* h3, const struct sockaddr* addr) {
 
 int uvq_h3_connect(uvq_h3_t* h3, const struct sockaddr* remote,
                    const char* sni) {
-  struct sockaddr_storage any;
   uvq_quic_connect_opts_t opts;
+
+  memset(&opts, 0, sizeof(opts));
+  opts.version = UVQ_QUIC_CONFIG_VERSION;
+  opts.server_name = sni;
+  return uvq_h3_connect_ex(h3, remote, &opts);
+}
+
+int uvq_h3_connect_ex(uvq_h3_t* h3, const struct sockaddr* remote,
+                      const uvq_quic_connect_opts_t* opts) {
+  struct sockaddr_storage any;
+  uvq_quic_conn_stats_t stats;
   uvq_quic_conn_t* qc;
   int err;
 
-  if (h3 == NULL || remote == NULL || h3->is_server || h3->closing)
+  if (h3 == NULL || remote == NULL || opts == NULL || h3->is_server ||
+      h3->closing)
+    return UV_EINVAL;
+  if (opts->version != UVQ_QUIC_CONFIG_VERSION)
     return UV_EINVAL;
   if (h3->client != NULL)
     return UV_EALREADY;
@@ -883,17 +912,29 @@ int uvq_h3_connect(uvq_h3_t* h3, const struct sockaddr* remote,
   if (err && err != UV_EALREADY)
     return err;
   free(h3->sni);
-  h3->sni = sni ? strdup(sni) : NULL;
-  memset(&opts, 0, sizeof(opts));
-  opts.version = UVQ_QUIC_CONNECT_OPTS_VERSION;
-  opts.server_name = sni;
-  err = uvq_quic_connect(h3->ep, remote, &opts, NULL, &qc);
+  h3->sni = opts->server_name ? strdup(opts->server_name) : NULL;
+  err = uvq_quic_connect(h3->ep, remote, opts, NULL, &qc);
   if (err)
     return err;
   h3->client = hc_new(h3, qc);
   if (h3->client == NULL) {
     uvq_quic_conn_close(qc, NGHTTP3_H3_INTERNAL_ERROR, NULL);
     return UV_ENOMEM;
+  }
+  /* With 0-RTT keys the control and QPACK streams, and any request, can
+   * go now, within the limits the ticket remembered (RFC 9114, 3.3 allows
+   * requests in early data). Without enough remembered stream credit the
+   * client waits for the handshake like any other. */
+  h3->early = 0;
+  if (uvq_quic_conn_get_stats(qc, &stats) == 0 &&
+      stats.zero_rtt == UVQ_QUIC_0RTT_SENT) {
+    if (setup_h3(h3->client) == 0) {
+      h3->early = 1;
+      uvq_quic_conn_want_write(qc);
+    } else if (h3->client->hconn != NULL) {
+      nghttp3_conn_del(h3->client->hconn);
+      h3->client->hconn = NULL;
+    }
   }
   return 0;
 }

@@ -20,6 +20,16 @@
  * collisions and guessing irrelevant. */
 #define UVQ__SCID_LEN 18
 
+/* Workers: the QUIC-LB plaintext layout of the IDs a worker issues
+ * (uvq_quic_config_t.worker_count). The first octet holds config rotation
+ * 0 in its top 3 bits and the length of the rest of the ID (17) in its low
+ * 5 bits; the server ID is 2 octets, the machine (lb_server_id) then the
+ * worker; 15 random octets follow. The steering program (steer-linux.c)
+ * reads the same octets. */
+#define UVQ__CID_LB_FIRST ((0u << 5) | (UVQ__SCID_LEN - 1))
+#define UVQ__CID_LB_HOST 1
+#define UVQ__CID_LB_WORKER 2
+
 /* Send batching: up to this many GSO messages per sendmmsg, each up to 64
  * segments of one path, one ECN codepoint and one size. */
 #define UVQ__TX_MSGS 16
@@ -199,6 +209,14 @@ struct uvq_quic_endpoint_s {
   FILE* keylog;
 
   uint8_t static_secret[32];   /* stateless reset and token keys */
+  uint8_t ticket_key[32];      /* session tickets (ticket-keys.c) */
+  uint8_t ticket_name[16];
+  /* Server: cfg.preferred_address_ipv4/_ipv6, copied (cfg's pointers are
+   * NULL); a port of 0 is filled in from the socket at bind time. */
+  struct sockaddr_in preferred_v4;
+  struct sockaddr_in6 preferred_v6;
+  uint8_t has_preferred_v4;
+  uint8_t has_preferred_v6;
 
   struct uvq__cidmap cids;
   uvq_quic_conn_t* last_conn;  /* the last lookup in cids, remembered */
@@ -277,6 +295,9 @@ int uvq__quic_app_callbacks_load(int version,
 
 /* tls.c */
 int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep);
+/* Seals the server's session tickets with a key derived from static_secret
+ * (ticket-keys.c): 0 or UV_EIO. */
+int uvq__tls_ticket_keys(uvq_quic_endpoint_t* ep);
 void uvq__tls_endpoint_free(uvq_quic_endpoint_t* ep);
 int uvq__tls_conn_init(uvq_quic_conn_t* c,
                        const char* server_name,
@@ -385,6 +406,13 @@ void uvq__ep_start_flush(uvq_quic_endpoint_t* ep);
 void uvq__ep_on_alloc(uvq_udp_t* udp, size_t suggested, uv_buf_t* buf);
 void uvq__ep_on_recv(uvq_udp_t* udp, const uvq_udp_recv_t* r);
 unsigned int uvq__ep_bind_flags(const uvq_quic_endpoint_t* ep);
+/* Draws a connection ID of len octets: random, with the worker's QUIC-LB
+ * server ID in it when the endpoint is a worker. 0 or uv_random()'s
+ * error. */
+int uvq__ep_make_cid(const uvq_quic_endpoint_t* ep, uint8_t* cid, size_t len);
+/* Attaches the reuseport steering program for worker_count workers to the
+ * endpoint's bound socket: 0, or a UV_E* code (UV_ENOTSUP off Linux). */
+int uvq__ep_attach_steering(uvq_quic_endpoint_t* ep);
 uint16_t uvq__ep_addr_port(const struct sockaddr* sa);
 uvq_udp_t* uvq__ep_socket_for(uvq_quic_endpoint_t* ep,
                               const struct sockaddr* local);

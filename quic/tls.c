@@ -330,6 +330,8 @@ int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep) {
                                        (const unsigned char*) "uvq", 3);
     wolfSSL_CTX_set_max_early_data(ep->server_ctx,
                                    cfg->zero_rtt ? UINT32_MAX : 0);
+    if (uvq__tls_ticket_keys(ep) != 0)
+      return UV_EIO;
     if (ep->keylog != NULL)
       wolfSSL_CTX_set_keylog_callback(ep->server_ctx, keylog_line);
   }

@@ -457,16 +457,21 @@ qt_conn_t* qt_connect_ticket(qt_t* t, const uint8_t* ticket, size_t len) {
 
 qt_conn_t* qt_connect_name(qt_t* t, const char* server_name) {
   uvq_quic_connect_opts_t opts;
-  uvq_quic_conn_t* conn;
-  qt_conn_t* c;
 
   memset(&opts, 0, sizeof(opts));
   opts.version = UVQ_QUIC_CONNECT_OPTS_VERSION;
   opts.server_name = server_name;
+  return qt_connect_opts(t, &opts);
+}
+
+qt_conn_t* qt_connect_opts(qt_t* t, const uvq_quic_connect_opts_t* opts) {
+  uvq_quic_conn_t* conn;
+  qt_conn_t* c;
+
   c = new_conn(&t->client, NULL);
   conn = NULL;
   ASSERT_OK(uvq_quic_connect(t->client.ep, (struct sockaddr*) &t->server.addr,
-                             &opts, c, &conn));
+                             opts, c, &conn));
   ASSERT_NOT_NULL(conn);
   ASSERT_PTR_EQ(uvq_quic_conn_get_data(conn), c);
   ASSERT_EQ(0, uvq_quic_conn_is_server(conn));

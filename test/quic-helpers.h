@@ -197,6 +197,8 @@ int qt_side_new(qt_t* t, qt_side_t* side, int is_server);
  * that uvq_quic_connect returns 0. */
 qt_conn_t* qt_connect(qt_t* t);
 qt_conn_t* qt_connect_name(qt_t* t, const char* server_name);
+/* Connects with the given options (copied by the library). */
+qt_conn_t* qt_connect_opts(qt_t* t, const uvq_quic_connect_opts_t* opts);
 /* Connects resuming with a session ticket (and 0-RTT when it allows). */
 qt_conn_t* qt_connect_ticket(qt_t* t, const uint8_t* ticket, size_t len);
 /* Closes whichever endpoints are still open, runs the loop to the end and

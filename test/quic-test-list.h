@@ -26,6 +26,9 @@
   TEST_ENTRY(quic_handshake_server_name_mismatch) \
   TEST_ENTRY(quic_handshake_v2) \
   TEST_ENTRY(quic_handshake_v1_default) \
+  TEST_ENTRY(quic_handshake_initial_v2) \
+  TEST_ENTRY(quic_preferred_address) \
+  TEST_ENTRY(quic_preferred_address_invalid) \
   TEST_ENTRY(quic_handshake_retry) \
   TEST_ENTRY(quic_handshake_conn_limit) \
   TEST_ENTRY(quic_handshake_accept_refused) \
@@ -77,6 +80,13 @@
   TEST_ENTRY(quic_load_initial_flood) \
   TEST_ENTRY(quic_load_burst_retry) \
   TEST_ENTRY(quic_load_refused_resend) \
+  TEST_ENTRY(quic_workers_cid_layout) \
+  TEST_ENTRY(quic_workers_spread) \
+  TEST_ENTRY(quic_workers_migration) \
+  TEST_ENTRY(quic_workers_shared_secrets) \
+  TEST_ENTRY(quic_workers_dead_worker_reset) \
+  TEST_ENTRY(quic_workers_resume) \
+  TEST_ENTRY(quic_workers_nat_rebinding) \
   /* end of list */
 
 UVQ_TEST_LIST(TEST_DECLARE)

@@ -223,6 +223,49 @@ TEST_IMPL(quic_handshake_v1_default) {
   return 0;
 }
 
+/* A client whose first Initial is v2 (uvq_quic_connect_opts_t.quic_version)
+ * ends on the server's preferred version: v2 as it started, or switched
+ * to v1 by a server that prefers v1 (RFC 9368, 4). */
+static void initial_version(uint32_t server_pref, uint32_t want) {
+  uvq_quic_connect_opts_t opts;
+  uvq_quic_conn_stats_t st;
+  uvq_quic_conn_t* conn;
+  qt_t t;
+  qt_conn_t* c;
+
+  qt_init(&t, "127.0.0.1", 20000);
+  t.server.cfg.preferred_version = server_pref;
+  qt_start(&t);
+  memset(&opts, 0, sizeof(opts));
+  opts.version = UVQ_QUIC_CONFIG_VERSION;
+  opts.server_name = "localhost";
+  /* Neither version: refused before anything is sent. */
+  opts.quic_version = 0xff00001d;
+  t.in_api++;
+  ASSERT_ERR(UV_EINVAL, uvq_quic_connect(t.client.ep,
+                                         (struct sockaddr*) &t.server.addr,
+                                         &opts, NULL, &conn));
+  t.in_api--;
+  opts.quic_version = UVQ_QUIC_V2;
+  c = qt_connect_opts(&t, &opts);
+  qt_run_handshake(&t, c);
+  ASSERT_OK(uvq_quic_conn_get_stats(c->conn, &st));
+  ASSERT_UINT_EQ(want, st.version);
+  ASSERT_OK(uvq_quic_conn_get_stats(qt_server_conn(&t, 0)->conn, &st));
+  ASSERT_UINT_EQ(want, st.version);
+  qt_write(c, qt_open_bidi(c), 20000, 1);
+  qt_run_until_fins(&t, qt_server_conn(&t, 0), 1);
+  qt_assert_stream(qt_server_conn(&t, 0), 0, 20000);
+  close_client_and_wait(&t, c);
+  qt_teardown(&t);
+}
+
+TEST_IMPL(quic_handshake_initial_v2) {
+  initial_version(UVQ_QUIC_V2, UVQ_QUIC_V2);
+  initial_version(UVQ_QUIC_V1, UVQ_QUIC_V1);
+  return 0;
+}
+
 /* The server requires address validation: exactly one Retry, then the
  * handshake completes with the token. */
 TEST_IMPL(quic_handshake_retry) {

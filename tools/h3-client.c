@@ -27,7 +27,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define DEFAULT_CONNECT_TIMEOUT_MS 10000
+/* Bodies saved to files go out in writes of this size: one system call
+ * per mebibyte instead of one per received frame. */
+#define WRITE_BUFFER_SIZE (1u << 20)
+
+/* What a --session-file starts with; the rest is "key value" lines. */
+#define SESSION_MAGIC "uvq-h3-client session 1"
 
 enum output_mode { OUT_STDOUT, OUT_FILE, OUT_DIR, OUT_DISCARD };
 
@@ -54,6 +59,11 @@ struct fetch {
   int fd;                /* where the body goes; -1: nowhere */
   char* out_path;
   int write_error;       /* errno of a failed write */
+  uint8_t* wbuf;         /* body bytes not yet written (files only) */
+  size_t wlen;
+  uint64_t writes;       /* write() calls made for the body */
+  uint64_t write_ns;     /* time spent in them */
+  int early;             /* requested before the handshake (0-RTT) */
   wc_Sha256* sha;
   char sha_hex[65];
 };
@@ -74,6 +84,27 @@ struct client {
   int json;
   int sha256;
   int verbose;
+  const char* session_file;
+  uint32_t quic_version;  /* --quic-version; 0: v1, or the ticket's */
+  uint64_t key_update_bytes; /* --key-update: after this many bytes ... */
+  uint64_t key_update_ms;    /* ... or this many ms; 0: off */
+
+  /* --session-file: the ticket read (if any) and the newest one the
+   * server sent, to be saved. */
+  uint8_t* ticket_in;
+  size_t ticket_in_len;
+  uint32_t ticket_version;
+  uint8_t* ticket_out;
+  size_t ticket_out_len;
+  int ticket_saved;
+  size_t early_requests;
+
+  /* Key updates. */
+  uv_idle_t key_update_idle;
+  uv_timer_t key_update_timer;
+  uint64_t received;        /* body bytes, all fetches */
+  uint64_t key_update_next; /* --key-update in bytes: the next threshold */
+  uint64_t key_updates;     /* initiated */
 
   struct url* urls;
   size_t nurls;
@@ -96,6 +127,8 @@ struct client {
 
   uvq_quic_conn_stats_t conn_stats;
   int have_conn_stats;
+  struct sockaddr_storage path_remote; /* the server's address at the end */
+  int have_path;
   uvq_udp_stats_t udp_stats;
   unsigned int features;
 
@@ -126,7 +159,21 @@ static void usage(FILE* f) {
 "  --sni NAME           server name for TLS and its certificate check\n"
 "                       (default: the URL's host)\n"
 "  --cc NAME            congestion control: cubic, bbr or reno\n"
-"  --connect-timeout SEC  give up if the handshake takes longer (default 10)\n"
+"  --handshake-timeout SEC  give up if the handshake takes longer; 0 or\n"
+"                       none: no limit (default: the idle timeout alone\n"
+"                       ends a handshake that hears nothing)\n"
+"  --connect-timeout SEC  the same\n"
+"  --idle-timeout SEC   close after SEC seconds without a packet from the\n"
+"                       server, also during the handshake (default 60)\n"
+"  --session-file FILE  resume from the session ticket in FILE (if it has\n"
+"                       one for this server), sending the requests as 0-RTT\n"
+"                       early data when the ticket allows; save the newest\n"
+"                       ticket into FILE at the end\n"
+"  --key-update N[K|M|G] or SECs  initiate a key update after every N body\n"
+"                       bytes received, or every SEC seconds (1M, 0.5s)\n"
+"  --quic-version V     version of the first Initial: v1 (default) or v2\n"
+"  --preferred-versions LIST  versions in preference order, v1,v2 (default)\n"
+"                       or v2,v1; both are always offered (RFC 9368)\n"
 "  --max-time SEC       give up if everything takes longer\n"
 "  -4, -6               resolve names to IPv4 or IPv6 addresses only\n"
 "  --qlog-dir DIR       write a qlog file of the connection into DIR\n"
@@ -142,19 +189,7 @@ static void usage(FILE* f) {
 "answer or connection lost; 4 TLS handshake failed; 5 local file error.\n");
 }
 
-static void usage_error(const char* fmt, ...)
-    __attribute__((format(printf, 1, 2), noreturn));
-
-static void usage_error(const char* fmt, ...) {
-  va_list ap;
-
-  fprintf(stderr, "%s: ", "uvq-h3-client");
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "\nTry 'uvq-h3-client --help'.\n");
-  exit(TOOL_EXIT_USAGE);
-}
+#define usage_error(...) tool_usage_error("uvq-h3-client", __VA_ARGS__)
 
 static void* xmalloc(size_t n) {
   void* p;
@@ -286,11 +321,16 @@ static void hex(const uint8_t* in, size_t len, char* out) {
   out[2 * len] = '\0';
 }
 
-static int write_all(int fd, const uint8_t* data, size_t len) {
+static int write_all(int fd, const uint8_t* data, size_t len,
+                     uint64_t* writes, uint64_t* write_ns) {
+  uint64_t t0;
   ssize_t n;
 
   while (len > 0) {
+    (*writes)++;
+    t0 = uv_hrtime();
     n = write(fd, data, len);
+    *write_ns += uv_hrtime() - t0;
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -331,6 +371,170 @@ static char* dir_path(struct client* c, size_t i) {
   return path;
 }
 
+/* ---- the session file ----------------------------------------------------- */
+
+/* A --session-file is text: SESSION_MAGIC, then "server HOST:PORT" (whose
+ * ticket it is), "version 0x..." (the QUIC version the connection ended
+ * on) and "ticket HEX" (the library's opaque ticket, which carries the TLS
+ * session and the transport parameters 0-RTT must respect). */
+
+/* The server a ticket belongs to, as the session file names it. */
+static void session_server(const struct client* c, char* buf, size_t len) {
+  snprintf(buf, len, "%s:%d", c->urls[0].host, c->urls[0].port);
+}
+
+static int unhex(const char* s, size_t n, uint8_t* out) {
+  size_t i;
+  int hi;
+  int lo;
+
+  for (i = 0; i < n / 2; i++) {
+    hi = s[2 * i] >= 'a' ? s[2 * i] - 'a' + 10 : s[2 * i] - '0';
+    lo = s[2 * i + 1] >= 'a' ? s[2 * i + 1] - 'a' + 10 : s[2 * i + 1] - '0';
+    if (hi < 0 || hi > 15 || lo < 0 || lo > 15)
+      return -1;
+    out[i] = (uint8_t) (hi << 4 | lo);
+  }
+  return 0;
+}
+
+/* Reads the ticket for this server, if the file has one. A missing file is
+ * the first run; one that does not parse, or names another server, is
+ * ignored with a warning: the handshake is then a full one. */
+static void session_load(struct client* c) {
+  char server[300];
+  char* line;
+  size_t cap;
+  ssize_t n;
+  FILE* f;
+  int magic;
+  int server_ok;
+  uint64_t v;
+  char* end;
+
+  f = fopen(c->session_file, "r");
+  if (f == NULL) {
+    if (errno != ENOENT)
+      fprintf(stderr, "uvq-h3-client: cannot read --session-file %s: %s "
+              "(full handshake)\n", c->session_file, strerror(errno));
+    return;
+  }
+  session_server(c, server, sizeof(server));
+  line = NULL;
+  cap = 0;
+  magic = 0;
+  server_ok = 0;
+  while ((n = getline(&line, &cap, f)) > 0) {
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+      line[--n] = '\0';
+    if (!magic) {
+      if (strcmp(line, SESSION_MAGIC) != 0)
+        break;
+      magic = 1;
+    } else if (strncmp(line, "server ", 7) == 0) {
+      server_ok = strcasecmp(line + 7, server) == 0;
+    } else if (strncmp(line, "version ", 8) == 0) {
+      errno = 0;
+      v = strtoull(line + 8, &end, 16);
+      if (errno == 0 && *end == '\0' &&
+          (v == UVQ_QUIC_V1 || v == UVQ_QUIC_V2))
+        c->ticket_version = (uint32_t) v;
+    } else if (strncmp(line, "ticket ", 7) == 0 && c->ticket_in == NULL &&
+               (n - 7) % 2 == 0 && n > 7) {
+      c->ticket_in_len = (size_t) (n - 7) / 2;
+      c->ticket_in = xmalloc(c->ticket_in_len);
+      if (unhex(line + 7, (size_t) (n - 7), c->ticket_in) != 0) {
+        free(c->ticket_in);
+        c->ticket_in = NULL;
+      }
+    }
+  }
+  free(line);
+  fclose(f);
+  if (!magic || c->ticket_in == NULL || c->ticket_version == 0 ||
+      !server_ok) {
+    fprintf(stderr, "uvq-h3-client: --session-file %s %s (full "
+            "handshake)\n", c->session_file,
+            magic && c->ticket_in != NULL && c->ticket_version != 0
+                ? "holds a ticket for another server"
+                : "is not a session file");
+    free(c->ticket_in);
+    c->ticket_in = NULL;
+    c->ticket_in_len = 0;
+  }
+}
+
+/* Keeps the newest ticket: the last one a server sends is the one it
+ * issued with the most recent state. */
+static void on_session_ticket(uvq_h3_t* h3, const uint8_t* ticket,
+                              size_t len) {
+  struct client* c = uvq_h3_get_data(h3);
+
+  free(c->ticket_out);
+  c->ticket_out = xmalloc(len);
+  memcpy(c->ticket_out, ticket, len);
+  c->ticket_out_len = len;
+}
+
+/* Replaces the session file with the newest ticket, atomically (a
+ * temporary file renamed over it) and readable by the user only: a ticket
+ * resumes a session. Returns 0 or an errno. */
+static int session_save(struct client* c) {
+  char server[300];
+  char* tmp;
+  char* hexbuf;
+  size_t len;
+  uint32_t version;
+  FILE* f;
+  int fd;
+  int err;
+
+  len = strlen(c->session_file) + 32;
+  tmp = xmalloc(len);
+  snprintf(tmp, len, "%s.tmp.%ld", c->session_file, (long) getpid());
+  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    err = errno;
+    free(tmp);
+    return err;
+  }
+  f = fdopen(fd, "w");
+  if (f == NULL) {
+    err = errno;
+    close(fd);
+    unlink(tmp);
+    free(tmp);
+    return err;
+  }
+  session_server(c, server, sizeof(server));
+  version = c->have_conn_stats ? c->conn_stats.version : UVQ_QUIC_V1;
+  hexbuf = xmalloc(2 * c->ticket_out_len + 1);
+  hex(c->ticket_out, c->ticket_out_len, hexbuf);
+  fprintf(f, "%s\nserver %s\nversion 0x%08x\nticket %s\n", SESSION_MAGIC,
+          server, version, hexbuf);
+  free(hexbuf);
+  err = 0;
+  if (fflush(f) != 0 || ferror(f))
+    err = errno ? errno : EIO;
+  if (fclose(f) != 0 && err == 0)
+    err = errno;
+  if (err == 0 && rename(tmp, c->session_file) != 0)
+    err = errno;
+  if (err != 0)
+    unlink(tmp);
+  free(tmp);
+  return err;
+}
+
+static const char* zero_rtt_name(int zero_rtt) {
+  switch (zero_rtt) {
+    case UVQ_QUIC_0RTT_SENT: return "sent";
+    case UVQ_QUIC_0RTT_ACCEPTED: return "accepted";
+    case UVQ_QUIC_0RTT_REJECTED: return "rejected";
+    default: return "none";
+  }
+}
+
 /* ---- the transfer --------------------------------------------------------- */
 
 static void on_h3_closed(uvq_h3_t* h3);
@@ -346,6 +550,11 @@ static void snapshot(struct client* c) {
   if (qc != NULL && c->connected &&
       uvq_quic_conn_get_stats(qc, &c->conn_stats) == 0)
     c->have_conn_stats = 1;
+  if (qc != NULL && c->connected) {
+    struct sockaddr_storage local;
+    if (uvq_quic_conn_get_path(qc, &local, &c->path_remote) == 0)
+      c->have_path = 1;
+  }
   udp = uvq_quic_endpoint_udp(uvq_h3_endpoint(c->h3));
   uvq_udp_get_stats(udp, &c->udp_stats);
   c->features = uvq_udp_features(udp);
@@ -403,6 +612,9 @@ static void pump(struct client* c) {
     if (err == UV_EAGAIN)
       return; /* The server's stream limit: requests_available (or a done
                  callback) starts the pump again. */
+    if (err == UV_ENOTCONN && !c->connected)
+      return; /* No 0-RTT after all (the ticket allowed none, or too few
+                 streams): the handshake's end starts the pump again. */
     if (err == UV_ECONNRESET) {
       /* The server sent GOAWAY: no new requests on this connection. Those
        * in progress finish first. */
@@ -422,6 +634,10 @@ static void pump(struct client* c) {
       c->first_ns = uv_hrtime();
     f->started = 1;
     f->start_ns = uv_hrtime();
+    if (!c->connected) {
+      f->early = 1;
+      c->early_requests++;
+    }
     c->next++;
     c->inflight++;
   }
@@ -457,11 +673,66 @@ static void start_fetch(struct client* c, struct fetch* f) {
     return;
   }
   f->fd = fd;
+  f->wbuf = xmalloc(WRITE_BUFFER_SIZE);
 }
 
 static void on_pump(uv_idle_t* handle) {
   uv_idle_stop(handle);
   pump(handle->data);
+}
+
+/* ---- key updates ------------------------------------------------------------ */
+
+/* Initiates a key update if the connection can take one now: ngtcp2 allows
+ * it once the handshake is confirmed and the previous update was
+ * acknowledged in the new keys (RFC 9001, 6.1), so a count of N means the
+ * server answered N - 1 updates before the last was started. Returns 0 or
+ * UV_EAGAIN. */
+static int key_update_try(struct client* c) {
+  uvq_quic_conn_t* qc;
+  int err;
+
+  if (c->finishing || c->h3 == NULL || !c->connected)
+    return UV_EAGAIN;
+  qc = uvq_h3_conn(c->h3);
+  if (qc == NULL)
+    return UV_EAGAIN;
+  err = uvq_quic_conn_update_key(qc);
+  if (err == 0) {
+    c->key_updates++;
+    if (c->verbose)
+      fprintf(stderr, "uvq-h3-client: key update %llu after %llu bytes\n",
+              (unsigned long long) c->key_updates,
+              (unsigned long long) c->received);
+  }
+  return err;
+}
+
+/* The library refuses a key update from inside its callbacks: the body
+ * callback asks for one, the loop makes it. */
+static void on_key_update_idle(uv_idle_t* handle) {
+  struct client* c = handle->data;
+
+  uv_idle_stop(handle);
+  if (c->received >= c->key_update_next && key_update_try(c) == 0)
+    c->key_update_next = c->received + c->key_update_bytes;
+  /* UV_EAGAIN: the next body bytes ask again. */
+}
+
+static void key_update_check(struct client* c) {
+  if (c->received >= c->key_update_next && !c->finishing)
+    uv_idle_start(&c->key_update_idle, on_key_update_idle);
+}
+
+static void on_key_update_timer(uv_timer_t* handle) {
+  struct client* c = handle->data;
+
+  if (c->finishing)
+    return;
+  /* Not possible yet (handshake not confirmed, the last update not yet
+   * acknowledged): try again shortly rather than a whole period later. */
+  uv_timer_start(handle, on_key_update_timer,
+                 key_update_try(c) == 0 ? c->key_update_ms : 10, 0);
 }
 
 static void on_connected(uvq_h3_t* h3, const uvq_quic_error_t* error) {
@@ -484,6 +755,9 @@ static void on_connected(uvq_h3_t* h3, const uvq_quic_error_t* error) {
             c->urls[0].authority, (c->connected_ns - c->connect_ns) / 1e6,
             alpn ? (int) alen : 1, alpn ? alpn : "-");
   }
+  if (c->key_update_ms != 0)
+    uv_timer_start(&c->key_update_timer, on_key_update_timer,
+                   c->key_update_ms, 0);
   pump(c);
 }
 
@@ -530,23 +804,68 @@ static void on_response(uvq_h3_req_t* req, int status) {
   }
 }
 
+/* Writes len bytes of the body, counting the system calls; reports the
+ * first failure. */
+static void body_write(struct client* c, struct fetch* f, const uint8_t* data,
+                       size_t len) {
+  int err;
+
+  if (f->write_error != 0 || len == 0)
+    return;
+  err = write_all(f->fd, data, len, &f->writes, &f->write_ns);
+  if (err) {
+    f->write_error = err;
+    fail(c, TOOL_EXIT_LOCAL, "cannot write %s: %s",
+         f->out_path ? f->out_path : "stdout", strerror(err));
+  }
+}
+
+/* Writes out what the fetch's buffer holds. */
+static void body_flush(struct client* c, struct fetch* f) {
+  if (f->wlen > 0 && f->fd >= 0)
+    body_write(c, f, f->wbuf, f->wlen);
+  f->wlen = 0;
+}
+
+static void key_update_check(struct client* c);
+
 static void on_body(uvq_h3_req_t* req, const uint8_t* data, size_t len) {
   struct client* c;
   struct fetch* f;
-  int err;
+  size_t n;
 
   f = uvq_h3_req_get_data(req);
   c = uvq_h3_get_data(uvq_h3_req_h3(req));
   f->bytes += len;
+  c->received += len;
   if (f->sha != NULL)
     wc_Sha256Update(f->sha, data, (word32) len);
-  if (f->fd >= 0 && f->write_error == 0) {
-    err = write_all(f->fd, data, len);
-    if (err) {
-      f->write_error = err;
-      fail(c, TOOL_EXIT_LOCAL, "cannot write %s: %s",
-           f->out_path ? f->out_path : "stdout", strerror(err));
+  if (c->key_update_bytes != 0)
+    key_update_check(c);
+  if (f->fd < 0 || f->write_error != 0)
+    return;
+  /* Stdout stays unbuffered, so that a reader sees bytes as they come. A
+   * file gets whole mebibytes: the frames are a few kilobytes each, and a
+   * system call per frame costs more than the copy into the buffer. */
+  if (f->wbuf == NULL) {
+    body_write(c, f, data, len);
+    return;
+  }
+  while (len > 0) {
+    if (f->wlen == 0 && len >= WRITE_BUFFER_SIZE) {
+      n = len - len % WRITE_BUFFER_SIZE;
+      body_write(c, f, data, n);
+    } else {
+      n = WRITE_BUFFER_SIZE - f->wlen;
+      if (n > len)
+        n = len;
+      memcpy(f->wbuf + f->wlen, data, n);
+      f->wlen += n;
+      if (f->wlen == WRITE_BUFFER_SIZE)
+        body_flush(c, f);
     }
+    data += n;
+    len -= n;
   }
 }
 
@@ -592,6 +911,10 @@ static void on_done(uvq_h3_req_t* req, uint64_t app_error) {
     f->sha = NULL;
     hex(digest, sizeof(digest), f->sha_hex);
   }
+  if (f->fd >= 0)
+    body_flush(c, f);
+  free(f->wbuf);
+  f->wbuf = NULL;
   if (f->fd >= 0 && f->fd != STDOUT_FILENO) {
     if (close(f->fd) != 0 && f->write_error == 0) {
       f->write_error = errno;
@@ -626,9 +949,12 @@ static void on_h3_closed(uvq_h3_t* h3) {
   c->h3 = NULL;
   uv_close((uv_handle_t*) &c->pump, NULL);
   uv_close((uv_handle_t*) &c->max_timer, NULL);
+  uv_close((uv_handle_t*) &c->key_update_idle, NULL);
+  uv_close((uv_handle_t*) &c->key_update_timer, NULL);
 }
 
 static void connect_to(struct client* c) {
+  uvq_quic_connect_opts_t opts;
   const char* sni;
   int err;
 
@@ -636,11 +962,27 @@ static void connect_to(struct client* c) {
    * an address literal that is the address, which the certificate check
    * matches against its IP subjectAltNames. */
   sni = c->sni != NULL ? c->sni : c->urls[0].host;
+  memset(&opts, 0, sizeof(opts));
+  opts.version = UVQ_QUIC_CONFIG_VERSION;
+  opts.server_name = sni;
+  opts.session_ticket = c->ticket_in;
+  opts.session_ticket_len = c->ticket_in_len;
+  /* 0-RTT packets are protected for the version the ticket's connection
+   * ended on; starting in another would have the server discard them. */
+  opts.quic_version = c->quic_version != 0     ? c->quic_version
+                      : c->ticket_in != NULL ? c->ticket_version
+                                             : 0;
   c->connect_ns = uv_hrtime();
-  err = uvq_h3_connect(c->h3, (struct sockaddr*) &c->remote, sni);
-  if (err)
+  err = uvq_h3_connect_ex(c->h3, (struct sockaddr*) &c->remote, &opts);
+  if (err) {
     fail(c, TOOL_EXIT_CONNECT, "cannot connect to %s: %s",
          c->urls[0].authority, uv_strerror(err));
+    return;
+  }
+  /* With a ticket that allows 0-RTT the requests can go now, as early
+   * data; without, the pump finds the connection not ready and waits. */
+  if (c->ticket_in != NULL)
+    uv_idle_start(&c->pump, on_pump);
 }
 
 static void on_resolved(uv_getaddrinfo_t* req, int status,
@@ -754,6 +1096,21 @@ static void print_json(struct client* c, FILE* f) {
             (c->connected_ns - c->connect_ns) / 1e6);
   else
     fprintf(f, "  \"handshake_ms\": null,\n");
+  if (c->session_file != NULL) {
+    fprintf(f, "  \"session\": {\"file\": ");
+    json_string(f, c->session_file);
+    fprintf(f, ", \"ticket_loaded\": %s, \"resumed\": %s, "
+            "\"zero_rtt\": \"%s\", \"early_requests\": %zu, "
+            "\"ticket_saved\": %s},\n",
+            c->ticket_in != NULL ? "true" : "false",
+            c->have_conn_stats && q->resumed ? "true" : "false",
+            c->have_conn_stats ? zero_rtt_name(q->zero_rtt) : "none",
+            c->early_requests, c->ticket_saved ? "true" : "false");
+  } else {
+    fprintf(f, "  \"session\": null,\n");
+  }
+  fprintf(f, "  \"key_updates\": %llu,\n",
+          (unsigned long long) c->key_updates);
   fprintf(f, "  \"error\": ");
   if (c->exit_code != 0)
     json_string(f, c->error);
@@ -778,8 +1135,19 @@ static void print_json(struct client* c, FILE* f) {
     fprintf(f, ", ");
     json_ecn(f, "ecn_received", q->ecn_received);
     fprintf(f, ", \"ecn_marking\": %d, \"path_mtu\": %zu, \"resumed\": %d, "
-            "\"zero_rtt\": %d},\n", q->ecn_marking, q->path_mtu, q->resumed,
+            "\"zero_rtt\": %d", q->ecn_marking, q->path_mtu, q->resumed,
             q->zero_rtt);
+    /* Where the connection ended up: the URL's address, or the server's
+     * preferred address after a migration (RFC 9000, 9.6). */
+    if (c->have_path) {
+      char name[64];
+      int p = tool_format_addr((struct sockaddr*) &c->path_remote, name,
+                               sizeof(name));
+      fprintf(f, ", \"remote\": \"%s%s%s:%d\"",
+              c->path_remote.ss_family == AF_INET6 ? "[" : "", name,
+              c->path_remote.ss_family == AF_INET6 ? "]" : "", p);
+    }
+    fprintf(f, "},\n");
   } else {
     fprintf(f, "  \"quic\": null,\n");
   }
@@ -836,6 +1204,11 @@ static void print_json(struct client* c, FILE* f) {
     }
     if (ft->sha_hex[0] != '\0')
       fprintf(f, ", \"sha256\": \"%s\"", ft->sha_hex);
+    if (ft->out_path != NULL || ft->writes > 0)
+      fprintf(f, ", \"writes\": %llu, \"write_ms\": %.3f",
+              (unsigned long long) ft->writes, ft->write_ns / 1e6);
+    if (ft->early)
+      fprintf(f, ", \"early\": true");
     fprintf(f, "}");
   }
   fprintf(f, "\n  ]\n}\n");
@@ -901,8 +1274,46 @@ enum {
   OPT_MAX_TIME,
   OPT_QLOG_DIR,
   OPT_KEYLOG,
-  OPT_CIPHERSUITES
+  OPT_CIPHERSUITES,
+  OPT_SESSION_FILE,
+  OPT_KEY_UPDATE,
+  OPT_QUIC_VERSION,
+  OPT_PREFERRED_VERSIONS,
+  OPT_IDLE_TIMEOUT
 };
+
+/* Parses --key-update: "SECs" (fractions allowed), or a byte count with an
+ * optional K, M or G (binary) suffix. Returns 0 or -1. */
+static int parse_key_update(const char* s, uint64_t* bytes, uint64_t* ms) {
+  char num[32];
+  uint64_t v;
+  uint64_t unit;
+  size_t len;
+
+  len = strlen(s);
+  if (len == 0 || len >= sizeof(num))
+    return -1;
+  memcpy(num, s, len + 1);
+  *bytes = 0;
+  *ms = 0;
+  if (num[len - 1] == 's') {
+    num[len - 1] = '\0';
+    return tool_parse_seconds(num, ms);
+  }
+  unit = 1;
+  switch (num[len - 1]) {
+    case 'K': case 'k': unit = 1u << 10; break;
+    case 'M': case 'm': unit = 1u << 20; break;
+    case 'G': case 'g': unit = 1u << 30; break;
+    default: break;
+  }
+  if (unit != 1)
+    num[len - 1] = '\0';
+  if (tool_parse_uint(num, 1, UINT64_MAX / unit, &v) != 0)
+    return -1;
+  *bytes = v * unit;
+  return 0;
+}
 
 int main(int argc, char** argv) {
   static const struct option options[] = {
@@ -918,6 +1329,12 @@ int main(int argc, char** argv) {
       {"sni", required_argument, NULL, OPT_SNI},
       {"cc", required_argument, NULL, OPT_CC},
       {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+      {"handshake-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
+      {"session-file", required_argument, NULL, OPT_SESSION_FILE},
+      {"key-update", required_argument, NULL, OPT_KEY_UPDATE},
+      {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+      {"quic-version", required_argument, NULL, OPT_QUIC_VERSION},
+      {"preferred-versions", required_argument, NULL, OPT_PREFERRED_VERSIONS},
       {"max-time", required_argument, NULL, OPT_MAX_TIME},
       {"qlog-dir", required_argument, NULL, OPT_QLOG_DIR},
       {"keylog", required_argument, NULL, OPT_KEYLOG},
@@ -941,7 +1358,13 @@ int main(int argc, char** argv) {
   memset(&c, 0, sizeof(c));
   uvq_quic_config_default(&c.config);
   c.config.alpn = "h3";
-  c.config.handshake_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
+  /* Like ngtcp2's own client: no handshake timeout, only the idle timeout.
+   * A handshake through heavy loss needs many Initial retransmissions,
+   * spaced by a PTO that doubles from about 1 s (the 333 ms initial RTT):
+   * sent at 0, 1, 3, 7, 15, 31 s, so a 10 s limit allowed four tries, a
+   * 30 s idle timeout five, and 60 s (curl's HTTP/3 idle timeout) six. */
+  c.config.handshake_timeout_ms = UVQ_QUIC_NO_HANDSHAKE_TIMEOUT;
+  c.config.idle_timeout_ms = 60000;
   c.repeat = 1;
   snprintf(c.user_agent, sizeof(c.user_agent), "uvq-h3-client/%s",
            uvq_version_string());
@@ -985,8 +1408,31 @@ int main(int argc, char** argv) {
                       optarg);
         break;
       case OPT_CONNECT_TIMEOUT:
-        if (tool_parse_seconds(optarg, &c.config.handshake_timeout_ms) != 0)
-          usage_error("bad --connect-timeout '%s' (seconds)", optarg);
+        if (tool_parse_handshake_timeout(optarg,
+                                         &c.config.handshake_timeout_ms) != 0)
+          usage_error("bad %s '%s' (seconds, or 0 or none)",
+                      argv[optind - 1], optarg);
+        break;
+      case OPT_SESSION_FILE: c.session_file = optarg; break;
+      case OPT_IDLE_TIMEOUT:
+        if (tool_parse_seconds(optarg, &c.config.idle_timeout_ms) != 0)
+          usage_error("bad --idle-timeout '%s' (seconds)", optarg);
+        break;
+      case OPT_KEY_UPDATE:
+        if (parse_key_update(optarg, &c.key_update_bytes,
+                             &c.key_update_ms) != 0)
+          usage_error("bad --key-update '%s' (bytes, e.g. 1M, or seconds, "
+                      "e.g. 0.5s)", optarg);
+        break;
+      case OPT_QUIC_VERSION:
+        if (tool_parse_quic_version(optarg, &c.quic_version) != 0)
+          usage_error("bad --quic-version '%s' (%s)", optarg,
+                      TOOL_VERSIONS_HELP);
+        break;
+      case OPT_PREFERRED_VERSIONS:
+        if (tool_parse_quic_versions(optarg, &c.config.preferred_version) != 0)
+          usage_error("bad --preferred-versions '%s' (%s)", optarg,
+                      TOOL_VERSIONS_HELP);
         break;
       case OPT_MAX_TIME:
         if (tool_parse_seconds(optarg, &c.max_time_ms) != 0)
@@ -1074,6 +1520,11 @@ int main(int argc, char** argv) {
   callbacks.requests_available = on_requests_available;
   callbacks.connected = on_connected;
   callbacks.closed = on_closed;
+  if (c.session_file != NULL) {
+    callbacks.session_ticket = on_session_ticket;
+    session_load(&c);
+  }
+  c.key_update_next = c.key_update_bytes;
   err = uvq_h3_client_new(c.loop, &c.config, NULL, &callbacks, &c, &c.h3);
   if (err) {
     fprintf(stderr, "uvq-h3-client: cannot set up TLS: %s%s\n",
@@ -1086,6 +1537,10 @@ int main(int argc, char** argv) {
   c.pump.data = &c;
   uv_timer_init(c.loop, &c.max_timer);
   c.max_timer.data = &c;
+  uv_idle_init(c.loop, &c.key_update_idle);
+  c.key_update_idle.data = &c;
+  uv_timer_init(c.loop, &c.key_update_timer);
+  c.key_update_timer.data = &c;
   if (c.max_time_ms > 0)
     uv_timer_start(&c.max_timer, on_max_time, c.max_time_ms, 0);
 
@@ -1107,6 +1562,17 @@ int main(int argc, char** argv) {
   uv_run(c.loop, UV_RUN_DEFAULT);
   uv_loop_close(c.loop);
 
+  if (c.session_file != NULL && c.ticket_out != NULL) {
+    err = session_save(&c);
+    if (err == 0) {
+      c.ticket_saved = 1;
+    } else if (c.exit_code == 0) {
+      c.exit_code = TOOL_EXIT_LOCAL;
+      snprintf(c.error, sizeof(c.error), "cannot write --session-file %s: %s",
+               c.session_file, strerror(err));
+    }
+  }
+
   if (c.json) {
     print_json(&c, stdout);
   } else if (c.sha256) {
@@ -1116,11 +1582,25 @@ int main(int argc, char** argv) {
                c.urls[c.fetches[i].url].text);
   }
   fflush(stdout);
+  if (!c.json && c.session_file != NULL)
+    fprintf(stderr, "uvq-h3-client: session: %s, 0-RTT %s, %zu request(s) as "
+            "early data, ticket %s\n",
+            c.have_conn_stats && c.conn_stats.resumed ? "resumed"
+                                                      : "not resumed",
+            c.have_conn_stats ? zero_rtt_name(c.conn_stats.zero_rtt) : "none",
+            c.early_requests, c.ticket_saved ? "saved" : "not saved");
+  if (!c.json && (c.key_update_bytes != 0 || c.key_update_ms != 0))
+    fprintf(stderr, "uvq-h3-client: key updates: %llu\n",
+            (unsigned long long) c.key_updates);
   if (c.exit_code != 0)
     fprintf(stderr, "uvq-h3-client: %s\n", c.error);
   failed = report_failures(&c);
-  for (i = 0; i < c.nfetches; i++)
+  for (i = 0; i < c.nfetches; i++) {
     free(c.fetches[i].out_path);
+    free(c.fetches[i].wbuf);
+  }
+  free(c.ticket_in);
+  free(c.ticket_out);
   free(c.fetches);
   free_urls(c.urls, c.nurls);
   if (c.exit_code != 0)

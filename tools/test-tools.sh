@@ -293,7 +293,9 @@ fi
 # ---- the small-file cache (--file-cache-ms) ---------------------------------
 
 printf one >"$tmp/www/cached.txt"
-if start_server --file-cache-ms 300; then
+# One worker: each worker keeps its own cache, and the fetches below are
+# connections of their own, which may reach either worker.
+if start_server --file-cache-ms 300 --workers 1; then
   base=https://127.0.0.1:$port
   run_client --cacert "$tmp/cert.pem" "$base/cached.txt"
   check "cache: first fetch" '[ $rc -eq 0 ] && [ "$out" = one ]' "rc=$rc" "out=$out" "$err"
@@ -334,7 +336,8 @@ else
   not_ok "cache: server with --file-cache-ms" "$(cat "$slog")"
 fi
 printf one >"$tmp/www/cached.txt"
-if start_server --file-cache-ms 60000; then
+# One worker, as above: the two fetches must meet the same cache.
+if start_server --file-cache-ms 60000 --workers 1; then
   base=https://127.0.0.1:$port
   run_client --cacert "$tmp/cert.pem" "$base/cached.txt"
   printf two >"$tmp/www/cached.txt"
@@ -385,6 +388,35 @@ if start_server --retry=never --idle-timeout 0.3; then
     "rc=$rc" "$summary"
 else
   not_ok "--retry=never: server" "$(cat "$slog")"
+fi
+
+# ---- workers -----------------------------------------------------------------
+
+"$server" --cert x --key y --workers 0 >/dev/null 2>"$tmp/err"
+rc=$?
+check "server: --workers 0 exits 2" '[ $rc -eq 2 ] && grep -q -- "--workers" "$tmp/err"' \
+  "rc=$rc" "$(cat "$tmp/err")"
+# Twenty clients, each a process of its own (a new connection from a new
+# port): the steering program spreads their Initials over both workers and
+# keeps each connection on its worker; the summary adds the workers up.
+if start_server --workers 2 -v; then
+  fails=0
+  for i in $(seq 20); do
+    run_client --cacert "$tmp/cert.pem" --sha256 "https://127.0.0.1:$port/blob.bin"
+    [ $rc -eq 0 ] && [[ $out == "$want "* ]] || fails=$((fails + 1))
+  done
+  stop_server
+  w0=$(sed -n 's/^uvq-h3-server: worker 0: \([0-9]*\) requests.*/\1/p' "$slog")
+  w1=$(sed -n 's/^uvq-h3-server: worker 1: \([0-9]*\) requests.*/\1/p' "$slog")
+  check "--workers 2: 20 fetches served, steered by connection ID" \
+    '[ $fails -eq 0 ] && [ $src -eq 0 ] &&
+     grep -q "^uvq-h3-server: 2 workers, steering: BPF by connection ID$" "$slog" &&
+     grep -q "^uvq-h3-server: stopped (SIGTERM): 20 requests (0 failed) on 20 connections" "$slog" &&
+     grep -q " 0 stateless resets sent, 0 misrouted$" "$slog" &&
+     [ -n "$w0" ] && [ -n "$w1" ] && [ $((w0 + w1)) -eq 20 ]' \
+    "fails=$fails rc=$src" "$(grep -v ': GET ' "$slog")"
+else
+  not_ok "--workers 2: server" "$(cat "$slog")"
 fi
 
 if ip -6 addr show dev lo 2>/dev/null | grep -q "inet6 ::1"; then

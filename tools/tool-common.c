@@ -2,9 +2,11 @@
 #include "tool-common.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 int tool_parse_cc(const char* s, int* cc) {
   if (strcmp(s, "cubic") == 0)
@@ -64,6 +66,55 @@ int tool_parse_seconds(const char* s, uint64_t* ms) {
     return -1;
   *ms = (uint64_t) (v * 1000 + 0.5);
   return 0;
+}
+
+int tool_parse_quic_version(const char* s, uint32_t* version) {
+  if (strcasecmp(s, "v1") == 0 || strcasecmp(s, "0x00000001") == 0 ||
+      strcasecmp(s, "0x1") == 0 || strcasecmp(s, "1") == 0)
+    *version = UVQ_QUIC_V1;
+  else if (strcasecmp(s, "v2") == 0 || strcasecmp(s, "0x6b3343cf") == 0)
+    *version = UVQ_QUIC_V2;
+  else
+    return -1;
+  return 0;
+}
+
+int tool_parse_quic_versions(const char* s, uint32_t* first) {
+  char item[16];
+  uint32_t seen[2];
+  uint32_t v;
+  size_t nseen;
+  size_t len;
+  size_t i;
+
+  nseen = 0;
+  for (;; s += len + 1) {
+    len = strcspn(s, ",");
+    if (len == 0 || len >= sizeof(item))
+      return -1;
+    memcpy(item, s, len);
+    item[len] = '\0';
+    if (tool_parse_quic_version(item, &v) != 0)
+      return -1;
+    for (i = 0; i < nseen; i++)
+      if (seen[i] == v)
+        return -1;
+    seen[nseen++] = v;
+    if (s[len] == '\0')
+      break;
+    if (nseen == 2)
+      return -1;
+  }
+  *first = seen[0];
+  return 0;
+}
+
+int tool_parse_handshake_timeout(const char* s, uint64_t* ms) {
+  if (strcmp(s, "none") == 0 || strcmp(s, "0") == 0) {
+    *ms = UVQ_QUIC_NO_HANDSHAKE_TIMEOUT;
+    return 0;
+  }
+  return tool_parse_seconds(s, ms);
 }
 
 int tool_parse_ip(const char* s, int port, struct sockaddr_storage* out) {
@@ -232,4 +283,15 @@ int tool_describe_error(const uvq_quic_error_t* e, char* buf, size_t len) {
                (unsigned long long) e->code, reason);
       return TOOL_EXIT_CONNECT;
   }
+}
+
+void tool_usage_error(const char* tool, const char* fmt, ...) {
+  va_list ap;
+
+  fprintf(stderr, "%s: ", tool);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\nTry '%s --help'.\n", tool);
+  exit(TOOL_EXIT_USAGE);
 }

@@ -19,6 +19,11 @@
 
 /* Parses "cubic", "bbr" or "reno" into *cc (enum uvq_quic_cc). Returns 0 or
  * -1. */
+/* Prints "TOOL: message" and a hint to --help on stderr, and exits with
+ * TOOL_EXIT_USAGE. */
+void tool_usage_error(const char* tool, const char* fmt, ...)
+    __attribute__((format(printf, 2, 3), noreturn));
+
 int tool_parse_cc(const char* s, int* cc);
 
 /* Checks a --ciphersuites list: colon-separated TLS 1.3 suite names uvq
@@ -34,6 +39,20 @@ int tool_parse_uint(const char* s, uint64_t min, uint64_t max, uint64_t* out);
 /* Parses seconds, possibly fractional ("2", "0.5"), into milliseconds;
  * at least 1 ms, at most a day. Returns 0 or -1. */
 int tool_parse_seconds(const char* s, uint64_t* ms);
+
+/* Parses a QUIC version: "v1", "v2", or the number in hex ("0x00000001",
+ * "0x6b3343cf"); only the two uvq speaks. Returns 0 or -1. */
+int tool_parse_quic_version(const char* s, uint32_t* version);
+
+/* Parses a --preferred-versions list, comma-separated versions as above in
+ * preference order, each at most once; *first is the most preferred.
+ * Returns 0 or -1. */
+int tool_parse_quic_versions(const char* s, uint32_t* first);
+#define TOOL_VERSIONS_HELP "v1, v2 (or 0x00000001, 0x6b3343cf), separated by ','"
+
+/* Parses a handshake timeout in seconds ("0" or "none": no timeout,
+ * UVQ_QUIC_NO_HANDSHAKE_TIMEOUT) into milliseconds. Returns 0 or -1. */
+int tool_parse_handshake_timeout(const char* s, uint64_t* ms);
 
 /* Parses a numeric IPv4 or IPv6 address (brackets allowed around IPv6),
  * or "*" for the IPv6 wildcard, with port. Returns 0 or a UV_E* code. */

@@ -96,13 +96,19 @@ typedef struct uvq_h3_callbacks_s {
   /* Client: the server raised its request limit (MAX_STREAMS); requests
    * that got UV_EAGAIN from uvq_h3_request() can be sent now. */
   void (*requests_available)(uvq_h3_t* h3);
+  /* Client: the server issued a session ticket (opaque, valid during the
+   * call; there may be several). Pass a copy in
+   * uvq_quic_connect_opts_t.session_ticket to uvq_h3_connect_ex() to
+   * resume, with 0-RTT requests where the ticket allows them. */
+  void (*session_ticket)(uvq_h3_t* h3, const uint8_t* ticket, size_t len);
 } uvq_h3_callbacks_t;
 
 /* Struct versions, as in quic.h. uvq_h3_config_t: versions 1 to 3 are one
  * layout (programs built against uvq 0.1.0 put UVQ_QUIC_CONFIG_VERSION
- * there). uvq_h3_callbacks_t: passed by the creating macros. */
+ * there). uvq_h3_callbacks_t: passed by the creating macros; 2 appended
+ * session_ticket. */
 #define UVQ_H3_CONFIG_VERSION 3
-#define UVQ_H3_CALLBACKS_VERSION 1
+#define UVQ_H3_CALLBACKS_VERSION 2
 
 /* HTTP/3 settings (RFC 9114, 7.2.4); 0 picks the default. */
 typedef struct uvq_h3_config_s {
@@ -162,9 +168,20 @@ UVQ_EXTERN int uvq_h3_connect(uvq_h3_t* h3,
                               const struct sockaddr* remote,
                               const char* sni);
 
+/* Client: uvq_h3_connect with the options of uvq_quic_connect():
+ * server_name (as sni above), a session ticket, a local address, the
+ * first Initial's QUIC version. When the ticket allows 0-RTT,
+ * uvq_h3_request() works at once, before connected: those requests go as
+ * early data (uvq_quic_conn_stats_t.zero_rtt tells whether the server took
+ * them; if not, they are sent again after the handshake). */
+UVQ_EXTERN int uvq_h3_connect_ex(uvq_h3_t* h3,
+                                 const struct sockaddr* remote,
+                                 const uvq_quic_connect_opts_t* opts);
+
 /* Client: sends a request on the connection. authority and scheme may be
  * NULL (the SNI and "https"). body may be NULL. req_data is readable with
- * uvq_h3_req_get_data(). UV_ENOTCONN before connected, UV_EAGAIN when the
+ * uvq_h3_req_get_data(). UV_ENOTCONN before connected (unless 0-RTT is
+ * possible: uvq_h3_connect_ex), UV_EAGAIN when the
  * server's stream limit is reached (try again from requests_available). */
 UVQ_EXTERN int uvq_h3_request(uvq_h3_t* h3,
                               const char* method,

@@ -97,15 +97,20 @@ UVQ_EXTERN const char* uvq_quic_strerror(int library_error);
  * appended. A version newer than the library is UV_EINVAL.
  *
  * uvq_quic_config_t: 2 added tls_ciphersuites (after alpn); 3 appended
- * retry, retry_threshold and tls_groups. */
-#define UVQ_QUIC_CONFIG_VERSION 3
+ * retry, retry_threshold and tls_groups; 4 appended
+ * preferred_address_ipv4 and preferred_address_ipv6. */
+#define UVQ_QUIC_CONFIG_VERSION 4
 /* uvq_quic_connect_opts_t. Versions 1 to 3 are one layout (programs built
- * against uvq 0.1.0 put UVQ_QUIC_CONFIG_VERSION there). */
-#define UVQ_QUIC_CONNECT_OPTS_VERSION 3
+ * against uvq 0.1.0 put UVQ_QUIC_CONFIG_VERSION there); 4 appended
+ * quic_version. */
+#define UVQ_QUIC_CONNECT_OPTS_VERSION 4
 /* uvq_quic_callbacks_t, passed by the uvq_quic_endpoint_new() macro. */
 #define UVQ_QUIC_CALLBACKS_VERSION 1
 /* uvq_quic_app_callbacks_t, passed by the uvq_quic_conn_set_app() macro. */
 #define UVQ_QUIC_APP_CALLBACKS_VERSION 1
+
+/* uvq_quic_config_t.handshake_timeout_ms: no handshake timeout. */
+#define UVQ_QUIC_NO_HANDSHAKE_TIMEOUT UINT64_MAX
 
 /* Endpoint configuration. Fill it with uvq_quic_config_default() first,
  * which sets version; a struct laid out for an older release is read as
@@ -135,6 +140,8 @@ typedef struct uvq_quic_config_s {
   uint64_t max_streams_bidi;      /* streams the peer may open */
   uint64_t max_streams_uni;
   uint64_t idle_timeout_ms;
+  /* 0: 10 s. UVQ_QUIC_NO_HANDSHAKE_TIMEOUT: none, the idle timeout alone
+   * ends a handshake that hears nothing from the peer. */
   uint64_t handshake_timeout_ms;
   /* Largest DATAGRAM frame to accept; 0 disables RFC 9221 datagrams. */
   size_t max_datagram_frame_size;
@@ -181,6 +188,41 @@ typedef struct uvq_quic_config_s {
    * the first; a server accepts only these. NULL: all four, in that
    * order. Anything else is UV_EINVAL from uvq_quic_endpoint_new. */
   const char* tls_groups;
+
+  /* Server (4): a preferred address offered to every client in the transport
+   * parameters (RFC 9000, 9.6 and 18.2), IPv4 and/or IPv6; NULL: none.
+   * Copied. Each connection gets a connection ID of its own for it, and
+   * its stateless reset token. The endpoint must receive there on its one
+   * socket: bind the wildcard address of the family (or the preferred
+   * address itself) with the same port; port 0 here means the endpoint's
+   * port, another is UV_EINVAL from uvq_quic_endpoint_bind() unless it is
+   * the port bound. A client validates the path and moves to it. */
+  const struct sockaddr_in* preferred_address_ipv4;
+  const struct sockaddr_in6* preferred_address_ipv6;
+
+  /* Workers (appended after version 4 without a version of their own yet:
+   * UVQ_QUIC_CONFIG_VERSION and the compatibility layouts still have to
+   * take them in). Several endpoints, each on its own loop and thread, serve
+   * one port from sockets in one SO_REUSEPORT group. worker_count: the
+   * endpoints in the group, 1 to 256; 0 (the default): not a worker
+   * (connection IDs are wholly random, the socket is bound alone).
+   * worker_index: this endpoint's place, 0 to worker_count - 1, which must
+   * also be its bind order (the kernel numbers a group's sockets in the
+   * order they were bound, and the steering program answers with that
+   * number). Every connection ID the endpoint issues is 18 octets in the
+   * QUIC-LB plaintext layout (draft-ietf-quic-load-balancers): first octet
+   * 0x11 (config rotation 0, self-encoded length 17), then a 2-octet server
+   * ID, lb_server_id then worker_index, then 15 random octets. With
+   * worker_count above 1, uvq_quic_endpoint_bind binds with
+   * UVQ_UDP_REUSEPORT and attaches the steering program (Linux; see
+   * uvq_quic_endpoint_stats_t.steering). Give every worker the same
+   * static_secret, so that any of them validates the Retry tokens and
+   * produces the stateless resets of another. lb_server_id (0 to 255)
+   * tells this machine apart from others behind one QUIC-LB load
+   * balancer; 0 by default. Out-of-range values are UV_EINVAL. */
+  unsigned int worker_index;
+  unsigned int worker_count;
+  unsigned int lb_server_id;
 } uvq_quic_config_t;
 
 /* uvq_quic_config_default(config): fills config with the defaults, in
@@ -295,6 +337,21 @@ typedef struct uvq_quic_conn_stats_s {
   uint64_t reserved[16];
 } uvq_quic_conn_stats_t;
 
+/* How datagrams find their worker (uvq_quic_endpoint_stats_t.steering). */
+enum uvq_quic_steering {
+  /* Not a worker group (worker_count 0 or 1), or not bound yet. */
+  UVQ_QUIC_STEERING_NONE = 0,
+  /* The reuseport BPF program steers each datagram to the worker its
+   * destination connection ID names; Initials with a client-chosen ID
+   * are spread by that ID. */
+  UVQ_QUIC_STEERING_BPF = 1,
+  /* The program could not be attached (not Linux, or the kernel refused
+   * it: steering_error says why): the kernel's 4-tuple hash picks the
+   * worker, so a client whose address changes reaches another worker and
+   * loses its connection. */
+  UVQ_QUIC_STEERING_KERNEL_HASH = 2
+};
+
 typedef struct uvq_quic_endpoint_stats_s {
   uint64_t connections_accepted;
   uint64_t connections_refused;  /* over max_connections/max_handshakes */
@@ -302,7 +359,14 @@ typedef struct uvq_quic_endpoint_stats_s {
   uint64_t version_negotiations; /* Version Negotiation packets sent */
   uint64_t retries;              /* Retry packets sent */
   uint64_t stateless_resets;     /* Stateless Reset packets sent */
-  uint64_t reserved[16];
+  /* Workers: short-header packets for no known connection whose ID names
+   * another worker of the group (steering did not deliver them there). */
+  uint64_t packets_misrouted;
+  uint64_t steering;             /* enum uvq_quic_steering */
+  /* With UVQ_QUIC_STEERING_KERNEL_HASH: why the program was not attached,
+   * a negative UV_E* code (UV_ENOTSUP where the platform has none). */
+  int64_t steering_error;
+  uint64_t reserved[13];
 } uvq_quic_endpoint_stats_t;
 
 /* Options for one client connection. */
@@ -318,6 +382,12 @@ typedef struct uvq_quic_connect_opts_s {
   size_t session_ticket_len;
   /* Local address to send from (port 0: the endpoint's); NULL: default. */
   const struct sockaddr* local;
+  /* The version of the first Initial: UVQ_QUIC_V1 or UVQ_QUIC_V2; 0: v1.
+   * Both are offered for compatible version negotiation either way, so a
+   * server may still switch the connection to the other. With a ticket,
+   * use the version the ticket's connection ended on: 0-RTT packets go in
+   * this version and a server that switches discards them (RFC 9368, 6). */
+  uint32_t quic_version;
 } uvq_quic_connect_opts_t;
 
 /* uvq_quic_endpoint_new(loop, config, callbacks, user_data, ep): a macro
@@ -396,7 +466,10 @@ UVQ_EXTERN int uvq_quic_conn_update_key(uvq_quic_conn_t* conn);
  * validating the new path (RFC 9000, 9). UV_EAGAIN before the handshake
  * completed, from inside a callback of this connection, or while the
  * server has given no spare connection ID; UV_EINVAL on a server
- * connection; UV_EAFNOSUPPORT for another address family. */
+ * connection; UV_EAFNOSUPPORT for another address family. A client also
+ * moves, by itself, to a server's preferred address of its socket's
+ * family once the handshake is confirmed (RFC 9000, 9.6);
+ * uvq_quic_conn_get_path tells where the connection is. */
 UVQ_EXTERN int uvq_quic_conn_migrate(uvq_quic_conn_t* conn,
                                      const struct sockaddr* local);
 
