@@ -480,7 +480,8 @@ UVQ_EXTERN int uvq_quic_stream_open(uvq_quic_conn_t* conn,
                                     int64_t* stream_id);
 
 /* Queues bufs on the stream; fin ends the stream after them. The buffers
- * are sent without copying and must stay valid until cb. UV_EINVAL,
+ * are sent without copying and must stay valid until cb. UV_EINVAL (also:
+ * the connection has an application protocol, uvq_quic_conn_set_app),
  * UV_ENOENT (no such stream), UV_EPIPE (the stream's sending side is
  * finished or reset). */
 UVQ_EXTERN int uvq_quic_stream_write(uvq_quic_write_t* req,
@@ -499,7 +500,8 @@ UVQ_EXTERN int uvq_quic_stream_consume(uvq_quic_conn_t* conn,
                                        size_t n);
 
 /* Abruptly ends the sending side (RESET_STREAM) and/or asks the peer to
- * stop sending (STOP_SENDING), with an application error code. */
+ * stop sending (STOP_SENDING), with an application error code. Both on a
+ * unidirectional stream end the one direction it has. */
 #define UVQ_QUIC_SHUT_WRITE 1
 #define UVQ_QUIC_SHUT_READ 2
 UVQ_EXTERN int uvq_quic_stream_shutdown(uvq_quic_conn_t* conn,
