@@ -284,6 +284,8 @@ static void on_handshake(uvq_quic_conn_t* conn) {
   s->ready = 1;
   side->has_stream = 1;
   ASSERT_OK(uvq_quic_stream_set_data(conn, id, s));
+  /* A protocol is attached before any stream exists. */
+  ASSERT_ERR(UV_EBUSY, uvq_quic_conn_set_app(conn, &line_app, side));
   /* The protocol's streams are not written through the stream API. */
   buf = uv_buf_init((char*) "x", 1);
   ASSERT_ERR(UV_EINVAL, uvq_quic_stream_write(&req, conn, id, &buf, 1, 0,
@@ -373,6 +375,12 @@ static void line_connect(line_test_t* t) {
                              &t->client.user_sentinel, &conn));
   t->client.conn = conn;
   ASSERT_OK(uvq_quic_conn_set_app(conn, &line_app, &t->client));
+  /* A protocol without its two required callbacks is refused. */
+  {
+    uvq_quic_app_callbacks_t partial = line_app;
+    partial.recv_stream_data = NULL;
+    ASSERT_ERR(UV_EINVAL, uvq_quic_conn_set_app(conn, &partial, &t->client));
+  }
   /* A callbacks version this library does not know is refused. */
   ASSERT_ERR(UV_EINVAL, uvq_quic_conn_set_app_versioned(
                             conn, UVQ_QUIC_APP_CALLBACKS_VERSION + 1,
