@@ -88,12 +88,20 @@ struct uvq__quic_config_v1 {
 };
 
 /* Version 3 appended retry, retry_threshold and tls_groups to version 2;
- * version 4 appended the preferred addresses. */
+ * version 4 appended the preferred addresses; version 5 the worker
+ * fields. Each is a prefix of the next: what one copies of an older struct
+ * ends with its last field. */
 #define CONFIG_V3_USED \
   (offsetof(uvq_quic_config_t, tls_groups) + sizeof(const char*))
+#define CONFIG_V4_USED                                        \
+  (offsetof(uvq_quic_config_t, preferred_address_ipv6) +    \
+   sizeof(const struct sockaddr_in6*))
 _Static_assert(offsetof(uvq_quic_config_t, preferred_address_ipv4) >=
                    CONFIG_V3_USED,
                "uvq_quic_config_t version 3 must stay a prefix of the current "
+               "layout: append new fields at the end");
+_Static_assert(offsetof(uvq_quic_config_t, worker_index) >= CONFIG_V4_USED,
+               "uvq_quic_config_t version 4 must stay a prefix of the current "
                "layout: append new fields at the end");
 
 /* Version 2 is a prefix of every later version, up to and including
@@ -184,6 +192,10 @@ static int config_store(int config_version, const uvq_quic_config_t* cur,
       *config = *cur;
       config->version = UVQ_QUIC_CONFIG_VERSION;
       return 0;
+    case 4:
+      memcpy(config, cur, CONFIG_V4_USED);
+      config->version = 4;
+      return 0;
     case 3:
       memcpy(config, cur, CONFIG_V3_USED);
       config->version = 3;
@@ -239,6 +251,9 @@ int uvq__quic_config_load(const uvq_quic_config_t* in, uvq_quic_config_t* out) {
     case UVQ_QUIC_CONFIG_VERSION:
       *out = *in;
       return 0;
+    case 4:
+      memcpy(out, in, CONFIG_V4_USED);
+      break;
     case 3:
       memcpy(out, in, CONFIG_V3_USED);
       break;

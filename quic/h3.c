@@ -887,7 +887,7 @@ int uvq_h3_connect(uvq_h3_t* h3, const struct sockaddr* remote,
   uvq_quic_connect_opts_t opts;
 
   memset(&opts, 0, sizeof(opts));
-  opts.version = UVQ_QUIC_CONFIG_VERSION;
+  opts.version = UVQ_QUIC_CONNECT_OPTS_VERSION;
   opts.server_name = sni;
   return uvq_h3_connect_ex(h3, remote, &opts);
 }
@@ -902,8 +902,7 @@ int uvq_h3_connect_ex(uvq_h3_t* h3, const struct sockaddr* remote,
   if (h3 == NULL || remote == NULL || opts == NULL || h3->is_server ||
       h3->closing)
     return UV_EINVAL;
-  if (opts->version != UVQ_QUIC_CONFIG_VERSION)
-    return UV_EINVAL;
+  /* opts is read, in the layout of its version, by uvq_quic_connect. */
   if (h3->client != NULL)
     return UV_EALREADY;
   memset(&any, 0, sizeof(any));

@@ -237,7 +237,7 @@ static void initial_version(uint32_t server_pref, uint32_t want) {
   t.server.cfg.preferred_version = server_pref;
   qt_start(&t);
   memset(&opts, 0, sizeof(opts));
-  opts.version = UVQ_QUIC_CONFIG_VERSION;
+  opts.version = UVQ_QUIC_CONNECT_OPTS_VERSION;
   opts.server_name = "localhost";
   /* Neither version: refused before anything is sent. */
   opts.quic_version = 0xff00001d;

@@ -963,7 +963,7 @@ static void connect_to(struct client* c) {
    * matches against its IP subjectAltNames. */
   sni = c->sni != NULL ? c->sni : c->urls[0].host;
   memset(&opts, 0, sizeof(opts));
-  opts.version = UVQ_QUIC_CONFIG_VERSION;
+  opts.version = UVQ_QUIC_CONNECT_OPTS_VERSION;
   opts.server_name = sni;
   opts.session_ticket = c->ticket_in;
   opts.session_ticket_len = c->ticket_in_len;

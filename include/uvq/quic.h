@@ -98,8 +98,9 @@ UVQ_EXTERN const char* uvq_quic_strerror(int library_error);
  *
  * uvq_quic_config_t: 2 added tls_ciphersuites (after alpn); 3 appended
  * retry, retry_threshold and tls_groups; 4 appended
- * preferred_address_ipv4 and preferred_address_ipv6. */
-#define UVQ_QUIC_CONFIG_VERSION 4
+ * preferred_address_ipv4 and preferred_address_ipv6; 5 appended
+ * worker_index, worker_count and lb_server_id. */
+#define UVQ_QUIC_CONFIG_VERSION 5
 /* uvq_quic_connect_opts_t. Versions 1 to 3 are one layout (programs built
  * against uvq 0.1.0 put UVQ_QUIC_CONFIG_VERSION there); 4 appended
  * quic_version. */
@@ -200,9 +201,7 @@ typedef struct uvq_quic_config_s {
   const struct sockaddr_in* preferred_address_ipv4;
   const struct sockaddr_in6* preferred_address_ipv6;
 
-  /* Workers (appended after version 4 without a version of their own yet:
-   * UVQ_QUIC_CONFIG_VERSION and the compatibility layouts still have to
-   * take them in). Several endpoints, each on its own loop and thread, serve
+  /* Workers (5). Several endpoints, each on its own loop and thread, serve
    * one port from sockets in one SO_REUSEPORT group. worker_count: the
    * endpoints in the group, 1 to 256; 0 (the default): not a worker
    * (connection IDs are wholly random, the socket is bound alone).
