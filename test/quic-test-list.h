@@ -77,6 +77,7 @@
   TEST_ENTRY(quic_h3_malformed_requests) \
   TEST_ENTRY(quic_app_request_response) \
   TEST_ENTRY(quic_app_failure_codes) \
+  TEST_ENTRY(quic_app_config_copy) \
   TEST_ENTRY(quic_load_initial_flood) \
   TEST_ENTRY(quic_load_burst_retry) \
   TEST_ENTRY(quic_load_refused_resend) \

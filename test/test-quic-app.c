@@ -4,6 +4,7 @@
  * n bytes of a pattern and FIN on the same stream. Both sides are written
  * only with include/uvq/quic.h, over loopback, and every byte, callback
  * and credit is checked. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -514,5 +515,54 @@ static void expect_failure(const char* request, int kind, uint64_t code) {
 TEST_IMPL(quic_app_failure_codes) {
   expect_failure("BAD\n", UVQ_QUIC_ERROR_APPLICATION, 0x10c);
   expect_failure("PUT 1\n", UVQ_QUIC_ERROR_TRANSPORT, 0x1);
+  return 0;
+}
+
+/* uvq_quic_config_copy: what a protocol library layered on uvq (HTTP/3
+ * here) uses to adjust its caller's configuration, whatever layout the
+ * caller was built with. */
+TEST_IMPL(quic_app_config_copy) {
+  uvq_quic_config_t defaults;
+  uvq_quic_config_t old;
+  uvq_quic_config_t cur;
+  union {
+    uvq_quic_config_t cfg;
+    unsigned char bytes[sizeof(uvq_quic_config_t)];
+  } out;
+  size_t tail;
+  size_t i;
+
+  uvq_quic_config_default(&defaults);
+
+  /* A version 3 layout comes out current, later fields at defaults. */
+  uvq_quic_config_default_versioned(3, &old);
+  ASSERT_EQ(3, old.version);
+  old.cert_file = "cert.pem";
+  old.retry_threshold = 7;
+  memset(&cur, 0xAA, sizeof(cur));
+  ASSERT_OK(uvq_quic_config_copy(&cur, &old));
+  ASSERT_EQ(UVQ_QUIC_CONFIG_VERSION, cur.version);
+  ASSERT_STR_EQ("cert.pem", cur.cert_file);
+  ASSERT_EQ(7, cur.retry_threshold);
+  ASSERT_PTR_EQ(defaults.preferred_address_ipv4, cur.preferred_address_ipv4);
+  ASSERT_EQ(defaults.worker_index, cur.worker_index);
+  ASSERT_EQ(defaults.worker_count, cur.worker_count);
+
+  /* Into a version 2 layout: nothing written past it (version 3 appended
+   * retry, retry_threshold and tls_groups after pacing). */
+  memset(&out, 0xAA, sizeof(out));
+  ASSERT_OK(uvq_quic_config_copy_versioned(2, &out.cfg, &cur));
+  ASSERT_EQ(2, out.cfg.version);
+  ASSERT_STR_EQ("cert.pem", out.cfg.cert_file);
+  tail = offsetof(uvq_quic_config_t, tls_groups);
+  for (i = tail; i < sizeof(out.bytes); i++)
+    ASSERT_EQ(0xAA, out.bytes[i]);
+
+  /* Versions this library does not know, either way. */
+  old.version = UVQ_QUIC_CONFIG_VERSION + 1;
+  ASSERT_ERR(UV_EINVAL, uvq_quic_config_copy(&cur, &old));
+  ASSERT_ERR(UV_EINVAL, uvq_quic_config_copy_versioned(
+                            UVQ_QUIC_CONFIG_VERSION + 1, &cur, &defaults));
+  ASSERT_ERR(UV_EINVAL, uvq_quic_config_copy(&cur, NULL));
   return 0;
 }
