@@ -294,46 +294,36 @@ int uvq__h3_config_load(const uvq_h3_config_t* in, uvq_h3_config_t* out) {
   return 0;
 }
 
-int uvq__quic_callbacks_load(int version,
-                             const uvq_quic_callbacks_t* in,
-                             uvq_quic_callbacks_t* out) {
-  size_t size;
-
-  memset(out, 0, sizeof(*out));
-  size = quic_callbacks_size(version);
+/* A callbacks struct of a version whose layout is size bytes of the
+ * current one (0: a version this library does not know): the caller's
+ * part copied, the callbacks it lacks NULL. in may be NULL (none). */
+static int load_callbacks(void* out, size_t outsize, const void* in,
+                          size_t size) {
+  memset(out, 0, outsize);
   if (size == 0)
     return UV_EINVAL;
   if (in != NULL)
     memcpy(out, in, size);
   return 0;
+}
+
+int uvq__quic_callbacks_load(int version,
+                             const uvq_quic_callbacks_t* in,
+                             uvq_quic_callbacks_t* out) {
+  return load_callbacks(out, sizeof(*out), in, quic_callbacks_size(version));
 }
 
 int uvq__quic_app_callbacks_load(int version,
                                  const uvq_quic_app_callbacks_t* in,
                                  uvq_quic_app_callbacks_t* out) {
-  size_t size;
-
-  memset(out, 0, sizeof(*out));
-  size = quic_app_callbacks_size(version);
-  if (size == 0)
-    return UV_EINVAL;
-  if (in != NULL)
-    memcpy(out, in, size);
-  return 0;
+  return load_callbacks(out, sizeof(*out), in,
+                        quic_app_callbacks_size(version));
 }
 
 int uvq__h3_callbacks_load(int version,
                            const uvq_h3_callbacks_t* in,
                            uvq_h3_callbacks_t* out) {
-  size_t size;
-
-  memset(out, 0, sizeof(*out));
-  size = h3_callbacks_size(version);
-  if (size == 0)
-    return UV_EINVAL;
-  if (in != NULL)
-    memcpy(out, in, size);
-  return 0;
+  return load_callbacks(out, sizeof(*out), in, h3_callbacks_size(version));
 }
 
 /* ---- uvq 0.1.0's entry points ---------------------------------------------
