@@ -753,3 +753,58 @@ qt_conn_t* qt_server_conn(qt_t* t, unsigned int n) {
   ASSERT_LT(n, t->server.nconns);
   return t->server.conns[n];
 }
+
+/* --- A client behind a masquerading router ---------------------------- */
+
+static void nat_down_at_exit(void* arg) {
+  qt_nat_down(arg);
+}
+
+void qt_nat_down(qt_nat_t* n) {
+  test_atexit_cancel(nat_down_at_exit, n);
+  netns_leave();
+  netns_destroy(&n->cli);
+  netns_destroy(&n->rtr);
+  netns_destroy(&n->srv);
+}
+
+void qt_nat_map(qt_nat_t* n, unsigned int port) {
+  ASSERT_OK(netns_exec(&n->rtr, "nft flush chain ip nat post"));
+  ASSERT_OK(netns_exec(&n->rtr,
+                       "nft add rule ip nat post oifname r1 meta l4proto udp "
+                       "masquerade to :%u",
+                       port));
+  ASSERT_OK(netns_exec(&n->rtr, "conntrack -F >/dev/null 2>&1"));
+}
+
+void qt_nat_up(qt_nat_t* n, const char* prefix, const char* net) {
+  char tag[32];
+  char cidr[32];
+
+  NETNS_REQUIRE();
+  if (netns_sh("command -v nft >/dev/null && command -v conntrack >/dev/null"))
+    RETURN_SKIP("nft and conntrack are needed (Debian nftables, conntrack)");
+  test_atexit(nat_down_at_exit, n);
+  snprintf(tag, sizeof(tag), "%sc", prefix);
+  ASSERT_OK(netns_create(&n->cli, tag));
+  snprintf(tag, sizeof(tag), "%sr", prefix);
+  ASSERT_OK(netns_create(&n->rtr, tag));
+  snprintf(tag, sizeof(tag), "%ss", prefix);
+  ASSERT_OK(netns_create(&n->srv, tag));
+  ASSERT_OK(netns_veth(&n->cli, "c0", &n->rtr, "r0", 0));
+  ASSERT_OK(netns_veth(&n->rtr, "r1", &n->srv, "s0", 0));
+  snprintf(cidr, sizeof(cidr), "%s.1.2/24", net);
+  ASSERT_OK(netns_addr(&n->cli, "c0", cidr));
+  snprintf(cidr, sizeof(cidr), "%s.1.1/24", net);
+  ASSERT_OK(netns_addr(&n->rtr, "r0", cidr));
+  snprintf(cidr, sizeof(cidr), "%s.2.1/24", net);
+  ASSERT_OK(netns_addr(&n->rtr, "r1", cidr));
+  snprintf(cidr, sizeof(cidr), "%s.2.2/24", net);
+  ASSERT_OK(netns_addr(&n->srv, "s0", cidr));
+  ASSERT_OK(netns_exec(&n->cli, "ip route add default via %s.1.1", net));
+  ASSERT_OK(netns_exec(&n->rtr, "sysctl -q -w net.ipv4.ip_forward=1"));
+  ASSERT_OK(netns_exec(&n->rtr, "nft add table ip nat"));
+  ASSERT_OK(netns_exec(&n->rtr,
+                       "nft \"add chain ip nat post { type nat hook "
+                       "postrouting priority 100 ; }\""));
+}

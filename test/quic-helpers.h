@@ -21,6 +21,7 @@
 
 #include <uv.h>
 
+#include "netns.h"
 #include "task.h"
 #include "udp-helpers.h"
 #include "uvq/quic.h"
@@ -266,5 +267,26 @@ qt_conn_t* qt_server_conn(qt_t* t, unsigned int n);
 
 /* Milliseconds between two uv_hrtime() values. */
 #define QT_MS(a, b) ((double) ((b) - (a)) / 1e6)
+
+/* --- A client behind a masquerading router ---------------------------- */
+
+/* Three namespaces (tags PREFIXc, PREFIXr, PREFIXs): the client at
+ * NET.1.2, behind a router (NET.1.1 inside, NET.2.1 outside) whose
+ * nftables masquerade its UDP towards the server at NET.2.2. */
+typedef struct qt_nat_s {
+  netns_t cli;
+  netns_t rtr;
+  netns_t srv;
+} qt_nat_t;
+
+/* Sets the namespaces up, net being the first two octets ("10.78"), and
+ * registers their removal at exit; skips the test without nft and
+ * conntrack. No mapping is in place until qt_nat_map. */
+void qt_nat_up(qt_nat_t* n, const char* prefix, const char* net);
+/* Masquerades the client's UDP to the router's source port port, and
+ * forgets the tracked connections so that the next packet takes it. */
+void qt_nat_map(qt_nat_t* n, unsigned int port);
+/* Leaves the namespaces and removes them (also run at exit). */
+void qt_nat_down(qt_nat_t* n);
 
 #endif /* UVQ_TEST_QUIC_HELPERS_H */

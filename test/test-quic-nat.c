@@ -12,65 +12,17 @@
 #include "task.h"
 
 #define NAT_BYTES (4u * 1024u * 1024u)
-#define NAT_CLIENT "10.78.1.2"
-#define NAT_ROUTER_IN "10.78.1.1"
-#define NAT_ROUTER_OUT "10.78.2.1"
-#define NAT_SERVER "10.78.2.2"
+#define NAT_NET "10.78"
+#define NAT_CLIENT NAT_NET ".1.2"
+#define NAT_SERVER NAT_NET ".2.2"
 #define NAT_PORT_BEFORE 41000
 #define NAT_PORT_AFTER 42000
 
 typedef struct nat_s {
-  netns_t cli;
-  netns_t rtr;
-  netns_t srv;
+  qt_nat_t net;
   qt_conn_t* server_conn;
   uint64_t switch_at;   /* server bytes received when the NAT changes */
 } nat_t;
-
-static void nat_down(void* arg) {
-  nat_t* n = arg;
-
-  test_atexit_cancel(nat_down, n);
-  netns_leave();
-  netns_destroy(&n->cli);
-  netns_destroy(&n->rtr);
-  netns_destroy(&n->srv);
-}
-
-static void nat_map(nat_t* n, unsigned int port) {
-  /* One rule: UDP leaving towards the server takes the router's address
-   * and this source port. Flushing the conntrack table makes the next
-   * packet take the new mapping at once. */
-  ASSERT_OK(netns_exec(&n->rtr, "nft flush chain ip nat post"));
-  ASSERT_OK(netns_exec(&n->rtr,
-                       "nft add rule ip nat post oifname r1 meta l4proto udp "
-                       "masquerade to :%u",
-                       port));
-  ASSERT_OK(netns_exec(&n->rtr, "conntrack -F >/dev/null 2>&1"));
-}
-
-static void nat_up(nat_t* n) {
-  NETNS_REQUIRE();
-  if (netns_sh("command -v nft >/dev/null && command -v conntrack >/dev/null"))
-    RETURN_SKIP("nft and conntrack are needed (Debian nftables, conntrack)");
-  test_atexit(nat_down, n);
-  ASSERT_OK(netns_create(&n->cli, "natc"));
-  ASSERT_OK(netns_create(&n->rtr, "natr"));
-  ASSERT_OK(netns_create(&n->srv, "nats"));
-  ASSERT_OK(netns_veth(&n->cli, "c0", &n->rtr, "r0", 0));
-  ASSERT_OK(netns_veth(&n->rtr, "r1", &n->srv, "s0", 0));
-  ASSERT_OK(netns_addr(&n->cli, "c0", NAT_CLIENT "/24"));
-  ASSERT_OK(netns_addr(&n->rtr, "r0", NAT_ROUTER_IN "/24"));
-  ASSERT_OK(netns_addr(&n->rtr, "r1", NAT_ROUTER_OUT "/24"));
-  ASSERT_OK(netns_addr(&n->srv, "s0", NAT_SERVER "/24"));
-  ASSERT_OK(netns_exec(&n->cli, "ip route add default via " NAT_ROUTER_IN));
-  ASSERT_OK(netns_exec(&n->rtr, "sysctl -q -w net.ipv4.ip_forward=1"));
-  ASSERT_OK(netns_exec(&n->rtr, "nft add table ip nat"));
-  ASSERT_OK(netns_exec(&n->rtr,
-                       "nft \"add chain ip nat post { type nat hook "
-                       "postrouting priority 100 ; }\""));
-  nat_map(n, NAT_PORT_BEFORE);
-}
 
 static unsigned int remote_port(qt_conn_t* c) {
   struct sockaddr_storage remote;
@@ -94,13 +46,14 @@ TEST_IMPL(quic_nat_rebinding) {
 
   memset(&n, 0, sizeof(n));
   qt_init(&t, NAT_SERVER, NAT_BYTES);
-  nat_up(&n);
+  qt_nat_up(&n.net, "nat", NAT_NET);
+  qt_nat_map(&n.net, NAT_PORT_BEFORE);
 
-  netns_enter(&n.srv);
+  netns_enter(&n.net.srv);
   t.ip = NAT_SERVER;
   qt_start_server(&t);
   netns_leave();
-  netns_enter(&n.cli);
+  netns_enter(&n.net.cli);
   t.ip = NAT_CLIENT;
   qt_start_client(&t);
   netns_leave();
@@ -116,7 +69,7 @@ TEST_IMPL(quic_nat_rebinding) {
   n.server_conn = s;
   n.switch_at = NAT_BYTES / 4;
   qt_run_until(&t, server_got_enough, &n, QT_WAIT_MS);
-  nat_map(&n, NAT_PORT_AFTER);
+  qt_nat_map(&n.net, NAT_PORT_AFTER);
 
   qt_run_until_fins(&t, s, 1);
   qt_run_until_writes(&t, &t.client, 1);
@@ -133,6 +86,6 @@ TEST_IMPL(quic_nat_rebinding) {
   qt_run_until_closed(&t, c);
   qt_run_until_closed(&t, s);
   qt_teardown(&t);
-  nat_down(&n);
+  qt_nat_down(&n.net);
   return 0;
 }

@@ -572,44 +572,23 @@ TEST_IMPL(quic_workers_shared_secrets) {
 /* The set-up of test-quic-nat.c (client, masquerading router, server, each
  * in its own namespace), with the server run as two workers. */
 #define WNAT_BYTES (4u * 1024u * 1024u)
-#define WNAT_CLIENT "10.79.1.2"
-#define WNAT_ROUTER_IN "10.79.1.1"
-#define WNAT_ROUTER_OUT "10.79.2.1"
-#define WNAT_SERVER "10.79.2.2"
+#define WNAT_NET "10.79"
+#define WNAT_CLIENT WNAT_NET ".1.2"
+#define WNAT_ROUTER_OUT WNAT_NET ".2.1"
+#define WNAT_SERVER WNAT_NET ".2.2"
 #define WNAT_FIRST_PORT 41000
 /* Router source ports whose 4-tuple the kernel's hash is asked about. */
 #define WNAT_CANDIDATES 32
 #define WNAT_CANDIDATE_BASE 42000
 
 typedef struct wnat_s {
-  netns_t cli;
-  netns_t rtr;
-  netns_t srv;
+  qt_nat_t net;
   qt_conn_t* server_conn;
   uint64_t switch_at;
   unsigned int want_port;
   /* The socket index of the probe group each candidate port reached. */
   int hashed_to[WNAT_CANDIDATES];
 } wnat_t;
-
-static void wnat_down(void* arg) {
-  wnat_t* n = arg;
-
-  test_atexit_cancel(wnat_down, n);
-  netns_leave();
-  netns_destroy(&n->cli);
-  netns_destroy(&n->rtr);
-  netns_destroy(&n->srv);
-}
-
-static void wnat_map(wnat_t* n, unsigned int port) {
-  ASSERT_OK(netns_exec(&n->rtr, "nft flush chain ip nat post"));
-  ASSERT_OK(netns_exec(&n->rtr,
-                       "nft add rule ip nat post oifname r1 meta l4proto udp "
-                       "masquerade to :%u",
-                       port));
-  ASSERT_OK(netns_exec(&n->rtr, "conntrack -F >/dev/null 2>&1"));
-}
 
 static int plain_socket(const char* ip, unsigned short port, int reuseport) {
   struct sockaddr_storage addr;
@@ -645,7 +624,7 @@ static unsigned short wnat_probe_hash(wnat_t* n) {
   int k;
   int seen;
 
-  netns_enter(&n->srv);
+  netns_enter(&n->net.srv);
   group[0] = plain_socket(WNAT_SERVER, 0, 1);
   alen = sizeof(a);
   ASSERT_OK(getsockname(group[0], (struct sockaddr*) &a, &alen));
@@ -653,7 +632,7 @@ static unsigned short wnat_probe_hash(wnat_t* n) {
   group[1] = plain_socket(WNAT_SERVER, port, 1);
   netns_leave();
   make_addr(&to, WNAT_SERVER, port);
-  netns_enter(&n->rtr);
+  netns_enter(&n->net.rtr);
   for (i = 0; i < WNAT_CANDIDATES; i++) {
     got = (uint16_t) (WNAT_CANDIDATE_BASE + i);
     fd = plain_socket(WNAT_ROUTER_OUT, got, 0);
@@ -697,28 +676,6 @@ static unsigned int wnat_port_for(const wnat_t* n, int index, int skip) {
   return 0;
 }
 
-static void wnat_up(wnat_t* n) {
-  NETNS_REQUIRE();
-  if (netns_sh("command -v nft >/dev/null && command -v conntrack >/dev/null"))
-    RETURN_SKIP("nft and conntrack are needed (Debian nftables, conntrack)");
-  test_atexit(wnat_down, n);
-  ASSERT_OK(netns_create(&n->cli, "wkc"));
-  ASSERT_OK(netns_create(&n->rtr, "wkr"));
-  ASSERT_OK(netns_create(&n->srv, "wks"));
-  ASSERT_OK(netns_veth(&n->cli, "c0", &n->rtr, "r0", 0));
-  ASSERT_OK(netns_veth(&n->rtr, "r1", &n->srv, "s0", 0));
-  ASSERT_OK(netns_addr(&n->cli, "c0", WNAT_CLIENT "/24"));
-  ASSERT_OK(netns_addr(&n->rtr, "r0", WNAT_ROUTER_IN "/24"));
-  ASSERT_OK(netns_addr(&n->rtr, "r1", WNAT_ROUTER_OUT "/24"));
-  ASSERT_OK(netns_addr(&n->srv, "s0", WNAT_SERVER "/24"));
-  ASSERT_OK(netns_exec(&n->cli, "ip route add default via " WNAT_ROUTER_IN));
-  ASSERT_OK(netns_exec(&n->rtr, "sysctl -q -w net.ipv4.ip_forward=1"));
-  ASSERT_OK(netns_exec(&n->rtr, "nft add table ip nat"));
-  ASSERT_OK(netns_exec(&n->rtr,
-                       "nft \"add chain ip nat post { type nat hook "
-                       "postrouting priority 100 ; }\""));
-}
-
 static unsigned int wnat_remote_port(qt_conn_t* c) {
   struct sockaddr_storage remote;
 
@@ -745,7 +702,7 @@ static int wnat_server_moved(void* arg) {
  * buffer may still hold megabytes from the old port, so the wait is for
  * the move, not for a byte count. */
 static void wnat_move(qt_t* t, wnat_t* n, qt_conn_t* c, unsigned int port) {
-  wnat_map(n, port);
+  qt_nat_map(&n->net, port);
   qt_write(c, qt_open_bidi(c), 10, 1);
   n->want_port = port;
   qt_run_until(t, wnat_server_moved, n, QT_WAIT_MS);
@@ -783,10 +740,10 @@ TEST_IMPL(quic_workers_nat_rebinding) {
 
   memset(&n, 0, sizeof(n));
   qt_init(&t, WNAT_SERVER, WNAT_BYTES);
-  wnat_up(&n);
+  qt_nat_up(&n.net, "wk", WNAT_NET);
   port = wnat_probe_hash(&n);
 
-  netns_enter(&n.srv);
+  netns_enter(&n.net.srv);
   t.ip = WNAT_SERVER;
   worker_config(&t, &t.server.cfg, 0);
   ASSERT_OK(qt_side_new(&t, &t.server, 1));
@@ -795,11 +752,11 @@ TEST_IMPL(quic_workers_nat_rebinding) {
                                    (struct sockaddr*) &t.server.addr));
   w1 = start_second_worker(&t);
   netns_leave();
-  netns_enter(&n.cli);
+  netns_enter(&n.net.cli);
   t.ip = WNAT_CLIENT;
   qt_start_client(&t);
   netns_leave();
-  wnat_map(&n, WNAT_FIRST_PORT);
+  qt_nat_map(&n.net, WNAT_FIRST_PORT);
 
   c = qt_connect(&t);
   sides[0] = &t.server;
@@ -845,7 +802,7 @@ TEST_IMPL(quic_workers_nat_rebinding) {
   qt_run_until_closed(&t, s);
   finish_worker(&t, w1);
   qt_teardown(&t);
-  wnat_down(&n);
+  qt_nat_down(&n.net);
   return 0;
 }
 
