@@ -869,10 +869,11 @@ int uvq__ep_leave(uvq_quic_endpoint_t* ep) {
     uvq__conn_free(c);
   }
   if (ep->closing && !ep->finished) {
+    /* A core endpoint is gone after finish_close (read nothing of it
+     * then); a loop endpoint once its handles are closed. */
+    int core = ep->loop == NULL;
     finish_close(ep);
-    /* A core endpoint is gone now; a loop endpoint once its handles are
-     * closed. */
-    return ep->loop == NULL;
+    return core;
   }
   return 0;
 }
