@@ -1,113 +1,118 @@
-/* libFuzzer target: every input is one UDP datagram to a listening QUIC
- * server endpoint.
+/* libFuzzer target: datagrams into a core QUIC endpoint (no socket, no
+ * loop, no clock), as a server receiving clients' packets or as a client
+ * receiving a server's replies to its connection attempt.
  *
- * The endpoint reads only from its socket, so the input travels over
- * loopback from a plain UDP socket to the endpoint's port, and the loop
- * runs a few non-blocking turns to read and answer it. The endpoint (and
- * whatever connections the inputs create) lives across inputs, as a real
- * server does. A self-signed certificate is made once, in a temporary
- * directory, with the openssl command.
+ * Input: a mode byte, then records, each [flags][aux][length, 2 octets
+ * big-endian][datagram]. The mode byte:
+ *   bit 0  role: 0 the endpoint is a server, 1 a client (which connects to
+ *          the server's address before the first record)
+ *   bit 1  0: a fresh endpoint for this input alone (time starts again,
+ *          the random stream too: the input replays alone); 1: the
+ *          endpoint of the role that lives across inputs, as a real one
+ *          does (recreated every PERSIST_INPUTS inputs, or when it holds
+ *          PERSIST_CONNS connections, so that memory stays bounded)
+ *   bit 2  fresh server: Retry for every Initial without a token; fresh
+ *          client: start in QUIC v2
+ * A record's flags: bits 0-1 the path (fz_client_addr), bits 2-4 how
+ * far the clock moves before the datagram (0, 0.1 ms, 1 ms, 10 ms, 0.1 s,
+ * 1 s, 10 s; 7: to the endpoint's next expiry), bit 5 run
+ * uvq_quic_endpoint_expire() after it, bits 6-7 its ECN codepoint. aux:
+ * bits 0-1 how much the transmit sink takes during this record (0, 1:
+ * all; 2: nothing, the socket is full; 3: one message), bit 2 no flush
+ * after the record (the next record's datagram joins the batch), bit 3
+ * the datagram is an Initial in the clear, which the harness protects
+ * (quic-endpoint-harness.c: [DCID length][DCID][SCID length][SCID]
+ * [token length][token][packet number][frames]; so that mutations reach
+ * the frames, the TLS messages and the transport parameters, which a
+ * protected packet's AEAD tag keeps them from). A length of 0 feeds no
+ * datagram: the record only moves the clock, expires and flushes. A
+ * length past the end of the input is cut.
  *
- *   fuzz-quic-endpoint -max_total_time=60 -max_len=1500 CORPUS_DIR
+ * What the endpoint sends goes to a sink that checks it: one to sixteen
+ * messages per call, each with a destination the endpoint has heard from
+ * (or connected to), a source it was given as a local address, one ECN
+ * codepoint, a GSO stride that fits the payload. A broken rule aborts.
+ *
+ * Each endpoint draws its random bytes from a fixed stream
+ * (quic-endpoint-harness.c says how and why): an input with a fresh
+ * endpoint replays alone. The seeds of test/fuzz/corpus/quic-endpoint are
+ * made by quic-endpoint-seeds.c (fuzz-quic-endpoint-seeds CORPUS_DIR),
+ * which runs a client and a server against each other and keeps what
+ * each was fed.
+ *
+ *   fuzz-quic-endpoint -max_total_time=60 NEW_DIR \
+ *     test/fuzz/corpus/quic-endpoint
+ *   fuzz-quic-endpoint-seeds test/fuzz/corpus/quic-endpoint
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include <uv.h>
+#include "quic-endpoint-harness.h"
 
-#include "uvq/quic.h"
+/* The persistent endpoints are made again after this many inputs, or once
+ * they hold this many connections. */
+#define PERSIST_INPUTS 64
+#define PERSIST_CONNS 32
 
 int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
 
-static uv_loop_t loop;
-static uvq_quic_endpoint_t* server;
-static struct sockaddr_in server_addr;
-static int sender = -1;
-static char cert_dir[64];
+static struct fz_side persistent[2];
+static int ready;
 
-static void on_data(uvq_quic_conn_t* conn, int64_t id, const uint8_t* data,
-                    size_t len, int fin) {
-  (void) data;
-  (void) fin;
-  uvq_quic_stream_consume(conn, id, len);
-}
-
-static void die(const char* what) {
-  fprintf(stderr, "fuzz-quic-endpoint: %s\n", what);
-  abort();
-}
-
-static void setup(void) {
-  uvq_quic_callbacks_t cb;
-  uvq_quic_config_t cfg;
-  char cert[128];
-  char key[128];
-  char cmd[512];
-  int namelen;
-
-  snprintf(cert_dir, sizeof(cert_dir), "/tmp/uvq-fuzz-XXXXXX");
-  if (mkdtemp(cert_dir) == NULL)
-    die("mkdtemp");
-  snprintf(cert, sizeof(cert), "%s/cert.pem", cert_dir);
-  snprintf(key, sizeof(key), "%s/key.pem", cert_dir);
-  snprintf(cmd, sizeof(cmd),
-           "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
-           "-nodes -keyout %s -out %s -days 30 -subj /CN=localhost "
-           ">/dev/null 2>&1",
-           key, cert);
-  if (system(cmd) != 0)
-    die("openssl failed");
-
-  if (uv_loop_init(&loop) != 0)
-    die("uv_loop_init");
-  uvq_quic_config_default(&cfg);
-  cfg.cert_file = cert;
-  cfg.key_file = key;
-  cfg.alpn = "uvq-test";
-  cfg.max_datagram_frame_size = 1200;
-  /* Short timeouts so that connections made by inputs do not pile up. */
-  cfg.idle_timeout_ms = 500;
-  cfg.handshake_timeout_ms = 500;
-  memset(&cb, 0, sizeof(cb));
-  cb.stream_data = on_data;
-  if (uvq_quic_endpoint_new(&loop, &cfg, &cb, NULL, &server) != 0)
-    die("uvq_quic_endpoint_new");
-  uv_ip4_addr("127.0.0.1", 0, &server_addr);
-  if (uvq_quic_endpoint_bind(server, (struct sockaddr*) &server_addr) != 0)
-    die("uvq_quic_endpoint_bind");
-  namelen = sizeof(server_addr);
-  if (uvq_udp_getsockname(uvq_quic_endpoint_udp(server),
-                          (struct sockaddr*) &server_addr, &namelen) != 0)
-    die("getsockname");
-
-  sender = socket(AF_INET, SOCK_DGRAM, 0);
-  if (sender < 0)
-    die("socket");
-  /* The certificate files were read by endpoint_new; they can go. */
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", cert_dir);
-  if (system(cmd) != 0)
-    die("rm");
+static void close_persistent(void) {
+  fz_side_close(&persistent[0]);
+  fz_side_close(&persistent[1]);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  int i;
+  struct fz_side fresh;
+  struct fz_side* s;
+  uint8_t mode;
+  int role;
 
-  if (server == NULL)
-    setup();
-  /* Empty datagrams are legal UDP but carry nothing for QUIC; sizes over
-   * 65507 cannot be sent. */
-  if (size > 65507)
+  if (!ready) {
+    fz_init();
+    atexit(close_persistent);
+    ready = 1;
+  }
+  if (size < 1)
     return 0;
-  if (sendto(sender, data, size, 0, (struct sockaddr*) &server_addr,
-             sizeof(server_addr)) < 0)
-    return 0;
-  /* Read it, answer it, and run timers that are due. */
-  for (i = 0; i < 4; i++)
-    uv_run(&loop, UV_RUN_NOWAIT);
+  mode = data[0];
+  data++;
+  size--;
+  role = mode & MODE_CLIENT ? ROLE_CLIENT : ROLE_SERVER;
+
+  if (mode & MODE_PERSIST) {
+    s = &persistent[role];
+    if (s->ep != NULL && (s->inputs >= PERSIST_INPUTS ||
+                          s->conns >= PERSIST_CONNS))
+      fz_side_close(s);
+    if (s->ep == NULL)
+      fz_side_open(s, role, 0);
+    s->inputs++;
+  } else {
+    s = &fresh;
+    memset(s, 0, sizeof(*s));
+    fz_side_open(s, role, mode & MODE_VARIANT);
+  }
+  if (role == ROLE_CLIENT)
+    fz_side_connect(s, !(mode & MODE_PERSIST) && (mode & MODE_VARIANT));
+
+  while (size >= 4) {
+    uint8_t flags = data[0];
+    uint8_t aux = data[1];
+    size_t len = (size_t) data[2] << 8 | data[3];
+
+    data += 4;
+    size -= 4;
+    if (len > size)
+      len = size;
+    fz_side_record(s, flags, aux, data, len);
+    data += len;
+    size -= len;
+  }
+
+  if (s == &fresh)
+    fz_side_close(s);
   return 0;
 }
