@@ -658,6 +658,14 @@ static void send_retry(uvq_quic_endpoint_t* ep,
   scid.datalen = UVQ__SCID_LEN;
   if (uvq__ep_make_cid(ep, scid.data, scid.datalen) != 0)
     return;
+  /* ngtcp2 aborts on a Retry whose ID is the client's DCID (RFC 9000,
+   * 17.2.5.1 wants a new one). Random IDs all but never are, but an
+   * endpoint fed predictable random bytes (the fuzz target's) must not
+   * abort: the Initial is dropped, its re-sending gets another ID. */
+  if (ngtcp2_cid_eq(&scid, &hd->dcid)) {
+    ep->stats.packets_dropped++;
+    return;
+  }
   tokenlen = ngtcp2_crypto_generate_retry_token2(
       token, ep->static_secret, sizeof(ep->static_secret), hd->version,
       path->remote.addr, path->remote.addrlen, &scid, &hd->dcid, ts);
