@@ -1,16 +1,19 @@
 /* The QUIC endpoint fuzz harness (see quic-endpoint-harness.h).
  *
- * Connection IDs, Retry and stateless reset tokens and ngtcp2's own draws
- * come from uv_random() (quic/endpoint.c's pool). This file defines
- * uv_random() to give each endpoint a fixed stream instead, switched in
- * before every call into it, so that a fresh endpoint draws the same
- * bytes for the same input: a crash replays from its input alone, and the
- * committed seeds carry connection IDs, tokens and Retry integrity tags
- * that are valid on replay. It can, because the QUIC sources are compiled
- * into the fuzz target and the generator. wolfSSL's random numbers (key
- * shares) stay real, so of a recorded exchange only Initial packets
- * decrypt on replay; what follows them reaches routing and is dropped at
- * decryption. */
+ * An endpoint's randomness has two sources: uv_random() (quic/endpoint.c's
+ * pool: connection IDs, Retry and stateless reset tokens, ngtcp2's own
+ * draws) and getrandom(2) (wolfSSL seeds each TLS object's generator with
+ * it: client and server random, key shares, signatures). This file defines
+ * both, so that each endpoint draws from a fixed stream of its own,
+ * switched in before every call into it. A fresh endpoint then draws the
+ * same bytes for the same input, and behaves the same: a crash replays
+ * from its input alone, and the seeds the generator records replay
+ * whole, handshakes included (the same key shares make the same keys), so
+ * that mutations of their later packets reach the connection after its
+ * handshake. uv_random() can be replaced because the QUIC sources are
+ * compiled into the program; getrandom() because libwolfssl calls it
+ * through the dynamic linker, which finds the program's first. Before the
+ * first endpoint (libFuzzer's own start-up), getrandom() is the kernel's. */
 #include "quic-endpoint-harness.h"
 
 #include <arpa/inet.h>
@@ -18,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -37,25 +42,39 @@ static const uint64_t advance_ns[7] = {
 static uint64_t* rand_stream;
 static unsigned int rand_refills;
 
-/* Replaces libuv's for the QUIC sources compiled into this program (see
- * the top of the file). Called by quic/endpoint.c only, without a loop. */
-int uv_random(uv_loop_t* loop, uv_random_t* req, void* buf, size_t buflen,
-              unsigned int flags, uv_random_cb cb) {
+/* splitmix64 */
+static void rand_fill(void* buf, size_t len) {
   uint8_t* p = buf;
   size_t i;
 
-  (void) loop;
-  (void) req;
-  (void) flags;
-  (void) cb;
-  for (i = 0; i < buflen; i++) {
+  for (i = 0; i < len; i++) {
     uint64_t z = (*rand_stream += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     p[i] = (uint8_t) (z ^ (z >> 31));
   }
+}
+
+/* Replaces libuv's for the QUIC sources compiled into this program (see
+ * the top of the file). Called by quic/endpoint.c only, without a loop. */
+int uv_random(uv_loop_t* loop, uv_random_t* req, void* buf, size_t buflen,
+              unsigned int flags, uv_random_cb cb) {
+  (void) loop;
+  (void) req;
+  (void) flags;
+  (void) cb;
+  fz_check(rand_stream != NULL, "uv_random before any endpoint");
+  rand_fill(buf, buflen);
   rand_refills++;
   return 0;
+}
+
+/* Replaces glibc's for libwolfssl (see the top of the file). */
+ssize_t getrandom(void* buf, size_t buflen, unsigned int flags) {
+  if (rand_stream == NULL)
+    return syscall(SYS_getrandom, buf, buflen, flags);
+  rand_fill(buf, buflen);
+  return (ssize_t) buflen;
 }
 
 /* The endpoint's pool holds bytes of whichever stream filled it last:
@@ -467,18 +486,34 @@ static void on_closed(uvq_quic_conn_t* conn, const uvq_quic_error_t* error) {
   s->conns--;
 }
 
+static void answer_done(uvq_quic_write_t* req, int status) {
+  (void) status;
+  free(req);
+}
+
+/* A server answers each stream the client finishes, and each datagram,
+ * so that what it sends after the handshake is within reach too. */
 static void on_stream_data(uvq_quic_conn_t* conn, int64_t id,
                            const uint8_t* data, size_t len, int fin) {
+  static const uv_buf_t answer = { "answer", 6 };
+  uvq_quic_write_t* req;
+
   (void) data;
-  (void) fin;
   uvq_quic_stream_consume(conn, id, len);
+  if (!fin || !uvq_quic_conn_is_server(conn) || (id & 3) != 0)
+    return;
+  req = malloc(sizeof(*req));
+  fz_check(req != NULL, "out of memory");
+  if (uvq_quic_stream_write(req, conn, id, &answer, 1, 1, answer_done) != 0)
+    free(req);
 }
 
 static void on_datagram(uvq_quic_conn_t* conn, const uint8_t* data,
                         size_t len) {
-  (void) conn;
-  (void) data;
-  (void) len;
+  uv_buf_t buf = uv_buf_init((char*) data, (unsigned int) len);
+
+  if (uvq_quic_conn_is_server(conn))
+    uvq_quic_datagram_send(conn, &buf, 1, NULL);
 }
 
 /* The same for every fresh endpoint of a role, so that inputs replay. */
@@ -650,4 +685,9 @@ void fz_side_record(struct fz_side* s, uint8_t flags, uint8_t aux,
 void fz_init(void) {
   addr_init();
   cert_init();
+  /* wolfSSL seeds a global generator when it is first initialised: done
+   * here, from the kernel, it takes nothing from the first endpoint's
+   * stream, which a seed's endpoint was not the first to draw from. The
+   * reference is never released, so it is not done again. */
+  fz_check(wolfSSL_Init() == WOLFSSL_SUCCESS, "wolfSSL_Init failed");
 }

@@ -329,6 +329,34 @@ int main(int argc, char** argv) {
   gen_close(&c);
   gen_close(&srv);
 
+  /* The client's Initial after the Retry, its token spoilt, to a fresh
+   * server: a Retry with a new ID, which is the one it was sent to (the
+   * server's random stream is where it was for the first Retry). ngtcp2
+   * aborted on it before quic/endpoint.c's send_retry checked. */
+  gen_open(&c, ROLE_CLIENT, MODE_CLIENT, NULL);
+  gen_open(&srv, ROLE_SERVER, MODE_VARIANT, NULL);
+  deliver(&c, &srv);
+  deliver(&srv, &c);
+  {
+    struct fz_datagram* d = take_first(&c);
+    const uint8_t* dcid;
+    const uint8_t* scid;
+    const uint8_t* p;
+    size_t dcid_len;
+    size_t scid_len;
+    struct rec rec;
+
+    initial_cids(d, &dcid, &dcid_len, &scid, &scid_len);
+    p = scid + scid_len;
+    fz_check(get_varint(&p) > 0, "generator: no token after the Retry");
+    d->data[p - d->data] ^= 0xff;
+    rec = (struct rec) { T(2), 0, d->data, d->len };
+    seed_records("server-retry-id-collision", MODE_VARIANT, &rec, 1);
+    free(d);
+  }
+  gen_close(&c);
+  gen_close(&srv);
+
   /* The client starts in QUIC v2. */
   gen_open(&c, ROLE_CLIENT, MODE_CLIENT | MODE_VARIANT, "client-v2");
   gen_open(&srv, ROLE_SERVER, 0, "server-v2");
@@ -336,14 +364,17 @@ int main(int argc, char** argv) {
   gen_close(&c);
   gen_close(&srv);
 
-  /* The client's address changes after its first flight (a NAT
-   * rebinding): the server sees the rest from another port. */
+  /* The client's address changes once the connection is up (a NAT
+   * rebinding): the server sees its next datagrams from another port. */
   gen_open(&c, ROLE_CLIENT, MODE_CLIENT, NULL);
   gen_open(&srv, ROLE_SERVER, 0, "server-rebind");
-  deliver(&c, &srv);
-  deliver(&srv, &c);
-  srv.path = 1;
   exchange(&c, &srv, 1, 32);
+  fz_check(srv.handshakes == 1, "generator: the handshake did not complete");
+  fz_check(uvq_quic_datagram_send(c.conn, &dgram_buf, 1, NULL) == 0,
+           "datagram_send");
+  fz_side_record(&c, 0, 0, NULL, 0);
+  srv.path = 1;
+  exchange(&c, &srv, 0, 8);
   gen_close(&c);
   gen_close(&srv);
 
