@@ -100,9 +100,9 @@ static void hello_done(uvq_quic_write_t* req, int status) {
   (void) status;
 }
 
-/* Datagrams both ways until neither side sends (or max rounds); with
- * talk, the client writes a stream and a datagram once its handshake is
- * done, and closes its connection with close. */
+/* Datagrams both ways until neither side sends (at most rounds times);
+ * with talk, the client writes a stream and a datagram once its handshake
+ * is done. */
 static void exchange(struct fz_side* c, struct fz_side* srv, int talk,
                      int rounds) {
   int wrote = 0;
