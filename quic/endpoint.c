@@ -860,6 +860,7 @@ static void finish_close(uvq_quic_endpoint_t* ep);
 
 int uvq__ep_leave(uvq_quic_endpoint_t* ep) {
   uvq_quic_conn_t* c;
+  int core;
 
   if (--ep->depth > 0)
     return 0;
@@ -869,10 +870,11 @@ int uvq__ep_leave(uvq_quic_endpoint_t* ep) {
     uvq__conn_free(c);
   }
   if (ep->closing && !ep->finished) {
+    /* A core endpoint is gone when finish_close returns; a loop endpoint
+     * once its handles are closed. */
+    core = ep->loop == NULL;
     finish_close(ep);
-    /* A core endpoint is gone now; a loop endpoint once its handles are
-     * closed. */
-    return ep->loop == NULL;
+    return core;
   }
   return 0;
 }
