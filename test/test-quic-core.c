@@ -463,6 +463,27 @@ static void on_written(uvq_quic_write_t* req, int status) {
   (void) status;
 }
 
+/* A fresh wire with a server at 192.0.2.1:443 and a client at
+ * 198.51.100.7:50000, each configuration adjusted by tweak (NULL: none),
+ * and the client's connection started (nothing sent yet). */
+static uvq_quic_conn_t* cw_pair(cw_t* w,
+                                void (*tweak)(uvq_quic_config_t*, int),
+                                cw_node_t** server,
+                                cw_node_t** client) {
+  uvq_quic_config_t cfg;
+
+  cw_init(w);
+  cw_config(w, &cfg, 1);
+  if (tweak != NULL)
+    tweak(&cfg, 1);
+  *server = cw_add(w, &cfg, "192.0.2.1", 443);
+  cw_config(w, &cfg, 0);
+  if (tweak != NULL)
+    tweak(&cfg, 0);
+  *client = cw_add(w, &cfg, "198.51.100.7", 50000);
+  return cw_connect(w, *client, *server);
+}
+
 static void write_pattern(uvq_quic_conn_t* c, int64_t id, size_t len,
                           uint8_t** keep) {
   uvq_quic_write_t* req;
@@ -485,11 +506,35 @@ static void write_pattern(uvq_quic_conn_t* c, int64_t id, size_t len,
 
 /* ---- tests ------------------------------------------------------------- */
 
+static void client_without_gso(uvq_quic_config_t* cfg, int server) {
+  if (!server)
+    cfg->gso = 0;
+}
+
+static void idle_3s(uvq_quic_config_t* cfg, int server) {
+  (void) server;
+  cfg->idle_timeout_ms = 3000;
+}
+
+static void retry_always(uvq_quic_config_t* cfg, int server) {
+  if (server)
+    cfg->retry = UVQ_QUIC_RETRY_ALWAYS;
+}
+
+static const uint8_t fixed_secret_bytes[32] = {
+    0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a,
+    0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a,
+    0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a};
+
+static void fixed_secret(uvq_quic_config_t* cfg, int server) {
+  if (server)
+    cfg->static_secret = fixed_secret_bytes;
+}
+
 /* A handshake takes exactly its round trips: the client completes when
  * the server's first flight arrives (1 RTT), the server when the client's
  * Finished arrives (1.5 RTT); then 300 KB cross on one stream. */
 TEST_IMPL(quic_core_handshake_times) {
-  uvq_quic_config_t cfg;
   uvq_quic_endpoint_stats_t st;
   cw_node_t* server;
   cw_node_t* client;
@@ -498,12 +543,7 @@ TEST_IMPL(quic_core_handshake_times) {
   int64_t id;
   cw_t w;
 
-  cw_init(&w);
-  cw_config(&w, &cfg, 1);
-  server = cw_add(&w, &cfg, "192.0.2.1", 443);
-  cw_config(&w, &cfg, 0);
-  client = cw_add(&w, &cfg, "198.51.100.7", 50000);
-  c = cw_connect(&w, client, server);
+  c = cw_pair(&w, NULL, &server, &client);
   /* Connecting asked for a flush; nothing was sent before it. */
   ASSERT_EQ(1, client->wakes);
   ASSERT_UINT_EQ(0, client->datagrams);
@@ -536,7 +576,6 @@ TEST_IMPL(quic_core_handshake_times) {
  * this compares what does not depend on them: how many datagrams of which
  * sizes went out, in which order, at which times. */
 static void run_fingerprint(uint64_t* out, size_t n) {
-  uvq_quic_config_t cfg;
   cw_node_t* server;
   cw_node_t* client;
   uvq_quic_conn_t* c;
@@ -544,12 +583,7 @@ static void run_fingerprint(uint64_t* out, size_t n) {
   int64_t id;
   cw_t w;
 
-  cw_init(&w);
-  cw_config(&w, &cfg, 1);
-  server = cw_add(&w, &cfg, "192.0.2.1", 443);
-  cw_config(&w, &cfg, 0);
-  client = cw_add(&w, &cfg, "198.51.100.7", 50000);
-  c = cw_connect(&w, client, server);
+  c = cw_pair(&w, NULL, &server, &client);
   cw_run_until(&w, client_handshaken, UINT64_MAX);
   ASSERT_OK(uvq_quic_stream_open(c, 1, &id));
   write_pattern(c, id, 100000, keep);
@@ -583,7 +617,6 @@ TEST_IMPL(quic_core_deterministic) {
  * refused message is offered first at the next flush, and the transfer
  * arrives whole. Without GSO every message is one datagram. */
 TEST_IMPL(quic_core_sink_partial) {
-  uvq_quic_config_t cfg;
   cw_node_t* server;
   cw_node_t* client;
   uvq_quic_conn_t* c;
@@ -591,13 +624,7 @@ TEST_IMPL(quic_core_sink_partial) {
   int64_t id;
   cw_t w;
 
-  cw_init(&w);
-  cw_config(&w, &cfg, 1);
-  server = cw_add(&w, &cfg, "192.0.2.1", 443);
-  cw_config(&w, &cfg, 0);
-  cfg.gso = 0;
-  client = cw_add(&w, &cfg, "198.51.100.7", 50000);
-  c = cw_connect(&w, client, server);
+  c = cw_pair(&w, client_without_gso, &server, &client);
   cw_run_until(&w, client_handshaken, UINT64_MAX);
   client->take_limit = 1;
   ASSERT_OK(uvq_quic_stream_open(c, 1, &id));
@@ -627,7 +654,6 @@ TEST_IMPL(quic_core_sink_partial) {
 
 /* Idle timeout: both sides close at the deadline, with no packet. */
 TEST_IMPL(quic_core_idle_timeout) {
-  uvq_quic_config_t cfg;
   cw_node_t* server;
   cw_node_t* client;
   uint64_t client_dgrams;
@@ -635,14 +661,7 @@ TEST_IMPL(quic_core_idle_timeout) {
   uint64_t quiet_from;
   cw_t w;
 
-  cw_init(&w);
-  cw_config(&w, &cfg, 1);
-  cfg.idle_timeout_ms = 3000;
-  server = cw_add(&w, &cfg, "192.0.2.1", 443);
-  cw_config(&w, &cfg, 0);
-  cfg.idle_timeout_ms = 3000;
-  client = cw_add(&w, &cfg, "198.51.100.7", 50000);
-  cw_connect(&w, client, server);
+  cw_pair(&w, idle_3s, &server, &client);
   cw_run_until(&w, client_handshaken, UINT64_MAX);
   /* Let the handshake's last ACKs settle. */
   cw_run_until(&w, never, w.now + 500 * CW_MS);
@@ -708,7 +727,6 @@ TEST_IMPL(quic_core_handshake_timeout) {
  * another address or after 10 s. */
 static int retry_case(int which) {
   uvq_quic_endpoint_stats_t st;
-  uvq_quic_config_t cfg;
   cw_node_t* server;
   cw_node_t* client;
   cw_dgram_t* d;
@@ -716,13 +734,7 @@ static int retry_case(int which) {
   uint64_t before;
   cw_t w;
 
-  cw_init(&w);
-  cw_config(&w, &cfg, 1);
-  cfg.retry = UVQ_QUIC_RETRY_ALWAYS;
-  server = cw_add(&w, &cfg, "192.0.2.1", 443);
-  cw_config(&w, &cfg, 0);
-  client = cw_add(&w, &cfg, "198.51.100.7", 50000);
-  cw_connect(&w, client, server);
+  cw_pair(&w, retry_always, &server, &client);
   cw_flush_all(&w);
   /* Client Initial out, Retry back, client's Initial with the token out:
    * hold what reaches the server from then on. */
@@ -891,7 +903,6 @@ TEST_IMPL(quic_core_version_negotiation) {
  * connection ID), shorter than the packet that provoked it; the client
  * recognises it and closes with UVQ_QUIC_ERROR_STATELESS_RESET. */
 TEST_IMPL(quic_core_stateless_reset) {
-  uint8_t secret[32];
   uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN];
   uvq_quic_endpoint_stats_t st;
   uvq_quic_config_t cfg;
@@ -906,14 +917,7 @@ TEST_IMPL(quic_core_stateless_reset) {
   size_t provoked;
   cw_t w;
 
-  memset(secret, 0x5a, sizeof(secret));
-  cw_init(&w);
-  cw_config(&w, &cfg, 1);
-  cfg.static_secret = secret;
-  server = cw_add(&w, &cfg, "192.0.2.1", 443);
-  cw_config(&w, &cfg, 0);
-  client = cw_add(&w, &cfg, "198.51.100.7", 50000);
-  c = cw_connect(&w, client, server);
+  c = cw_pair(&w, fixed_secret, &server, &client);
   cw_run_until(&w, client_handshaken, UINT64_MAX);
   cw_run_until(&w, never, w.now + 200 * CW_MS);
 
@@ -923,7 +927,7 @@ TEST_IMPL(quic_core_stateless_reset) {
   cw_free_queue(w.head);
   w.head = w.tail = NULL;
   cw_config(&w, &cfg, 1);
-  cfg.static_secret = secret;
+  fixed_secret(&cfg, 1);
   server2 = cw_add(&w, &cfg, "192.0.2.1", 443);
 
   ASSERT_OK(uvq_quic_stream_open(c, 1, &id));
@@ -936,7 +940,7 @@ TEST_IMPL(quic_core_stateless_reset) {
   /* The DCID is an 18-byte ID the first server issued. */
   ngtcp2_cid_init(&cid, d->data + 1, 18);
   ASSERT_OK(ngtcp2_crypto_generate_stateless_reset_token(
-      token, secret, sizeof(secret), &cid));
+      token, fixed_secret_bytes, sizeof(fixed_secret_bytes), &cid));
   /* The client's packet reaches the new server: a reset comes back. */
   cw_deliver(&w, 1);
   ASSERT_OK(uvq_quic_endpoint_get_stats(server2->ep, &st));
@@ -1155,18 +1159,12 @@ static void on_core_closed(uvq_quic_endpoint_t* ep) {
 }
 
 TEST_IMPL(quic_core_close) {
-  uvq_quic_config_t cfg;
   cw_node_t* server;
   cw_node_t* client;
   uint64_t before;
   cw_t w;
 
-  cw_init(&w);
-  cw_config(&w, &cfg, 1);
-  server = cw_add(&w, &cfg, "192.0.2.1", 443);
-  cw_config(&w, &cfg, 0);
-  client = cw_add(&w, &cfg, "198.51.100.7", 50000);
-  cw_connect(&w, client, server);
+  cw_pair(&w, NULL, &server, &client);
   cw_run_until(&w, client_handshaken, UINT64_MAX);
   cw_run_until(&w, never, w.now + 100 * CW_MS);
   before = client->datagrams;
