@@ -43,6 +43,7 @@ struct phase_stats {
   size_t served;
   size_t failed;
   double* ms;       /* served fetches' times */
+  double* series;   /* every fetch in order: its time, -1 if it failed */
 };
 
 struct flood {
@@ -313,6 +314,7 @@ static void fetch_over(struct flood* f, int ok, const uvq_quic_error_t* e) {
   f->fetch_over = 1;
   now = qb_now_ns();
   ps = &f->ph[f->phase];
+  ps->series[ps->fetches] = ok ? (now - f->fetch_start_ns) / 1e6 : -1.0;
   ps->fetches++;
   if (ok) {
     ps->ms[ps->served++] = (now - f->fetch_start_ns) / 1e6;
@@ -457,6 +459,14 @@ static double quantile(const double* v, size_t n, double q) {
 }
 
 static void print_phase(const char* name, struct phase_stats* ps) {
+  size_t i;
+
+  /* In order first (fetches are --interval-ms apart plus their own time),
+   * then sorted for the quantiles. */
+  printf("\"%s_series_ms\": [", name);
+  for (i = 0; i < ps->fetches; i++)
+    printf("%s%.2f", i ? ", " : "", ps->series[i]);
+  printf("], ");
   qsort(ps->ms, ps->served, sizeof(*ps->ms), cmp_double);
   printf("\"%s_fetches\": %zu, \"%s_served\": %zu, \"%s_failed\": %zu, "
          "\"%s_p50_ms\": %.2f, \"%s_p90_ms\": %.2f, \"%s_max_ms\": %.2f, ",
@@ -563,7 +573,10 @@ int main(int argc, char** argv) {
     }
   f.ph[0].ms = calloc(MAX_FETCHES, sizeof(double));
   f.ph[1].ms = calloc(MAX_FETCHES, sizeof(double));
-  if (f.initial == NULL || f.ph[0].ms == NULL || f.ph[1].ms == NULL)
+  f.ph[0].series = calloc(MAX_FETCHES, sizeof(double));
+  f.ph[1].series = calloc(MAX_FETCHES, sizeof(double));
+  if (f.initial == NULL || f.ph[0].ms == NULL || f.ph[1].ms == NULL ||
+      f.ph[0].series == NULL || f.ph[1].series == NULL)
     return 1;
   cpu0 = qb_cpu_self();
   if (capture(&f, ninitials) != 0)
@@ -611,5 +624,7 @@ int main(int argc, char** argv) {
   free(f.initial);
   free(f.ph[0].ms);
   free(f.ph[1].ms);
+  free(f.ph[0].series);
+  free(f.ph[1].series);
   return f.ph[0].failed + f.ph[1].failed == 0 && f.ph[1].served > 0 ? 0 : 1;
 }

@@ -31,7 +31,11 @@
  * --requests (h3 and h3-shared): then one GET / on every measured
  * connection, --request-window (32) in flight at once, each timed from the
  * request to the response's end; the report adds p50/p99/max and the
- * server's memory afterwards. Prints one JSON line. */
+ * server's memory afterwards. Prints one JSON line.
+ *
+ * --port N: no server is forked; the connections go to an HTTP/3 server
+ * already listening on 127.0.0.1:N (for instance uvq-h3-server under a
+ * heap profiler), and the server figures are left out (0). */
 #include "quic-common.h"
 
 #include "uvq/h3.h"
@@ -130,7 +134,7 @@ static void on_settled(uv_timer_t* t) {
   b = t->data;
   b->client_rss_kb[b->phase] = qb_rss_kb();
   b->client_heap[b->phase] = qb_heap_bytes();
-  if (qb_server_report(b->srv, &b->r[b->phase]) != 0) {
+  if (b->srv != NULL && qb_server_report(b->srv, &b->r[b->phase]) != 0) {
     snprintf(b->error, sizeof(b->error), "no report from the server");
     b->phase = PHASE_DONE;
   } else if (b->phase == PHASE_WARMUP) {
@@ -451,7 +455,7 @@ static void usage(void) {
 "           [--warmup N] [--pending N] [--client-endpoints N]\n"
 "           [--requests] [--request-window N] [--idle-timeout-ms N]\n"
 "           [--settle-ms N] [--client-cpu N] [--server-cpu N]\n"
-"           [--cert FILE --key FILE]\n"
+"           [--cert FILE --key FILE] [--port N]\n"
 "Opens N idle connections to a forked uvq server and prints the server's\n"
 "VmRSS and heap growth per connection as one JSON line; --requests then\n"
 "sends one GET on every connection and adds its latency.\n");
@@ -479,6 +483,7 @@ int main(int argc, char** argv) {
   double client_rss_per;
   int client_cpu;
   int server_cpu;
+  int external_port;
   int status;
   int err;
   int ai;
@@ -497,6 +502,7 @@ int main(int argc, char** argv) {
   server_cpu = 1;
   cert = NULL;
   key = NULL;
+  external_port = -1;
   for (ai = 1; ai < argc; ai++) {
     const char* a = argv[ai];
     const char* v = ai + 1 < argc ? argv[ai + 1] : NULL;
@@ -534,6 +540,8 @@ int main(int argc, char** argv) {
       client_cpu = (int) qb_parse_uint(a, v, 1023);
     } else if (strcmp(a, "--server-cpu") == 0) {
       server_cpu = (int) qb_parse_uint(a, v, 1023);
+    } else if (strcmp(a, "--port") == 0) {
+      external_port = (int) qb_parse_uint(a, v, 65535);
     } else if (strcmp(a, "--cert") == 0) {
       cert = v;
     } else if (strcmp(a, "--key") == 0) {
@@ -545,7 +553,8 @@ int main(int argc, char** argv) {
   }
   if ((cert == NULL) != (key == NULL) || measured == 0 ||
       b.pending_max == 0 || b.nendpoints == 0 || b.window == 0 ||
-      (b.requests && b.mode == MODE_QUIC)) {
+      (b.requests && b.mode == MODE_QUIC) ||
+      (external_port >= 0 && b.mode == MODE_QUIC)) {
     usage();
     return 2;
   }
@@ -562,7 +571,7 @@ int main(int argc, char** argv) {
       fprintf(stderr, "warning: cannot raise the open file limit to %llu\n",
               (unsigned long long) rl.rlim_cur);
   }
-  if (cert == NULL) {
+  if (cert == NULL && external_port < 0) {
     if (qb_certs_make(&certs) != 0)
       return 1;
     cert = certs.cert;
@@ -580,13 +589,18 @@ int main(int argc, char** argv) {
   /* Opening 50,000 takes a minute or more: no connection may time out
    * while the others are made. */
   sopts.idle_timeout_ms = idle_timeout_ms;
-  if (qb_server_start(&server, &sopts) != 0) {
-    qb_certs_cleanup(&certs);
-    return 1;
+  memset(&server, 0, sizeof(server));
+  if (external_port >= 0) {
+    server.port = external_port;
+  } else {
+    if (qb_server_start(&server, &sopts) != 0) {
+      qb_certs_cleanup(&certs);
+      return 1;
+    }
+    b.srv = &server;
   }
   if (qb_pin(client_cpu) != 0)
     return 1;
-  b.srv = &server;
 
   b.loop = uv_default_loop();
   uv_ip4_addr("127.0.0.1", server.port, &b.server);
@@ -626,7 +640,8 @@ int main(int argc, char** argv) {
         err = uvq_quic_endpoint_bind(b.ep[i], (struct sockaddr*) &any);
       if (err != 0) {
         fprintf(stderr, "client endpoint: %s\n", uv_strerror(err));
-        qb_server_stop(&server);
+        if (b.srv != NULL)
+          qb_server_stop(&server);
         qb_certs_cleanup(&certs);
         return 1;
       }
@@ -659,7 +674,7 @@ int main(int argc, char** argv) {
       uvq_quic_endpoint_close(b.ep[i], on_ep_closed);
   }
   uv_run(b.loop, UV_RUN_DEFAULT);
-  status = qb_server_stop(&server);
+  status = b.srv != NULL ? qb_server_stop(&server) : 0;
   uv_loop_close(b.loop);
   qb_certs_cleanup(&certs);
 
