@@ -2,6 +2,7 @@
  *
  *   bench-quic-burst --port N [--host 127.0.0.1] [--clients 3000]
  *                    [--path /small.bin] [--timeout-ms 60000]
+ *                    [--handshake-timeout-ms N]
  *
  * Creates --clients uvq_h3_t clients, each its own endpoint and UDP socket
  * (so each is a client of its own to the server, with its own address),
@@ -183,7 +184,7 @@ static int cmp_u64(const void* a, const void* b) {
 static void usage(void) {
   fprintf(stderr,
 "usage: bench-quic-burst --port N [--host ADDR] [--clients N] [--path P]\n"
-"           [--timeout-ms N] [--client-cpu N]\n"
+"           [--timeout-ms N] [--handshake-timeout-ms N] [--client-cpu N]\n"
 "Connects N HTTP/3 clients at once to the server at ADDR:N (127.0.0.1),\n"
 "one GET each, and prints how many were served, refused or failed.\n");
 }
@@ -195,6 +196,7 @@ int main(int argc, char** argv) {
   struct rlimit rl;
   const char* host;
   uint64_t timeout_ms;
+  uint64_t handshake_timeout_ms;
   uint64_t* times;
   size_t ntimes;
   size_t i;
@@ -211,6 +213,7 @@ int main(int argc, char** argv) {
   b.n = 3000;
   b.path = "/small.bin";
   timeout_ms = 60000;
+  handshake_timeout_ms = 0;
   client_cpu = -1;
   for (ai = 1; ai < argc; ai++) {
     const char* a = argv[ai];
@@ -234,6 +237,8 @@ int main(int argc, char** argv) {
       b.path = v;
     else if (strcmp(a, "--timeout-ms") == 0)
       timeout_ms = qb_parse_uint(a, v, 3600000);
+    else if (strcmp(a, "--handshake-timeout-ms") == 0)
+      handshake_timeout_ms = qb_parse_uint(a, v, 3600000);
     else if (strcmp(a, "--client-cpu") == 0)
       client_cpu = (int) qb_parse_uint(a, v, 1023);
     else {
@@ -271,6 +276,8 @@ int main(int argc, char** argv) {
   uvq_quic_config_default(&config);
   config.insecure_skip_verify = 1;
   config.alpn = "h3";
+  /* 0: uvq's default (10 s). */
+  config.handshake_timeout_ms = handshake_timeout_ms;
   memset(&hcb, 0, sizeof(hcb));
   hcb.connected = on_connected;
   hcb.closed = on_closed;
