@@ -82,6 +82,14 @@ def proc_mem_kb(pid):
     return out
 
 
+def udp_rcvbuf_errors():
+    """The kernel's count of UDP datagrams dropped for a full socket
+    receive buffer (all sockets: on loopback during a case, the case's)."""
+    with open("/proc/net/snmp") as f:
+        rows = [l.split() for l in f if l.startswith("Udp:")]
+    return int(rows[1][rows[0].index("RcvbufErrors")])
+
+
 def free_udp_port():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.1", 0))
@@ -203,6 +211,7 @@ def case_burst(a, w, impl):
     d = {"case": "burst", "impl": impl, "clients": a.burst_clients, "loadavg_before": loadavg()}
     srv = Server(kind, w, a.build_dir, extra)
     cpu0 = proc_cpu(srv.p.pid)
+    drops0 = udp_rcvbuf_errors()
     cmd = [os.path.join(a.build_dir, "bench", "bench-quic-burst"), "--port", str(srv.port),
            "--clients", str(a.burst_clients), "--timeout-ms", "60000"]
     if impl.endswith("-hs30"):
@@ -212,6 +221,7 @@ def case_burst(a, w, impl):
         r = run(cmd, timeout=120)
         cpu1 = proc_cpu(srv.p.pid)
         mem = proc_mem_kb(srv.p.pid)
+        d["udp_rcvbuf_drops"] = udp_rcvbuf_errors() - drops0
     finally:
         summary = srv.stop()
     d["loadavg_after"] = loadavg()
@@ -343,25 +353,29 @@ def markdown(rep):
                 "a graceful close. Times from the first connect. Nothing pinned: the server (one "
                 "or two threads) and the one-threaded load generator share both cores, and the "
                 "generator's own CPU (4-5 s for 3,000 handshakes) is part of every wall time. "
-                "Refused: the client's handshake ended with CONNECTION_REFUSED; failed: any "
+                "Dropped datagrams: the kernel's UDP RcvbufErrors over the run, server and "
+                "clients together. Refused: the client's handshake ended with "
+                "CONNECTION_REFUSED; failed: any "
                 "other end (kind 4 is the client's handshake timeout, 10 s). uvq's "
                 "figures on the right are from its own summary." % burst[0]["clients"], "",
                 "| server | served | refused | failed | time to serve all | p50 | p99 | server "
-                "CPU | client CPU | uvq: connections | refused | retried | load before/after | "
-                "all served |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                "CPU | client CPU | datagrams dropped (full receive buffers) | uvq: connections | "
+                "refused | retried | load before/after | all served |",
+                "|" + "---|" * 15]
         names = {"uvq": "uvq-h3-server (defaults: 2 workers)", "uvq-w1": "uvq-h3-server --workers 1",
                  "gtls": "gtlsserver",
                  "gtls-hs30": "gtlsserver, clients wait 30 s for the handshake"}
         for r in burst:
             j = r.get("raw") or {}
             s = r.get("summary") or {}
-            out.append("| %s | %s | %s | %s | %s s | %s ms | %s ms | %s s | %s s | %s | %s | %s | "
+            out.append("| %s | %s | %s | %s | %s s | %s ms | %s ms | %s s | %s s | %s | %s | %s | %s | "
                        "%s / %s | %s |" % (
                            names.get(r["impl"], r["impl"]), fmt(j.get("served")),
                            fmt(j.get("refused")), fmt(j.get("failed")),
                            fmt(j.get("seconds"), 2), fmt(j.get("served_p50_ms"), 0),
                            fmt(j.get("served_p99_ms"), 0), fmt(r.get("server_cpu_s"), 2),
-                           fmt(j.get("client_cpu_s"), 2), fmt(s.get("server_connections")),
+                           fmt(j.get("client_cpu_s"), 2), fmt(r.get("udp_rcvbuf_drops")),
+                           fmt(s.get("server_connections")),
                            fmt(s.get("server_refused")), fmt(s.get("server_retried")),
                            r.get("loadavg_before", "-")[0], r.get("loadavg_after", "-")[0],
                            "yes" if r.get("ok") else "no"))
