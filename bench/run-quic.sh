@@ -21,7 +21,7 @@
 # Initial flood) and writes bench/results/quic-scale.{json,md}; the rest of
 # the arguments go to it, e.g.
 #   bench/run-quic.sh scale --cases idle --idle-connections 50000
-# About 4 minutes; the 50,000 connections need about 6 GB of memory.
+# 5 to 7 minutes; the 50,000 connections need about 5 GB of memory.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
