@@ -1498,3 +1498,47 @@ TEST_IMPL(quic_endpoint_open_app_socket) {
   cw_done(&w);
   return 0;
 }
+
+/* Over max_handshakes, an Initial with a valid Retry token waits for a
+ * slot and starts as soon as one frees: five clients at once against a
+ * limit of two all complete within a few round trips, none of them
+ * having to retransmit its Initial after a PTO (about 1 s here). */
+TEST_IMPL(quic_core_initials_wait) {
+  uvq_quic_endpoint_stats_t st;
+  uvq_quic_config_t cfg;
+  cw_node_t* server;
+  cw_node_t* clients[5];
+  uint64_t last;
+  unsigned int i;
+  cw_t w;
+
+  cw_init(&w);
+  cw_config(&w, &cfg, 1);
+  cfg.retry = UVQ_QUIC_RETRY_ALWAYS;
+  cfg.max_handshakes = 2;
+  server = cw_add(&w, &cfg, "192.0.2.1", 443);
+  for (i = 0; i < 5; i++) {
+    cw_config(&w, &cfg, 0);
+    clients[i] = cw_add(&w, &cfg, "198.51.100.7", (int) (50000 + i));
+    cw_connect(&w, clients[i], server);
+  }
+  cw_run_until(&w, never, w.now + 400 * CW_MS);
+  last = 0;
+  for (i = 0; i < 5; i++) {
+    ASSERT_EQ(1, clients[i]->handshakes);
+    if (clients[i]->handshake_at > last)
+      last = clients[i]->handshake_at;
+  }
+  ASSERT_EQ(5, server->handshakes);
+  /* Waves of two, each finishing 1.5 RTT after it started: the last
+   * client is done well before its first PTO. */
+  ASSERT_UINT_LE(last, CW_T0 + 200 * CW_MS);
+  ASSERT_OK(uvq_quic_endpoint_get_stats(server->ep, &st));
+  ASSERT_UINT_EQ(5, st.retries);
+  ASSERT_UINT_EQ(5, st.connections_accepted);
+  ASSERT_UINT_EQ(3, st.initials_waited);
+  ASSERT_UINT_EQ(0, st.connections_refused);
+  ASSERT_UINT_EQ(0, st.packets_dropped);
+  cw_done(&w);
+  return 0;
+}

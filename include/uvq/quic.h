@@ -369,7 +369,11 @@ typedef struct uvq_quic_endpoint_stats_s {
   /* With UVQ_QUIC_STEERING_KERNEL_HASH: why the program was not attached,
    * a negative UV_E* code (UV_ENOTSUP where the platform has none). */
   int64_t steering_error;
-  uint64_t reserved[13];
+  /* Initials with a valid Retry token that came while max_handshakes
+   * handshakes were in progress and waited for a slot instead of being
+   * dropped (at most 1024 wait at a time, each up to 5 s). */
+  uint64_t initials_waited;
+  uint64_t reserved[12];
 } uvq_quic_endpoint_stats_t;
 
 /* Options for one client connection. */
