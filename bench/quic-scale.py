@@ -238,7 +238,7 @@ def case_burst(a, w, impl):
 
 def case_flood(a, w, impl):
     extra = {"uvq-retry-never": ["--retry=never"],
-             "uvq-threshold-100": ["--retry-threshold", "100"]}.get(impl, [])
+             "uvq-threshold-500": ["--retry-threshold", "500"]}.get(impl, [])
     d = {"case": "flood", "impl": impl, "rate": a.flood_rate, "loadavg_before": loadavg()}
     srv = Server("uvq", w, a.build_dir, extra)
     cmd = [os.path.join(a.build_dir, "bench", "bench-quic-flood"), "--port", str(srv.port),
@@ -393,7 +393,8 @@ def markdown(rep):
                 "%s real client Initials per second (captured from uvq clients, each with its "
                 "own connection ID, never repeated) arrive from 64 plain UDP sockets that "
                 "never answer. uvq-h3-server with default settings (2 workers, Retry auto: "
-                "from 500 handshakes in progress per worker), with --retry-threshold 100, and "
+                "from 100 handshakes in progress per worker), with --retry-threshold 500 (the "
+                "default until 2026-12-04), and "
                 "with --retry=never for contrast. Server memory: VmHWM after the flood. The "
                 "first flood fetch starts 100 ms into the flood." % (
                     a_quiet(flood), a_flood(flood), fmt(j0.get("rate"))), "",
@@ -407,7 +408,7 @@ def markdown(rep):
             out.append("| %s | %s | %s ms | %s ms | %s ms | %s | %s | %s | %s ms | %s ms | %s ms | "
                        "%s | %s | %s | %s/%s | %s | %s | %s | %s MB | %s / %s | %s |" % (
                            {"uvq": "uvq-h3-server (defaults, Retry auto)",
-                            "uvq-threshold-100": "uvq-h3-server --retry-threshold 100",
+                            "uvq-threshold-500": "uvq-h3-server --retry-threshold 500",
                             "uvq-retry-never": "uvq-h3-server --retry=never"}.get(r["impl"], r["impl"]),
                            fmt(j.get("quiet_fetches")), fmt(j.get("quiet_p50_ms"), 2),
                            fmt(j.get("quiet_p90_ms"), 2), fmt(j.get("quiet_max_ms"), 1),
@@ -488,7 +489,7 @@ def main():
     ap.add_argument("--flood-rate", type=int, default=1500)
     ap.add_argument("--quiet-ms", type=int, default=5000)
     ap.add_argument("--flood-ms", type=int, default=10000)
-    ap.add_argument("--flood-servers", default="uvq,uvq-threshold-100,uvq-retry-never")
+    ap.add_argument("--flood-servers", default="uvq,uvq-threshold-500,uvq-retry-never")
     a = ap.parse_args()
     a.build_dir = os.path.abspath(a.build_dir)
     w = setup(a.work_dir or os.path.join(a.build_dir, "qscale"))

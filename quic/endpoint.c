@@ -186,8 +186,10 @@ static int endpoint_create(const uvq_quic_config_t* user_config,
   if (ep->cfg.require_address_validation)
     ep->cfg.retry = UVQ_QUIC_RETRY_ALWAYS;
   ep->retry_threshold = ep->cfg.retry_threshold;
+  /* A tenth: a flood of spoofed Initials holds at most that many
+   * handshakes (and their memory) until they time out. */
   if (ep->retry_threshold == 0)
-    ep->retry_threshold = ep->cfg.max_handshakes / 2;
+    ep->retry_threshold = ep->cfg.max_handshakes / 10;
   if (ep->retry_threshold > ep->cfg.max_handshakes)
     ep->retry_threshold = ep->cfg.max_handshakes;
   if (ep->retry_threshold == 0)

@@ -183,8 +183,9 @@ typedef struct uvq_quic_config_s {
 
   /* Load shedding (3). retry: enum uvq_quic_retry, UVQ_QUIC_RETRY_AUTO by
    * default. retry_threshold: handshakes in progress from which AUTO
-   * answers Initials without a token with a Retry; 0: half of
-   * max_handshakes; more than max_handshakes counts as max_handshakes. */
+   * answers Initials without a token with a Retry; 0: a tenth of
+   * max_handshakes (at least 1); more than max_handshakes counts as
+   * max_handshakes. */
   int retry;
   unsigned int retry_threshold;
 
