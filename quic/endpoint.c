@@ -100,6 +100,7 @@ void uvq__ep_free(uvq_quic_endpoint_t* ep) {
   free(ep->txbuf);
   free(ep->rxbuf);
   free(ep->refused);
+  free(ep->waiting);
   for (i = 0; i < sizeof(ep->strings) / sizeof(ep->strings[0]); i++)
     free(ep->strings[i]);
   free(ep);
@@ -185,8 +186,10 @@ static int endpoint_create(const uvq_quic_config_t* user_config,
   if (ep->cfg.require_address_validation)
     ep->cfg.retry = UVQ_QUIC_RETRY_ALWAYS;
   ep->retry_threshold = ep->cfg.retry_threshold;
+  /* A tenth: a flood of spoofed Initials holds at most that many
+   * handshakes (and their memory) until they time out. */
   if (ep->retry_threshold == 0)
-    ep->retry_threshold = ep->cfg.max_handshakes / 2;
+    ep->retry_threshold = ep->cfg.max_handshakes / 10;
   if (ep->retry_threshold > ep->cfg.max_handshakes)
     ep->retry_threshold = ep->cfg.max_handshakes;
   if (ep->retry_threshold == 0)
@@ -397,6 +400,8 @@ void uvq__ep_remove_token(uvq_quic_conn_t* c, const uint8_t* token) {
   }
 }
 
+static void start_waiting(uvq_quic_endpoint_t* ep, ngtcp2_tstamp ts);
+
 /* ---- timers and the flush ----------------------------------------------- */
 
 void uvq__ep_update_timer(uvq_quic_endpoint_t* ep) {
@@ -471,6 +476,8 @@ void uvq__ep_mark_dirty(uvq_quic_conn_t* c) {
 void uvq__ep_write_dirty(uvq_quic_endpoint_t* ep) {
   uvq_quic_conn_t* c;
 
+  if (ep->nwaiting > 0)
+    start_waiting(ep, uvq__ep_now(ep));
   while (ep->dirty != NULL && !ep->tx_blocked) {
     c = ep->dirty;
     ep->dirty = c->next_dirty;
@@ -677,6 +684,106 @@ static void send_retry(uvq_quic_endpoint_t* ep,
     ep->stats.retries++;
 }
 
+/* Initials with a valid Retry token that arrived while max_handshakes
+ * handshakes were in progress. Their senders showed that they receive at
+ * their address, so what is kept here is not a spoofer's; the line is a
+ * fixed number of slots, allocated at first use, and an Initial waits at
+ * most UVQ__WAIT_MAX_AGE. Without the line such an Initial was dropped
+ * and the client's retransmission, after a PTO that doubles each time,
+ * often came after its handshake timeout: a burst of 3,000 clients lost
+ * hundreds (bench/results/quic-scale.md). */
+#define UVQ__WAIT_SLOTS 1024
+#define UVQ__WAIT_MAX_LEN 1500
+#define UVQ__WAIT_MAX_AGE (5 * NGTCP2_SECONDS)
+
+struct uvq__waiting {
+  uint64_t hash;               /* attempt_hash(): one entry per attempt */
+  ngtcp2_tstamp arrived;
+  struct sockaddr_storage local;
+  struct sockaddr_storage remote;
+  uint8_t ecn;
+  uint16_t len;
+  uint8_t data[UVQ__WAIT_MAX_LEN];
+};
+
+static uint64_t attempt_hash(const uvq_quic_endpoint_t* ep,
+                             const ngtcp2_pkt_hd* hd);
+
+/* 0 when the Initial waits; an error when it is dropped (the line is
+ * full, it is too long, or a copy of it already waits). */
+static int wait_initial(uvq_quic_endpoint_t* ep,
+                        const ngtcp2_path* path,
+                        const ngtcp2_pkt_info* pi,
+                        const ngtcp2_pkt_hd* hd,
+                        const uint8_t* data,
+                        size_t len,
+                        ngtcp2_tstamp ts) {
+  struct uvq__waiting* w;
+  uint64_t h;
+  size_t i;
+
+  if (len > UVQ__WAIT_MAX_LEN ||
+      (size_t) path->local.addrlen > sizeof(w->local) ||
+      (size_t) path->remote.addrlen > sizeof(w->remote))
+    return UV_E2BIG;
+  h = attempt_hash(ep, hd);
+  for (i = 0; i < ep->nwaiting; i++)
+    if (ep->waiting[(ep->wait_head + i) % UVQ__WAIT_SLOTS].hash == h)
+      return UV_EEXIST; /* a retransmission of one that waits */
+  if (ep->nwaiting == UVQ__WAIT_SLOTS)
+    return UV_ENOBUFS;
+  if (ep->waiting == NULL) {
+    ep->waiting = malloc(UVQ__WAIT_SLOTS * sizeof(*ep->waiting));
+    if (ep->waiting == NULL)
+      return UV_ENOMEM;
+  }
+  w = &ep->waiting[(ep->wait_head + ep->nwaiting) % UVQ__WAIT_SLOTS];
+  w->hash = h;
+  w->arrived = ts;
+  memset(&w->local, 0, sizeof(w->local));
+  memset(&w->remote, 0, sizeof(w->remote));
+  memcpy(&w->local, path->local.addr, (size_t) path->local.addrlen);
+  memcpy(&w->remote, path->remote.addr, (size_t) path->remote.addrlen);
+  w->ecn = pi->ecn;
+  w->len = (uint16_t) len;
+  memcpy(w->data, data, len);
+  ep->nwaiting++;
+  ep->stats.initials_waited++;
+  return 0;
+}
+
+static void dispatch(uvq_quic_endpoint_t* ep,
+                     const ngtcp2_path* path,
+                     const ngtcp2_pkt_info* pi,
+                     const uint8_t* data,
+                     size_t len,
+                     ngtcp2_tstamp ts);
+
+/* Starts the waiting Initials that slots have opened for, oldest first;
+ * those that waited too long are forgotten (their clients have sent the
+ * Initial again, or given up). */
+static void start_waiting(uvq_quic_endpoint_t* ep, ngtcp2_tstamp ts) {
+  struct uvq__waiting* w;
+  ngtcp2_pkt_info pi;
+  ngtcp2_path path;
+
+  while (ep->nwaiting > 0 && !ep->closing &&
+         ep->nhandshakes < ep->cfg.max_handshakes) {
+    w = &ep->waiting[ep->wait_head];
+    ep->wait_head = (ep->wait_head + 1) % UVQ__WAIT_SLOTS;
+    ep->nwaiting--;
+    if (ts > w->arrived + UVQ__WAIT_MAX_AGE) {
+      ep->stats.packets_dropped++;
+      continue;
+    }
+    uvq__ep_make_path(ep, &path, (struct sockaddr*) &w->local,
+                      (struct sockaddr*) &w->remote);
+    memset(&pi, 0, sizeof(pi));
+    pi.ecn = w->ecn;
+    dispatch(ep, &path, &pi, w->data, w->len, ts);
+  }
+}
+
 static void accept_initial(uvq_quic_endpoint_t* ep,
                            const ngtcp2_path* path,
                            const ngtcp2_pkt_info* pi,
@@ -741,11 +848,12 @@ static void accept_initial(uvq_quic_endpoint_t* ep,
       send_refusal(ep, path, &hd, NGTCP2_CONNECTION_REFUSED, ts);
       return;
     }
-    /* A client with a valid token is real: drop its Initial without an
-     * answer, and it sends it again after its PTO (the token stays valid
-     * for UVQ__RETRY_TOKEN_TIMEOUT), by when handshakes will have
-     * completed. Refusing it would turn a burst into failures. */
-    ep->stats.packets_dropped++;
+    /* A client with a valid token is real: refusing it would turn a burst
+     * into failures. Its Initial waits for a handshake slot instead
+     * (wait_initial); if the line is full it is dropped, and the client
+     * sends it again after its PTO. */
+    if (wait_initial(ep, path, pi, &hd, data, len, ts) != 0)
+      ep->stats.packets_dropped++;
     return;
   }
 
@@ -868,6 +976,7 @@ static void finish_close(uvq_quic_endpoint_t* ep);
 
 int uvq__ep_leave(uvq_quic_endpoint_t* ep) {
   uvq_quic_conn_t* c;
+  int core;
 
   if (--ep->depth > 0)
     return 0;
@@ -877,9 +986,9 @@ int uvq__ep_leave(uvq_quic_endpoint_t* ep) {
     uvq__conn_free(c);
   }
   if (ep->closing && !ep->finished) {
-    /* A core endpoint is gone after finish_close (read nothing of it
-     * then); a loop endpoint once its handles are closed. */
-    int core = ep->loop == NULL;
+    /* A core endpoint is gone when finish_close returns; a loop endpoint
+     * once its handles are closed. */
+    core = ep->loop == NULL;
     finish_close(ep);
     return core;
   }

@@ -259,6 +259,11 @@ struct uvq_quic_endpoint_s {
   /* Recently refused client Initials, so that a re-sent one is refused
    * again rather than accepted (allocated at the first refusal). */
   struct uvq__refusal* refused;
+  /* Initials with a valid Retry token waiting for a handshake slot: a
+   * ring of wait_head, nwaiting (endpoint.c). */
+  struct uvq__waiting* waiting;
+  size_t wait_head;
+  size_t nwaiting;
   uint64_t refused_key;        /* random: hashes of refused DCIDs */
   int pending_handles;
 

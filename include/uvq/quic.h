@@ -183,8 +183,9 @@ typedef struct uvq_quic_config_s {
 
   /* Load shedding (3). retry: enum uvq_quic_retry, UVQ_QUIC_RETRY_AUTO by
    * default. retry_threshold: handshakes in progress from which AUTO
-   * answers Initials without a token with a Retry; 0: half of
-   * max_handshakes; more than max_handshakes counts as max_handshakes. */
+   * answers Initials without a token with a Retry; 0: a tenth of
+   * max_handshakes (at least 1); more than max_handshakes counts as
+   * max_handshakes. */
   int retry;
   unsigned int retry_threshold;
 
@@ -369,7 +370,11 @@ typedef struct uvq_quic_endpoint_stats_s {
   /* With UVQ_QUIC_STEERING_KERNEL_HASH: why the program was not attached,
    * a negative UV_E* code (UV_ENOTSUP where the platform has none). */
   int64_t steering_error;
-  uint64_t reserved[13];
+  /* Initials with a valid Retry token that came while max_handshakes
+   * handshakes were in progress and waited for a slot instead of being
+   * dropped (at most 1024 wait at a time, each up to 5 s). */
+  uint64_t initials_waited;
+  uint64_t reserved[12];
 } uvq_quic_endpoint_stats_t;
 
 /* Options for one client connection. */
