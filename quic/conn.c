@@ -188,9 +188,8 @@ int uvq__conn_new_server(uvq_quic_endpoint_t* ep,
     tp.original_dcid = hd->dcid;
   }
   tp.original_dcid_present = 1;
-  if (ngtcp2_crypto_generate_stateless_reset_token(
-          tp.stateless_reset_token, ep->static_secret,
-          sizeof(ep->static_secret), &scid) != 0) {
+  if (uvq__sr_token(ep->static_secret, scid.data, scid.datalen,
+                    tp.stateless_reset_token) != 0) {
     uvq__conn_free(c);
     return UV_EIO;
   }
@@ -201,9 +200,8 @@ int uvq__conn_new_server(uvq_quic_endpoint_t* ep,
     ngtcp2_preferred_addr* pa = &tp.preferred_addr;
     pa->cid.datalen = UVQ__SCID_LEN;
     uvq__ep_make_cid(ep, pa->cid.data, pa->cid.datalen);
-    if (ngtcp2_crypto_generate_stateless_reset_token(
-            pa->stateless_reset_token, ep->static_secret,
-            sizeof(ep->static_secret), &pa->cid) != 0) {
+    if (uvq__sr_token(ep->static_secret, pa->cid.data, pa->cid.datalen,
+                      pa->stateless_reset_token) != 0) {
       uvq__conn_free(c);
       return UV_EIO;
     }

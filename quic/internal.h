@@ -298,6 +298,9 @@ int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep);
 /* Seals the server's session tickets with a key derived from static_secret
  * (ticket-keys.c): 0 or UV_EIO. */
 int uvq__tls_ticket_keys(uvq_quic_endpoint_t* ep);
+/* The stateless reset token of a connection ID (ticket-keys.c): 0 or -1. */
+int uvq__sr_token(const uint8_t secret[32], const uint8_t* cid,
+                  size_t cidlen, uint8_t token[16]);
 void uvq__tls_endpoint_free(uvq_quic_endpoint_t* ep);
 int uvq__tls_conn_init(uvq_quic_conn_t* c,
                        const char* server_name,
