@@ -332,6 +332,14 @@ int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep) {
                                    cfg->zero_rtt ? UINT32_MAX : 0);
     if (uvq__tls_ticket_keys(ep) != 0)
       return UV_EIO;
+    /* A resumption needs nothing but the ticket, which carries the sealed
+     * session: wolfSSL's internal session cache (process-wide, a copy of
+     * every session under a lock shared by all threads) would only cost
+     * each handshake the copy. This wolfSSL build caches sessions even
+     * with the cache off when tickets are used (FORCE_CACHE_ON_TICKET);
+     * NO_INTERNAL skips the internal store and lookup either way. */
+    wolfSSL_CTX_set_session_cache_mode(ep->server_ctx,
+                                       WOLFSSL_SESS_CACHE_NO_INTERNAL);
     if (ep->keylog != NULL)
       wolfSSL_CTX_set_keylog_callback(ep->server_ctx, keylog_line);
   }
