@@ -723,6 +723,13 @@ if grep -q 'allow a CTX level rng to be shared with' "$W/src/ssl.c" &&
     extra_cppflags="$extra_cppflags -DWOLFSSL_CTX_SHARED_RNG"
     WOLFSSL_NOTE="$WOLFSSL_NOTE + tools/patches/wolfssl-ctx-shared-rng.patch"
 fi
+# wolfssl-evp-pkey-lazy-rng.patch: only where wolfSSL_EVP_PKEY_new_ex()
+# still instantiates the key's generator itself.
+if grep -q 'ret = wc_InitRng_ex(&pkey->rng, heap, INVALID_DEVID);' "$W/wolfcrypt/src/evp.c"; then
+    run "apply wolfssl-evp-pkey-lazy-rng.patch" patch -d "$W" -N -s -p1 \
+        -i "$PATCHDIR/wolfssl-evp-pkey-lazy-rng.patch"
+    WOLFSSL_NOTE="$WOLFSSL_NOTE + tools/patches/wolfssl-evp-pkey-lazy-rng.patch"
+fi
 if [ ! -x "$W/configure" ]; then   # Debian's orig tarball is a git export
     run "wolfSSL autoreconf" autoreconf -fi "$W"
 fi
