@@ -14,6 +14,14 @@
 # Servers run on CPU 1, clients on CPU 0. Run it on an otherwise idle
 # machine; the load average at start and end is in the report. A full run
 # takes about 5 minutes.
+#
+# With "scale" as the first argument it runs bench/quic-scale.py instead
+# (issue 13: 10,000 and 50,000 idle HTTP/3 connections with one request on
+# each, a 3,000-client burst beside gtlsserver, normal fetches during an
+# Initial flood) and writes bench/results/quic-scale.{json,md}; the rest of
+# the arguments go to it, e.g.
+#   bench/run-quic.sh scale --cases idle --idle-connections 50000
+# 5 to 7 minutes; the 50,000 connections need about 5 GB of memory.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,7 +31,7 @@ export PKG_CONFIG_PATH=${PKG_CONFIG_PATH:-/var/cache/uvq/deps/lib/pkgconfig}
 
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DUVQ_BUILD_TESTS=OFF >/dev/null
 cmake --build "$build" -j"$(nproc)" --target uvq-h3-server uvq-h3-client \
-  bench-quic-handshake bench-quic-idle
+  bench-quic-handshake bench-quic-idle bench-quic-burst bench-quic-flood
 
 missing=()
 command -v iperf3 >/dev/null || missing+=(iperf3)
@@ -48,4 +56,8 @@ export PATH=$PATH:/usr/sbin
 
 py=/usr/bin/python3
 [ -x "$py" ] || py=python3
+if [ "${1:-}" = scale ]; then
+  shift
+  exec "$py" "$here/quic-scale.py" --build-dir "$build" --out-dir "$here/results" "$@"
+fi
 exec "$py" "$here/quic-matrix.py" --build-dir "$build" --out-dir "$here/results" "$@"

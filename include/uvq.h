@@ -40,7 +40,7 @@ extern "C" {
 #endif
 
 #define UVQ_VERSION_MAJOR 0
-#define UVQ_VERSION_MINOR 1
+#define UVQ_VERSION_MINOR 2
 #define UVQ_VERSION_PATCH 0
 
 /* Returns the library version as (major << 16) | (minor << 8) | patch. */

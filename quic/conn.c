@@ -336,15 +336,31 @@ int uvq_quic_connect(uvq_quic_endpoint_t* ep,
   if (!ep->cfg.insecure_skip_verify &&
       (opts == NULL || opts->server_name == NULL || *opts->server_name == 0))
     return UV_EINVAL;
-  if (!ep->bound)
-    return UV_EBADF;
-  namelen = sizeof(local);
-  rv = uvq_udp_getsockname(&ep->udp, (struct sockaddr*) &local, &namelen);
-  if (rv)
-    return rv;
-  if (remote->sa_family != local.ss_family)
-    return UV_EAFNOSUPPORT;
-  if (opts != NULL && opts->local != NULL) {
+  if (ep->loop == NULL) {
+    /* A core endpoint has no socket to ask: the application names the
+     * path's source, port included. */
+    if (opts == NULL || opts->local == NULL ||
+        (opts->local->sa_family != AF_INET &&
+         opts->local->sa_family != AF_INET6) ||
+        uvq__ep_addr_port(opts->local) == 0)
+      return UV_EINVAL;
+    memset(&local, 0, sizeof(local));
+    memcpy(&local, opts->local,
+           opts->local->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                              : sizeof(struct sockaddr_in));
+    if (remote->sa_family != local.ss_family)
+      return UV_EAFNOSUPPORT;
+  } else {
+    if (!ep->bound)
+      return UV_EBADF;
+    namelen = sizeof(local);
+    rv = uvq_udp_getsockname(ep->udp, (struct sockaddr*) &local, &namelen);
+    if (rv)
+      return rv;
+    if (remote->sa_family != local.ss_family)
+      return UV_EAFNOSUPPORT;
+  }
+  if (ep->loop != NULL && opts != NULL && opts->local != NULL) {
     /* Same socket, chosen source address (pktinfo); the port stays the
      * endpoint's. */
     uint16_t port = ((struct sockaddr_in*) &local)->sin_port;
@@ -354,7 +370,7 @@ int uvq_quic_connect(uvq_quic_endpoint_t* ep,
     ((struct sockaddr_in*) &local)->sin_port = port;
   }
 
-  if (is_wildcard((struct sockaddr*) &local)) {
+  if (ep->loop != NULL && is_wildcard((struct sockaddr*) &local)) {
     rv = route_source(remote, &local);
     if (rv)
       return rv;
@@ -369,7 +385,7 @@ int uvq_quic_connect(uvq_quic_endpoint_t* ep,
     return rv;
   c->user_data = user_data;
   open_qlog(c, &scid);
-  fill_settings(c, &st, &tp, uvq__now());
+  fill_settings(c, &st, &tp, uvq__ep_now(ep));
   path.local.addr = (ngtcp2_sockaddr*) &local;
   path.local.addrlen = local.ss_family == AF_INET6
                            ? sizeof(struct sockaddr_in6)
@@ -498,7 +514,7 @@ void uvq__conn_close_local(uvq_quic_conn_t* c, int kind, uint64_t code,
   c->error.reason = c->reason;
   c->error.reasonlen = c->reason ? strlen(c->reason) : 0;
 
-  ts = uvq__conn_ts(c, uvq__now());
+  ts = uvq__conn_ts(c, uvq__ep_now(c->ep));
   ngtcp2_path_storage_zero(&ps);
   n = ngtcp2_conn_write_connection_close(c->conn, &ps.path, &pi, buf,
                                          sizeof(buf), &ccerr, ts);
@@ -830,7 +846,7 @@ int uvq_quic_conn_update_key(uvq_quic_conn_t* c) {
   if (c->state != UVQ__CONN_OPEN || c->in_ngtcp2 ||
       !ngtcp2_conn_get_handshake_completed(c->conn))
     return UV_EAGAIN;
-  rv = ngtcp2_conn_initiate_key_update(c->conn, uvq__conn_ts(c, uvq__now()));
+  rv = ngtcp2_conn_initiate_key_update(c->conn, uvq__conn_ts(c, uvq__ep_now(c->ep)));
   if (rv != 0)
     return UV_EAGAIN;
   uvq__ep_mark_dirty(c);
@@ -853,11 +869,21 @@ int uvq_quic_conn_migrate(uvq_quic_conn_t* c, const struct sockaddr* local) {
   cur = ngtcp2_conn_get_path(c->conn);
   if (local->sa_family != cur->remote.addr->sa_family)
     return UV_EAFNOSUPPORT;
-  /* A new socket for the new local port; the old one stays with the
-   * endpoint for any connection still using it. */
-  err = uvq__ep_add_socket(c->ep, local, &bound);
-  if (err)
-    return err;
+  if (c->ep->loop == NULL) {
+    /* A core endpoint's application has the socket for it already. */
+    if (uvq__ep_addr_port(local) == 0)
+      return UV_EINVAL;
+    memset(&bound, 0, sizeof(bound));
+    memcpy(&bound, local,
+           local->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                        : sizeof(struct sockaddr_in));
+  } else {
+    /* A new socket for the new local port; the old one stays with the
+     * endpoint for any connection still using it. */
+    err = uvq__ep_add_socket(c->ep, local, &bound);
+    if (err)
+      return err;
+  }
   path.local.addr = (ngtcp2_sockaddr*) &bound;
   path.local.addrlen = bound.ss_family == AF_INET6
                            ? sizeof(struct sockaddr_in6)
@@ -866,9 +892,10 @@ int uvq_quic_conn_migrate(uvq_quic_conn_t* c, const struct sockaddr* local) {
   path.user_data = c->ep;
   /* Validated migration: ngtcp2 probes the new path with PATH_CHALLENGE and
    * moves to it once the server answers (RFC 9000, 9.2). */
-  rv = ngtcp2_conn_initiate_migration(c->conn, &path, uvq__conn_ts(c, uvq__now()));
+  rv = ngtcp2_conn_initiate_migration(c->conn, &path, uvq__conn_ts(c, uvq__ep_now(c->ep)));
   if (rv != 0) {
-    uvq__ep_remove_socket(c->ep, (struct sockaddr*) &bound);
+    if (c->ep->loop != NULL)
+      uvq__ep_remove_socket(c->ep, (struct sockaddr*) &bound);
     return rv == NGTCP2_ERR_CONN_ID_BLOCKED ? UV_EAGAIN : UV_EINVAL;
   }
   uvq__ep_mark_dirty(c);

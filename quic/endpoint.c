@@ -18,9 +18,6 @@
  * up on a handshake after 10 seconds). */
 #define UVQ__REFUSAL_MEMORY (10 * NGTCP2_SECONDS)
 
-static void on_timer(uv_timer_t* t);
-static void on_flush(uv_check_t* check);
-
 const char* uvq_quic_strerror(int library_error) {
   return ngtcp2_strerror(library_error);
 }
@@ -88,7 +85,7 @@ static char* copy_string(uvq_quic_endpoint_t* ep, int slot, const char* s) {
   return ep->strings[slot];
 }
 
-static void free_endpoint(uvq_quic_endpoint_t* ep) {
+void uvq__ep_free(uvq_quic_endpoint_t* ep) {
   size_t i;
 
   uvq__tls_endpoint_free(ep);
@@ -103,17 +100,19 @@ static void free_endpoint(uvq_quic_endpoint_t* ep) {
   free(ep->txbuf);
   free(ep->rxbuf);
   free(ep->refused);
+  free(ep->waiting);
   for (i = 0; i < sizeof(ep->strings) / sizeof(ep->strings[0]); i++)
     free(ep->strings[i]);
   free(ep);
 }
 
-int uvq_quic_endpoint_new_versioned(uv_loop_t* loop,
-                                    const uvq_quic_config_t* user_config,
-                                    int callbacks_version,
-                                    const uvq_quic_callbacks_t* user_callbacks,
-                                    void* user_data,
-                                    uvq_quic_endpoint_t** out) {
+/* What every endpoint has, with or without a loop: the checked config,
+ * callbacks, secrets, maps, staging area and TLS contexts. */
+static int endpoint_create(const uvq_quic_config_t* user_config,
+                           int callbacks_version,
+                           const uvq_quic_callbacks_t* user_callbacks,
+                           void* user_data,
+                           uvq_quic_endpoint_t** out) {
   uvq_quic_callbacks_t callbacks_storage;
   uvq_quic_config_t config_storage;
   const uvq_quic_callbacks_t* callbacks;
@@ -121,7 +120,7 @@ int uvq_quic_endpoint_new_versioned(uv_loop_t* loop,
   uvq_quic_endpoint_t* ep;
   int err;
 
-  if (loop == NULL || user_config == NULL || out == NULL)
+  if (user_config == NULL || out == NULL)
     return UV_EINVAL;
   /* Both read in the layout the caller was built with (compat.c). */
   if (uvq__quic_config_load(user_config, &config_storage) != 0 ||
@@ -149,7 +148,6 @@ int uvq_quic_endpoint_new_versioned(uv_loop_t* loop,
   ep = calloc(1, sizeof(*ep));
   if (ep == NULL)
     return UV_ENOMEM;
-  ep->loop = loop;
   ep->user_data = user_data;
   ep->cfg = *config;
   ep->cfg.cert_file = copy_string(ep, 0, config->cert_file);
@@ -163,7 +161,7 @@ int uvq_quic_endpoint_new_versioned(uv_loop_t* loop,
   ep->cfg.static_secret = NULL;
   if (config->preferred_address_ipv4 != NULL) {
     if (config->preferred_address_ipv4->sin_family != AF_INET) {
-      free_endpoint(ep);
+      uvq__ep_free(ep);
       return UV_EINVAL;
     }
     ep->preferred_v4 = *config->preferred_address_ipv4;
@@ -171,7 +169,7 @@ int uvq_quic_endpoint_new_versioned(uv_loop_t* loop,
   }
   if (config->preferred_address_ipv6 != NULL) {
     if (config->preferred_address_ipv6->sin6_family != AF_INET6) {
-      free_endpoint(ep);
+      uvq__ep_free(ep);
       return UV_EINVAL;
     }
     ep->preferred_v6 = *config->preferred_address_ipv6;
@@ -188,8 +186,10 @@ int uvq_quic_endpoint_new_versioned(uv_loop_t* loop,
   if (ep->cfg.require_address_validation)
     ep->cfg.retry = UVQ_QUIC_RETRY_ALWAYS;
   ep->retry_threshold = ep->cfg.retry_threshold;
+  /* A tenth: a flood of spoofed Initials holds at most that many
+   * handshakes (and their memory) until they time out. */
   if (ep->retry_threshold == 0)
-    ep->retry_threshold = ep->cfg.max_handshakes / 2;
+    ep->retry_threshold = ep->cfg.max_handshakes / 10;
   if (ep->retry_threshold > ep->cfg.max_handshakes)
     ep->retry_threshold = ep->cfg.max_handshakes;
   if (ep->retry_threshold == 0)
@@ -213,20 +213,57 @@ int uvq_quic_endpoint_new_versioned(uv_loop_t* loop,
   }
   if (err == 0)
     err = uvq__tls_endpoint_init(ep);
-  if (err == 0)
-    err = uvq_udp_init(loop, &ep->udp);
   if (err) {
-    free_endpoint(ep);
+    uvq__ep_free(ep);
     return err;
   }
-  /* Nothing below fails, so no libuv handle needs undoing above. */
-  ep->udp.data = ep;
-  uv_timer_init(loop, &ep->timer);
-  ep->timer.data = ep;
-  uv_check_init(loop, &ep->flush);
-  ep->flush.data = ep;
-  uv_idle_init(loop, &ep->nudge);
-  ep->nudge.data = ep;
+  *out = ep;
+  return 0;
+}
+
+int uvq_quic_endpoint_new_versioned(uv_loop_t* loop,
+                                    const uvq_quic_config_t* config,
+                                    int callbacks_version,
+                                    const uvq_quic_callbacks_t* callbacks,
+                                    void* user_data,
+                                    uvq_quic_endpoint_t** out) {
+  uvq_quic_endpoint_t* ep;
+  int err;
+
+  if (loop == NULL || out == NULL)
+    return UV_EINVAL;
+  err = endpoint_create(config, callbacks_version, callbacks, user_data, &ep);
+  if (err)
+    return err;
+  err = uvq__uv_init(ep, loop);
+  if (err) {
+    uvq__ep_free(ep);
+    return err;
+  }
+  *out = ep;
+  return 0;
+}
+
+int uvq_quic_endpoint_new_core_versioned(const uvq_quic_config_t* config,
+                                         int callbacks_version,
+                                         const uvq_quic_callbacks_t* callbacks,
+                                         int io_version,
+                                         const uvq_quic_io_t* io,
+                                         void* user_data,
+                                         uvq_quic_endpoint_t** out) {
+  uvq_quic_endpoint_t* ep;
+  int err;
+
+  /* Version 1 is the only layout so far; a newer one is refused like every
+   * other struct's. */
+  if (io == NULL || io_version < 1 || io_version > UVQ_QUIC_IO_VERSION ||
+      io->send == NULL || out == NULL)
+    return UV_EINVAL;
+  err = endpoint_create(config, callbacks_version, callbacks, user_data, &ep);
+  if (err)
+    return err;
+  ep->io = *io;
+  ep->io.version = UVQ_QUIC_IO_VERSION;
   *out = ep;
   return 0;
 }
@@ -236,7 +273,7 @@ void* uvq_quic_endpoint_get_data(const uvq_quic_endpoint_t* ep) {
 }
 
 uvq_udp_t* uvq_quic_endpoint_udp(uvq_quic_endpoint_t* ep) {
-  return &ep->udp;
+  return ep->udp;
 }
 
 int uvq_quic_endpoint_get_stats(const uvq_quic_endpoint_t* ep,
@@ -363,42 +400,34 @@ void uvq__ep_remove_token(uvq_quic_conn_t* c, const uint8_t* token) {
   }
 }
 
+static void start_waiting(uvq_quic_endpoint_t* ep, ngtcp2_tstamp ts);
+
 /* ---- timers and the flush ----------------------------------------------- */
 
 void uvq__ep_update_timer(uvq_quic_endpoint_t* ep) {
   struct uvq__heap_node* top;
-  uint64_t now;
-  uint64_t ms;
 
   if (ep->closing)
     return;
-  top = uvq__heap_top(&ep->timers);
-  if (top == NULL) {
-    uv_timer_stop(&ep->timer);
-    ep->timer_due = 0;
+  if (ep->loop != NULL) {
+    uvq__uv_arm_timer(ep);
     return;
   }
-  if (top->key == ep->timer_due && uv_is_active((uv_handle_t*) &ep->timer))
-    return;
-  ep->timer_due = top->key;
-  now = uvq__now();
-  /* libuv timers count milliseconds; round up so that the timer never
-   * fires before the deadline and spins. */
-  ms = top->key > now ? (top->key - now + 999999) / 1000000 : 0;
-  uv_timer_start(&ep->timer, on_timer, ms, 0);
+  /* A core endpoint's application learns the expiry after each call
+   * (uvq_quic_endpoint_next_expiry); it needs waking only when a call it
+   * did not make into the endpoint (a write from elsewhere) moved the
+   * expiry before the one it last read. */
+  top = uvq__heap_top(&ep->timers);
+  if (top != NULL && top->key < ep->timer_due && ep->depth == 0)
+    uvq__ep_start_flush(ep);
 }
 
-static void on_timer(uv_timer_t* t) {
-  uvq_quic_endpoint_t* ep;
+/* Runs every connection's timer due at now. */
+static void run_timers(uvq_quic_endpoint_t* ep, uint64_t now) {
   struct uvq__heap_node* top;
   uvq_quic_conn_t* c;
-  uint64_t now;
   int rounds;
 
-  ep = t->data;
-  ep->timer_due = 0;
-  now = uvq__now();
-  uvq__ep_enter(ep);
   for (rounds = 0; rounds < UVQ__TIMERS_PER_TICK; rounds++) {
     top = uvq__heap_top(&ep->timers);
     if (top == NULL || top->key > now)
@@ -407,29 +436,26 @@ static void on_timer(uv_timer_t* t) {
     uvq__heap_remove(&ep->timers, top);
     uvq__conn_on_timer(c, now);
   }
+}
+
+/* The loop adapter's timer tick (endpoint-uv.c). */
+void uvq__ep_on_timer(uvq_quic_endpoint_t* ep) {
+  ep->timer_due = 0;
+  uvq__ep_enter(ep);
+  run_timers(ep, uvq__now());
   uvq__ep_flush(ep);
   uvq__ep_leave(ep);
   uvq__ep_update_timer(ep);
 }
 
-static void on_nudge(uv_idle_t* idle) {
-  (void) idle;
-}
-
-/* The flush runs in the check phase, right after the poll phase that read
- * the packets. Work asked for elsewhere (a timer, the application) must not
- * wait for the poll phase to block first: an active idle handle makes that
- * poll return at once. */
 void uvq__ep_start_flush(uvq_quic_endpoint_t* ep) {
+  if (ep->flush_active || ep->finished)
+    return;
   ep->flush_active = 1;
-  uv_check_start(&ep->flush, on_flush);
-  uv_idle_start(&ep->nudge, on_nudge);
-}
-
-static void stop_flush(uvq_quic_endpoint_t* ep) {
-  ep->flush_active = 0;
-  uv_check_stop(&ep->flush);
-  uv_idle_stop(&ep->nudge);
+  if (ep->loop != NULL)
+    uvq__uv_start_flush(ep);
+  else if (ep->io.wake != NULL)
+    ep->io.wake(ep);
 }
 
 void uvq__ep_mark_dirty(uvq_quic_conn_t* c) {
@@ -441,16 +467,17 @@ void uvq__ep_mark_dirty(uvq_quic_conn_t* c) {
   c->dirty = 1;
   c->next_dirty = ep->dirty;
   ep->dirty = c;
-  if (!ep->flush_active && !ep->finished)
-    uvq__ep_start_flush(ep);
+  uvq__ep_start_flush(ep);
 }
 
-/* Runs after the loop's poll phase: every connection that has something to
- * send writes it now, so all packets of an iteration leave in as few
- * sendmmsg calls as possible. */
-static void write_dirty(uvq_quic_endpoint_t* ep) {
+/* Every connection that has something to send writes it now, so that all
+ * packets of a loop iteration (or of a core endpoint's batch) leave in as
+ * few sendmmsg calls as possible. */
+void uvq__ep_write_dirty(uvq_quic_endpoint_t* ep) {
   uvq_quic_conn_t* c;
 
+  if (ep->nwaiting > 0)
+    start_waiting(ep, uvq__ep_now(ep));
   while (ep->dirty != NULL && !ep->tx_blocked) {
     c = ep->dirty;
     ep->dirty = c->next_dirty;
@@ -459,32 +486,18 @@ static void write_dirty(uvq_quic_endpoint_t* ep) {
     /* A timestamp per connection: one made by a callback during this loop
      * starts its clock later than the loop did, and ngtcp2 requires time
      * never to go back. */
-    uvq__conn_write(c, uvq__now());
+    uvq__conn_write(c, uvq__ep_now(ep));
   }
-}
-
-static void on_flush(uv_check_t* check) {
-  uvq_quic_endpoint_t* ep;
-
-  ep = check->data;
-  uvq__ep_enter(ep);
-  ep->rx_since_flush = 0;
-  write_dirty(ep);
-  uvq__ep_flush(ep);
-  if (ep->dirty == NULL || ep->tx_blocked || ep->closing)
-    stop_flush(ep);
-  uvq__ep_leave(ep);
-  uvq__ep_update_timer(ep);
 }
 
 /* ---- packets without a connection ---------------------------------------- */
 
-static void make_path(uvq_quic_endpoint_t* ep,
-                      ngtcp2_path* path,
-                      struct sockaddr_storage* local,
-                      const struct sockaddr* remote) {
+void uvq__ep_make_path(uvq_quic_endpoint_t* ep,
+                       ngtcp2_path* path,
+                       const struct sockaddr* local,
+                       const struct sockaddr* remote) {
   path->local.addr = (ngtcp2_sockaddr*) local;
-  path->local.addrlen = local->ss_family == AF_INET6
+  path->local.addrlen = local->sa_family == AF_INET6
                             ? sizeof(struct sockaddr_in6)
                             : sizeof(struct sockaddr_in);
   path->remote.addr = (ngtcp2_sockaddr*) remote;
@@ -635,7 +648,8 @@ static void send_refusal(uvq_quic_endpoint_t* ep,
 
 static void send_retry(uvq_quic_endpoint_t* ep,
                        const ngtcp2_path* path,
-                       const ngtcp2_pkt_hd* hd) {
+                       const ngtcp2_pkt_hd* hd,
+                       ngtcp2_tstamp ts) {
   uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN2];
   uint8_t buf[256];
   ngtcp2_cid scid;
@@ -650,13 +664,113 @@ static void send_retry(uvq_quic_endpoint_t* ep,
     return;
   tokenlen = ngtcp2_crypto_generate_retry_token2(
       token, ep->static_secret, sizeof(ep->static_secret), hd->version,
-      path->remote.addr, path->remote.addrlen, &scid, &hd->dcid, uvq__now());
+      path->remote.addr, path->remote.addrlen, &scid, &hd->dcid, ts);
   if (tokenlen < 0)
     return;
   n = ngtcp2_crypto_write_retry(buf, sizeof(buf), hd->version, &hd->scid,
                                 &scid, &hd->dcid, token, (size_t) tokenlen);
   if (n > 0 && uvq__ep_stage(ep, path, 0, buf, (size_t) n, 0) == 0)
     ep->stats.retries++;
+}
+
+/* Initials with a valid Retry token that arrived while max_handshakes
+ * handshakes were in progress. Their senders showed that they receive at
+ * their address, so what is kept here is not a spoofer's; the line is a
+ * fixed number of slots, allocated at first use, and an Initial waits at
+ * most UVQ__WAIT_MAX_AGE. Without the line such an Initial was dropped
+ * and the client's retransmission, after a PTO that doubles each time,
+ * often came after its handshake timeout: a burst of 3,000 clients lost
+ * hundreds (bench/results/quic-scale.md). */
+#define UVQ__WAIT_SLOTS 1024
+#define UVQ__WAIT_MAX_LEN 1500
+#define UVQ__WAIT_MAX_AGE (5 * NGTCP2_SECONDS)
+
+struct uvq__waiting {
+  uint64_t hash;               /* attempt_hash(): one entry per attempt */
+  ngtcp2_tstamp arrived;
+  struct sockaddr_storage local;
+  struct sockaddr_storage remote;
+  uint8_t ecn;
+  uint16_t len;
+  uint8_t data[UVQ__WAIT_MAX_LEN];
+};
+
+static uint64_t attempt_hash(const uvq_quic_endpoint_t* ep,
+                             const ngtcp2_pkt_hd* hd);
+
+/* 0 when the Initial waits; an error when it is dropped (the line is
+ * full, it is too long, or a copy of it already waits). */
+static int wait_initial(uvq_quic_endpoint_t* ep,
+                        const ngtcp2_path* path,
+                        const ngtcp2_pkt_info* pi,
+                        const ngtcp2_pkt_hd* hd,
+                        const uint8_t* data,
+                        size_t len,
+                        ngtcp2_tstamp ts) {
+  struct uvq__waiting* w;
+  uint64_t h;
+  size_t i;
+
+  if (len > UVQ__WAIT_MAX_LEN ||
+      (size_t) path->local.addrlen > sizeof(w->local) ||
+      (size_t) path->remote.addrlen > sizeof(w->remote))
+    return UV_E2BIG;
+  h = attempt_hash(ep, hd);
+  for (i = 0; i < ep->nwaiting; i++)
+    if (ep->waiting[(ep->wait_head + i) % UVQ__WAIT_SLOTS].hash == h)
+      return UV_EEXIST; /* a retransmission of one that waits */
+  if (ep->nwaiting == UVQ__WAIT_SLOTS)
+    return UV_ENOBUFS;
+  if (ep->waiting == NULL) {
+    ep->waiting = malloc(UVQ__WAIT_SLOTS * sizeof(*ep->waiting));
+    if (ep->waiting == NULL)
+      return UV_ENOMEM;
+  }
+  w = &ep->waiting[(ep->wait_head + ep->nwaiting) % UVQ__WAIT_SLOTS];
+  w->hash = h;
+  w->arrived = ts;
+  memset(&w->local, 0, sizeof(w->local));
+  memset(&w->remote, 0, sizeof(w->remote));
+  memcpy(&w->local, path->local.addr, (size_t) path->local.addrlen);
+  memcpy(&w->remote, path->remote.addr, (size_t) path->remote.addrlen);
+  w->ecn = pi->ecn;
+  w->len = (uint16_t) len;
+  memcpy(w->data, data, len);
+  ep->nwaiting++;
+  ep->stats.initials_waited++;
+  return 0;
+}
+
+static void dispatch(uvq_quic_endpoint_t* ep,
+                     const ngtcp2_path* path,
+                     const ngtcp2_pkt_info* pi,
+                     const uint8_t* data,
+                     size_t len,
+                     ngtcp2_tstamp ts);
+
+/* Starts the waiting Initials that slots have opened for, oldest first;
+ * those that waited too long are forgotten (their clients have sent the
+ * Initial again, or given up). */
+static void start_waiting(uvq_quic_endpoint_t* ep, ngtcp2_tstamp ts) {
+  struct uvq__waiting* w;
+  ngtcp2_pkt_info pi;
+  ngtcp2_path path;
+
+  while (ep->nwaiting > 0 && !ep->closing &&
+         ep->nhandshakes < ep->cfg.max_handshakes) {
+    w = &ep->waiting[ep->wait_head];
+    ep->wait_head = (ep->wait_head + 1) % UVQ__WAIT_SLOTS;
+    ep->nwaiting--;
+    if (ts > w->arrived + UVQ__WAIT_MAX_AGE) {
+      ep->stats.packets_dropped++;
+      continue;
+    }
+    uvq__ep_make_path(ep, &path, (struct sockaddr*) &w->local,
+                      (struct sockaddr*) &w->remote);
+    memset(&pi, 0, sizeof(pi));
+    pi.ecn = w->ecn;
+    dispatch(ep, &path, &pi, w->data, w->len, ts);
+  }
 }
 
 static void accept_initial(uvq_quic_endpoint_t* ep,
@@ -714,7 +828,7 @@ static void accept_initial(uvq_quic_endpoint_t* ep,
       (ep->cfg.retry == UVQ_QUIC_RETRY_ALWAYS ||
        (ep->cfg.retry == UVQ_QUIC_RETRY_AUTO &&
         ep->nhandshakes >= ep->retry_threshold))) {
-    send_retry(ep, path, &hd);
+    send_retry(ep, path, &hd, ts);
     return;
   }
   if (ep->nhandshakes >= ep->cfg.max_handshakes) {
@@ -723,11 +837,12 @@ static void accept_initial(uvq_quic_endpoint_t* ep,
       send_refusal(ep, path, &hd, NGTCP2_CONNECTION_REFUSED, ts);
       return;
     }
-    /* A client with a valid token is real: drop its Initial without an
-     * answer, and it sends it again after its PTO (the token stays valid
-     * for UVQ__RETRY_TOKEN_TIMEOUT), by when handshakes will have
-     * completed. Refusing it would turn a burst into failures. */
-    ep->stats.packets_dropped++;
+    /* A client with a valid token is real: refusing it would turn a burst
+     * into failures. Its Initial waits for a handshake slot instead
+     * (wait_initial); if the line is full it is dropped, and the client
+     * sends it again after its PTO. */
+    if (wait_initial(ep, path, pi, &hd, data, len, ts) != 0)
+      ep->stats.packets_dropped++;
     return;
   }
 
@@ -827,174 +942,20 @@ static void dispatch(uvq_quic_endpoint_t* ep,
     send_stateless_reset(ep, path, vc.dcid, vc.dcidlen, len);
 }
 
-/* ---- the socket ---------------------------------------------------------- */
+/* ---- entry points ---------------------------------------------------------- */
 
-/* A readable event can bring many megabytes (32 reads of GRO batches).
- * Waiting for the check phase to answer all of it would hold back ACKs
- * that long and starve the sender's congestion window, so after each
- * batch that brought a few dozen packets the connections write (and ACK)
- * at once. */
-#define UVQ__ACK_EVERY 32
-
-static void ack_if_due(uvq_quic_endpoint_t* ep) {
-  if (!ep->batch_end)
-    return;
-  ep->batch_end = 0;
-  if (ep->rx_since_flush < UVQ__ACK_EVERY || ep->closing)
-    return;
-  ep->rx_since_flush = 0;
+/* One datagram into the core, from the adapter or the application. */
+void uvq__ep_input(uvq_quic_endpoint_t* ep,
+                   const ngtcp2_path* path,
+                   const ngtcp2_pkt_info* pi,
+                   const uint8_t* data,
+                   size_t len,
+                   ngtcp2_tstamp ts) {
   uvq__ep_enter(ep);
-  write_dirty(ep);
-  uvq__ep_flush(ep);
-  uvq__ep_leave(ep);
-}
-
-void uvq__ep_on_alloc(uvq_udp_t* udp, size_t suggested, uv_buf_t* buf) {
-  uvq_quic_endpoint_t* ep;
-  uint8_t* grown;
-
-  ep = udp->data;
-  /* uvq never hands out a second buffer before the first comes back, so
-   * one receive buffer per endpoint serves every read. */
-  if (ep->rxcap < suggested) {
-    grown = realloc(ep->rxbuf, suggested);
-    if (grown != NULL) {
-      ep->rxbuf = grown;
-      ep->rxcap = suggested;
-    }
-  }
-  buf->base = (char*) ep->rxbuf;
-  buf->len = ep->rxcap;
-}
-
-void uvq__ep_on_recv(uvq_udp_t* udp, const uvq_udp_recv_t* r) {
-  uvq_quic_endpoint_t* ep;
-  struct sockaddr_storage local;
-  ngtcp2_pkt_info pi;
-  ngtcp2_path path;
-  ngtcp2_tstamp ts;
-  int namelen;
-
-  ep = udp->data;
-  /* One timestamp per receive batch: the datagrams of a batch arrived
-   * together, and reading the clock per datagram showed in profiles. The
-   * batch ends with the callback that returns its buffer. */
-  if (!(r->flags & UVQ_UDP_MMSG_CHUNK)) {
-    ts = ep->batch_ts != 0 ? ep->batch_ts : uvq__now();
-    ep->batch_ts = 0;
-    ep->batch_end = 1;
-  } else {
-    if (ep->batch_ts == 0)
-      ep->batch_ts = uvq__now();
-    ts = ep->batch_ts;
-  }
-  if ((r->flags & UVQ_UDP_RECV_ERRQUEUE) && r->addr != NULL && !ep->closing &&
-      (r->error == UV_ECONNREFUSED || r->error == UV_EHOSTUNREACH ||
-       r->error == UV_ENETUNREACH)) {
-    uvq_quic_conn_t* c;
-    uvq_quic_conn_t* next;
-    /* Clients still handshaking with that peer give up at once instead of
-     * waiting for the handshake timeout. */
-    uvq__ep_enter(ep);
-    for (c = ep->conns; c != NULL; c = next) {
-      struct sockaddr_storage remote;
-      next = c->next;
-      if (uvq_quic_conn_get_path(c, NULL, &remote) == 0 &&
-          memcmp(&remote, r->addr,
-                 r->addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                : sizeof(struct sockaddr_in)) ==
-              0)
-        uvq__conn_unreachable(c, r->error);
-    }
-    uvq__ep_leave(ep);
-  }
-  if (r->nread <= 0 || r->addr == NULL || ep->closing ||
-      (r->flags & (UVQ_UDP_RECV_ERRQUEUE | UVQ_UDP_PARTIAL))) {
-    ack_if_due(ep);
-    return;
-  }
-  if (r->local.ss_family != 0) {
-    local = r->local;
-  } else {
-    namelen = sizeof(local);
-    uvq_udp_getsockname(udp, (struct sockaddr*) &local, &namelen);
-  }
-  make_path(ep, &path, &local, r->addr);
-  memset(&pi, 0, sizeof(pi));
-  pi.ecn = (uint8_t) r->ecn;
-  uvq__ep_enter(ep);
-  dispatch(ep, &path, &pi, (const uint8_t*) r->buf->base, (size_t) r->nread,
-           ts);
+  dispatch(ep, path, pi, data, len, ts);
   ep->rx_since_flush++;
   uvq__ep_leave(ep);
-  ack_if_due(ep);
 }
-
-int uvq_quic_endpoint_bind(uvq_quic_endpoint_t* ep,
-                           const struct sockaddr* addr) {
-  struct sockaddr_storage bound;
-  unsigned int flags;
-  uint16_t port;
-  int namelen;
-  int size;
-  int err;
-
-  if (ep == NULL || addr == NULL || ep->closing)
-    return UV_EINVAL;
-  if (ep->bound)
-    return UV_EALREADY;
-  port = addr->sa_family == AF_INET6
-             ? ((const struct sockaddr_in6*) addr)->sin6_port
-             : ((const struct sockaddr_in*) addr)->sin_port;
-  /* Packets to a preferred address must reach this socket: the same port,
-   * or port 0 there, which becomes the socket's. */
-  if ((ep->has_preferred_v4 && ep->preferred_v4.sin_port != 0 &&
-       ep->preferred_v4.sin_port != port) ||
-      (ep->has_preferred_v6 && ep->preferred_v6.sin6_port != 0 &&
-       ep->preferred_v6.sin6_port != port))
-    return UV_EINVAL;
-  flags = uvq__ep_bind_flags(ep);
-  /* GRO coalesces datagrams by 4-tuple, and the steering program sees only
-   * the first of a coalesced batch: the packets of two connections from
-   * one client socket (a client that multiplexes them, like uvq's own)
-   * would reach one worker. Workers read datagram by datagram. */
-  if (ep->cfg.worker_count > 1)
-    flags = (flags & ~(unsigned int) UVQ_UDP_GRO) | UVQ_UDP_REUSEPORT;
-  err = uvq_udp_bind(&ep->udp, addr, flags);
-  if (err)
-    return err;
-  namelen = sizeof(bound);
-  if (uvq_udp_getsockname(&ep->udp, (struct sockaddr*) &bound, &namelen) == 0)
-    port = bound.ss_family == AF_INET6
-               ? ((struct sockaddr_in6*) &bound)->sin6_port
-               : ((struct sockaddr_in*) &bound)->sin_port;
-  if (ep->has_preferred_v4 && ep->preferred_v4.sin_port == 0)
-    ep->preferred_v4.sin_port = port;
-  if (ep->has_preferred_v6 && ep->preferred_v6.sin6_port == 0)
-    ep->preferred_v6.sin6_port = port;
-  if (ep->cfg.worker_count > 1) {
-    /* Every worker attaches the same program; the last one attached serves
-     * the whole group. Without it the kernel's hash still spreads the
-     * datagrams, so this is reported, not refused. */
-    err = uvq__ep_attach_steering(ep);
-    ep->stats.steering =
-        err == 0 ? UVQ_QUIC_STEERING_BPF : UVQ_QUIC_STEERING_KERNEL_HASH;
-    ep->stats.steering_error = err;
-  }
-  /* Room for bursts: 4 MiB where the system allows it (the kernel caps
-   * the request at net.core.[rw]mem_max silently). */
-  size = 4 << 20;
-  uvq_udp_recv_buffer_size(&ep->udp, &size);
-  size = 4 << 20;
-  uvq_udp_send_buffer_size(&ep->udp, &size);
-  err = uvq_udp_recv_start2(&ep->udp, uvq__ep_on_alloc, uvq__ep_on_recv);
-  if (err)
-    return err;
-  ep->bound = 1;
-  return 0;
-}
-
-/* ---- entry points and closing ------------------------------------------- */
 
 void uvq__ep_enter(uvq_quic_endpoint_t* ep) {
   ep->depth++;
@@ -1002,45 +963,31 @@ void uvq__ep_enter(uvq_quic_endpoint_t* ep) {
 
 static void finish_close(uvq_quic_endpoint_t* ep);
 
-void uvq__ep_leave(uvq_quic_endpoint_t* ep) {
+int uvq__ep_leave(uvq_quic_endpoint_t* ep) {
   uvq_quic_conn_t* c;
+  int core;
 
   if (--ep->depth > 0)
-    return;
+    return 0;
   /* No callback is running: connections that ended can go. */
   while ((c = ep->dead) != NULL) {
     ep->dead = c->next_dead;
     uvq__conn_free(c);
   }
-  if (ep->closing && !ep->finished)
+  if (ep->closing && !ep->finished) {
+    /* A core endpoint is gone when finish_close returns; a loop endpoint
+     * once its handles are closed. */
+    core = ep->loop == NULL;
     finish_close(ep);
+    return core;
+  }
+  return 0;
 }
 
-static void on_handle_closed(uv_handle_t* h) {
-  uvq_quic_endpoint_t* ep;
-
-  ep = h->data;
-  if (--ep->pending_handles > 0)
-    return;
-  if (ep->close_cb != NULL)
-    ep->close_cb(ep);
-  free_endpoint(ep);
-}
-
-/* The endpoint's own UDP handle and every extra socket's have the
- * endpoint as their data. */
-static void on_udp_closed(uvq_udp_t* udp) {
-  uvq_quic_endpoint_t* ep;
-
-  ep = udp->data;
-  on_handle_closed((uv_handle_t*) &ep->timer);
-}
-
-
-/* From the loop, with no callback running: report every connection
- * closed, free them, and close the handles; close_cb comes last. */
+/* With no callback running: report every connection closed and free them;
+ * then a loop endpoint closes its handles (close_cb comes last), a core
+ * endpoint calls close_cb and is freed. */
 static void finish_close(uvq_quic_endpoint_t* ep) {
-  struct uvq__quic_sock* s;
   uvq_quic_conn_t* c;
 
   ep->depth++;
@@ -1055,15 +1002,13 @@ static void finish_close(uvq_quic_endpoint_t* ep) {
     uvq__conn_free(c);
   }
   ep->finished = 1;
-  ep->pending_handles = UVQ__EP_LOOP_HANDLES;
-  for (s = ep->socks; s != NULL; s = s->next) {
-    ep->pending_handles++;
-    uvq_udp_close(&s->udp, on_udp_closed);
+  if (ep->loop != NULL) {
+    uvq__uv_close(ep);
+    return;
   }
-  uv_close((uv_handle_t*) &ep->timer, on_handle_closed);
-  uv_close((uv_handle_t*) &ep->flush, on_handle_closed);
-  uv_close((uv_handle_t*) &ep->nudge, on_handle_closed);
-  uvq_udp_close(&ep->udp, on_udp_closed);
+  if (ep->close_cb != NULL)
+    ep->close_cb(ep);
+  uvq__ep_free(ep);
 }
 
 void uvq_quic_endpoint_close(uvq_quic_endpoint_t* ep,
@@ -1075,12 +1020,122 @@ void uvq_quic_endpoint_close(uvq_quic_endpoint_t* ep,
   ep->close_cb = close_cb;
   /* Every open connection says goodbye (NO_ERROR) at once; its closed
    * callback, reporting UVQ_QUIC_ERROR_ENDPOINT_CLOSED, and close_cb
-   * follow from the loop. */
+   * follow (from the loop, for a loop endpoint). */
   for (c = ep->conns; c != NULL; c = c->next)
     uvq__conn_close_local(c, UVQ_QUIC_ERROR_ENDPOINT_CLOSED, NGTCP2_NO_ERROR,
                           0);
   uvq__ep_flush(ep);
   ep->closing = 1;
-  if (!ep->flush_active)
+  if (ep->loop != NULL) {
     uvq__ep_start_flush(ep);
+    return;
+  }
+  /* A core endpoint ends now, or when the outermost call running a
+   * callback returns. */
+  uvq__ep_enter(ep);
+  uvq__ep_leave(ep);
+}
+
+/* ---- the core's entry points ------------------------------------------------ */
+
+static int sockaddr_len(const struct sockaddr* sa) {
+  if (sa == NULL)
+    return 0;
+  if (sa->sa_family == AF_INET)
+    return sizeof(struct sockaddr_in);
+  if (sa->sa_family == AF_INET6)
+    return sizeof(struct sockaddr_in6);
+  return 0;
+}
+
+/* Time given by the application: never earlier than before (ngtcp2 needs
+ * monotonic time; an application's clock that steps back is held). */
+static void set_clock(uvq_quic_endpoint_t* ep, uint64_t now) {
+  if (now > ep->clock)
+    ep->clock = now;
+}
+
+int uvq_quic_endpoint_input(uvq_quic_endpoint_t* ep,
+                            const struct sockaddr* remote,
+                            const struct sockaddr* local,
+                            int ecn,
+                            const void* data,
+                            size_t len,
+                            uint64_t now) {
+  struct sockaddr_storage rs;
+  struct sockaddr_storage ls;
+  ngtcp2_pkt_info pi;
+  ngtcp2_path path;
+
+  if (ep == NULL || ep->loop != NULL || data == NULL || len == 0 ||
+      sockaddr_len(remote) == 0 || sockaddr_len(local) == 0 ||
+      remote->sa_family != local->sa_family || ecn < 0 || ecn > 3)
+    return UV_EINVAL;
+  if (ep->closing)
+    return 0;
+  set_clock(ep, now);
+  /* Copies: ngtcp2 keeps the path's addresses only for the call, but the
+   * caller's may not be aligned or may be shorter than a sockaddr_in6. */
+  memset(&rs, 0, sizeof(rs));
+  memset(&ls, 0, sizeof(ls));
+  memcpy(&rs, remote, (size_t) sockaddr_len(remote));
+  memcpy(&ls, local, (size_t) sockaddr_len(local));
+  uvq__ep_make_path(ep, &path, (struct sockaddr*) &ls, (struct sockaddr*) &rs);
+  memset(&pi, 0, sizeof(pi));
+  pi.ecn = (uint8_t) ecn;
+  uvq__ep_input(ep, &path, &pi, data, len, ep->clock);
+  return 0;
+}
+
+uint64_t uvq_quic_endpoint_next_expiry(const uvq_quic_endpoint_t* ep) {
+  struct uvq__heap_node* top;
+  uvq_quic_endpoint_t* mut;
+
+  if (ep == NULL)
+    return UINT64_MAX;
+  top = uvq__heap_top((struct uvq__heap*) &ep->timers);
+  /* Remembered, so that a later change that moves it earlier wakes the
+   * application (uvq__ep_update_timer). */
+  mut = (uvq_quic_endpoint_t*) ep;
+  mut->timer_due = top != NULL ? top->key : UINT64_MAX;
+  return mut->timer_due;
+}
+
+/* The rest of what a core endpoint's sink did not take, then the
+ * connections' writes. 0 when every staged message was taken. */
+static int core_flush(uvq_quic_endpoint_t* ep) {
+  ep->flush_active = 0;
+  if (ep->tx_blocked && uvq__ep_flush(ep) != 0)
+    return UV_EAGAIN;
+  uvq__ep_write_dirty(ep);
+  return uvq__ep_flush(ep) == 0 && !ep->tx_blocked ? 0 : UV_EAGAIN;
+}
+
+int uvq_quic_endpoint_expire(uvq_quic_endpoint_t* ep, uint64_t now) {
+  if (ep == NULL || ep->loop != NULL)
+    return UV_EINVAL;
+  if (ep->closing)
+    return 0;
+  set_clock(ep, now);
+  uvq__ep_enter(ep);
+  run_timers(ep, ep->clock);
+  core_flush(ep);
+  uvq__ep_leave(ep);
+  return 0;
+}
+
+int uvq_quic_endpoint_flush(uvq_quic_endpoint_t* ep, uint64_t now) {
+  int err;
+
+  if (ep == NULL || ep->loop != NULL)
+    return UV_EINVAL;
+  if (ep->closing)
+    return 0;
+  set_clock(ep, now);
+  uvq__ep_enter(ep);
+  ep->rx_since_flush = 0;
+  err = core_flush(ep);
+  if (uvq__ep_leave(ep))
+    return 0;
+  return err;
 }

@@ -191,8 +191,23 @@ struct uvq__quic_sock {
 };
 
 struct uvq_quic_endpoint_s {
+  /* NULL for a core endpoint (uvq_quic_endpoint_new_core): no loop, no
+   * socket, no handles; the application feeds it packets and time and
+   * takes its packets through io.send. Otherwise the libuv adapter
+   * (endpoint-uv.c) drives the same core from the loop. */
   uv_loop_t* loop;
-  uvq_udp_t udp;
+  /* The socket: own_udp, or one the application made and lent with
+   * uvq_quic_endpoint_open (udp_borrowed; its data field is kept in
+   * udp_saved_data until the endpoint gives it back). NULL for a core
+   * endpoint. */
+  uvq_udp_t* udp;
+  uvq_udp_t own_udp;
+  void* udp_saved_data;
+  int udp_borrowed;
+  int udp_given_back;
+  int rx_held;                 /* the socket holds rxbuf (endpoint-uv.c) */
+  uvq_quic_io_t io;            /* core: the application's transmit sink */
+  uint64_t clock;              /* core: the latest time it was given */
   int bound;
   int closing;                 /* uvq_quic_endpoint_close was called */
   int finished;                /* handles are closing */
@@ -244,6 +259,11 @@ struct uvq_quic_endpoint_s {
   /* Recently refused client Initials, so that a re-sent one is refused
    * again rather than accepted (allocated at the first refusal). */
   struct uvq__refusal* refused;
+  /* Initials with a valid Retry token waiting for a handshake slot: a
+   * ring of wait_head, nwaiting (endpoint.c). */
+  struct uvq__waiting* waiting;
+  size_t wait_head;
+  size_t nwaiting;
   uint64_t refused_key;        /* random: hashes of refused DCIDs */
   int pending_handles;
 
@@ -254,9 +274,12 @@ struct uvq_quic_endpoint_s {
   uv_buf_t txbufs[UVQ__TX_MSGS];
   struct sockaddr_storage txaddr[UVQ__TX_MSGS];
   struct sockaddr_storage txlocal[UVQ__TX_MSGS];
-  uvq_udp_t* txsock[UVQ__TX_MSGS];
   unsigned int ntx;
-  int tx_blocked;              /* queued sends are in flight */
+  /* Staging is busy: the adapter's queued sends are in flight, or a core
+   * endpoint's sink took only the messages before tx_off (the rest is
+   * offered again by the next uvq_quic_endpoint_flush). */
+  int tx_blocked;
+  unsigned int tx_off;
   int tx_pending;
   struct uvq__quic_sock* socks;
 
@@ -278,6 +301,13 @@ static inline int uvq__quic_errno(void) {
 /* Timestamps are uv_hrtime() nanoseconds, the clock ngtcp2 is given. */
 static inline ngtcp2_tstamp uvq__now(void) {
   return (ngtcp2_tstamp) uv_hrtime();
+}
+
+/* The endpoint's time: the loop's clock, or for a core endpoint the latest
+ * time the application gave it, so that a core endpoint's behaviour
+ * depends only on its inputs. */
+static inline ngtcp2_tstamp uvq__ep_now(const uvq_quic_endpoint_t* ep) {
+  return ep->loop != NULL ? uvq__now() : ep->clock;
 }
 
 /* compat.c: public structs read in the layout of the caller's version and
@@ -402,13 +432,26 @@ int uvq__ep_tx_commit(uvq_quic_endpoint_t* ep,
                       int ecn,
                       size_t len);
 int uvq__ep_flush(uvq_quic_endpoint_t* ep);
-/* Runs the flush in the loop's check phase (endpoint.c). */
+/* Asks for a flush: from the loop's check phase, or a core endpoint's
+ * io.wake. */
 void uvq__ep_start_flush(uvq_quic_endpoint_t* ep);
-/* The endpoint's receive callbacks and bind flags, shared by every socket
- * of the endpoint (endpoint.c). */
-void uvq__ep_on_alloc(uvq_udp_t* udp, size_t suggested, uv_buf_t* buf);
-void uvq__ep_on_recv(uvq_udp_t* udp, const uvq_udp_recv_t* r);
-unsigned int uvq__ep_bind_flags(const uvq_quic_endpoint_t* ep);
+/* Makes every connection with something to send write it. */
+void uvq__ep_write_dirty(uvq_quic_endpoint_t* ep);
+/* One received datagram into the core (routing, stateless answers, new
+ * connections). */
+void uvq__ep_input(uvq_quic_endpoint_t* ep,
+                   const ngtcp2_path* path,
+                   const ngtcp2_pkt_info* pi,
+                   const uint8_t* data,
+                   size_t len,
+                   ngtcp2_tstamp ts);
+void uvq__ep_make_path(uvq_quic_endpoint_t* ep,
+                       ngtcp2_path* path,
+                       const struct sockaddr* local,
+                       const struct sockaddr* remote);
+/* The loop adapter's timer tick. */
+void uvq__ep_on_timer(uvq_quic_endpoint_t* ep);
+void uvq__ep_free(uvq_quic_endpoint_t* ep);
 /* Draws a connection ID of len octets: random, with the worker's QUIC-LB
  * server ID in it when the endpoint is a worker. 0 or uv_random()'s
  * error. */
@@ -417,8 +460,6 @@ int uvq__ep_make_cid(const uvq_quic_endpoint_t* ep, uint8_t* cid, size_t len);
  * endpoint's bound socket: 0, or a UV_E* code (UV_ENOTSUP off Linux). */
 int uvq__ep_attach_steering(uvq_quic_endpoint_t* ep);
 uint16_t uvq__ep_addr_port(const struct sockaddr* sa);
-uvq_udp_t* uvq__ep_socket_for(uvq_quic_endpoint_t* ep,
-                              const struct sockaddr* local);
 int uvq__ep_add_socket(uvq_quic_endpoint_t* ep,
                        const struct sockaddr* addr,
                        struct sockaddr_storage* bound);
@@ -427,6 +468,19 @@ void uvq__ep_remove_socket(uvq_quic_endpoint_t* ep,
 /* Entry points bracket their work with these; leaving the outermost one
  * frees released connections and runs a deferred endpoint close. */
 void uvq__ep_enter(uvq_quic_endpoint_t* ep);
-void uvq__ep_leave(uvq_quic_endpoint_t* ep);
+/* 1 when leaving freed a core endpoint (it was closed): the caller must
+ * not touch it. */
+int uvq__ep_leave(uvq_quic_endpoint_t* ep);
+
+/* endpoint-uv.c: the libuv adapter. */
+int uvq__uv_init(uvq_quic_endpoint_t* ep, uv_loop_t* loop);
+void uvq__uv_arm_timer(uvq_quic_endpoint_t* ep);
+void uvq__uv_start_flush(uvq_quic_endpoint_t* ep);
+/* The adapter's transmit sink: takes all n (see uvq__ep_flush). */
+int uvq__uv_send(uvq_quic_endpoint_t* ep,
+                 const uvq_udp_mmsg_t* msgs,
+                 unsigned int n);
+/* Closes the handles; close_cb and freeing follow from the loop. */
+void uvq__uv_close(uvq_quic_endpoint_t* ep);
 
 #endif /* UVQ_QUIC_INTERNAL_H */

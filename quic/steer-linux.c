@@ -58,7 +58,7 @@ int uvq__ep_attach_steering(uvq_quic_endpoint_t* ep) {
 
   /* Jump offsets count from the next instruction. */
   prog[11].k = ep->cfg.worker_count;
-  err = uvq_udp_fileno(&ep->udp, &fd);
+  err = uvq_udp_fileno(ep->udp, &fd);
   if (err)
     return err;
   fprog.len = sizeof(prog) / sizeof(prog[0]);

@@ -8,6 +8,20 @@
 
 #define UVQ_TEST_LIST(TEST_ENTRY) \
   TEST_ENTRY(quic_unit_heap_random) \
+  TEST_ENTRY(quic_core_handshake_times) \
+  TEST_ENTRY(quic_core_deterministic) \
+  TEST_ENTRY(quic_core_sink_partial) \
+  TEST_ENTRY(quic_core_idle_timeout) \
+  TEST_ENTRY(quic_core_handshake_timeout) \
+  TEST_ENTRY(quic_core_retry_token) \
+  TEST_ENTRY(quic_core_version_negotiation) \
+  TEST_ENTRY(quic_core_stateless_reset) \
+  TEST_ENTRY(quic_core_cid_routing) \
+  TEST_ENTRY(quic_core_api_errors) \
+  TEST_ENTRY(quic_core_close) \
+  TEST_ENTRY(quic_core_initials_wait) \
+  TEST_ENTRY(quic_core_on_app_socket) \
+  TEST_ENTRY(quic_endpoint_open_app_socket) \
   TEST_ENTRY(quic_unit_cidmap_random) \
   TEST_ENTRY(quic_unit_cidmap_collisions) \
   TEST_ENTRY(quic_unit_siphash_vectors) \

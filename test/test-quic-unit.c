@@ -221,10 +221,18 @@ TEST_IMPL(quic_unit_cidmap_collisions) {
   int round;
 
   ASSERT_OK(uvq__cidmap_init(&m));
-  /* Fix the table at 64 slots by inserting and deleting one key. */
-  ASSERT_OK(uvq__cidmap_put(&m, (const uint8_t*) "seed", 4, (void*) 1));
+  /* Fix the table at 64 slots: it starts at 8 and doubles whenever it
+   * would be half full, so 17 keys take it to 64; deleting them leaves it
+   * there (it never shrinks). */
+  for (i = 0; i < 17; i++) {
+    uint8_t fill[2] = {'f', (uint8_t) i};
+    ASSERT_OK(uvq__cidmap_put(&m, fill, 2, (void*) 1));
+  }
   ASSERT_UINT_EQ(64, m.cap);
-  ASSERT_PTR_EQ((void*) 1, uvq__cidmap_del(&m, (const uint8_t*) "seed", 4));
+  for (i = 0; i < 17; i++) {
+    uint8_t fill[2] = {'f', (uint8_t) i};
+    ASSERT_PTR_EQ((void*) 1, uvq__cidmap_del(&m, fill, 2));
+  }
   /* Two homes, 63 and 0, so runs wrap around the end of the table. */
   nkeys = 0;
   while (nkeys < 24) {

@@ -43,7 +43,7 @@ TEST_IMPL(udp_features_version) {
   ASSERT_EQ((UVQ_VERSION_MAJOR << 16) | (UVQ_VERSION_MINOR << 8) |
                 UVQ_VERSION_PATCH,
             uvq_version());
-  ASSERT_STR_EQ("0.1.0", uvq_version_string());
+  ASSERT_STR_EQ("0.2.0", uvq_version_string());
   return 0;
 }
 

@@ -87,7 +87,7 @@ static void usage(FILE* f) {
 "                      alone) or never (refuse new clients over\n"
 "                      --max-handshakes)\n"
 "  --retry-threshold N handshakes in progress from which auto retries\n"
-"                      (default half of --max-handshakes)\n"
+"                      (default a tenth of --max-handshakes)\n"
 "  --max-connections N connections held at once (default 10000)\n"
 "  --max-handshakes N  handshakes in progress at once (default 1000)\n"
 "  --idle-timeout SEC  close connections idle this long (default 30)\n"

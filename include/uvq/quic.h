@@ -109,6 +109,10 @@ UVQ_EXTERN const char* uvq_quic_strerror(int library_error);
 #define UVQ_QUIC_CALLBACKS_VERSION 1
 /* uvq_quic_app_callbacks_t, passed by the uvq_quic_conn_set_app() macro. */
 #define UVQ_QUIC_APP_CALLBACKS_VERSION 1
+/* uvq_quic_io_t, passed by the uvq_quic_endpoint_new_core() macro. Its
+ * version also fixes the layout of the uvq_udp_mmsg_t array handed to
+ * send: version 1 hands UVQ_UDP_MMSG_VERSION 1. */
+#define UVQ_QUIC_IO_VERSION 1
 
 /* uvq_quic_config_t.handshake_timeout_ms: no handshake timeout. */
 #define UVQ_QUIC_NO_HANDSHAKE_TIMEOUT UINT64_MAX
@@ -179,8 +183,9 @@ typedef struct uvq_quic_config_s {
 
   /* Load shedding (3). retry: enum uvq_quic_retry, UVQ_QUIC_RETRY_AUTO by
    * default. retry_threshold: handshakes in progress from which AUTO
-   * answers Initials without a token with a Retry; 0: half of
-   * max_handshakes; more than max_handshakes counts as max_handshakes. */
+   * answers Initials without a token with a Retry; 0: a tenth of
+   * max_handshakes (at least 1); more than max_handshakes counts as
+   * max_handshakes. */
   int retry;
   unsigned int retry_threshold;
 
@@ -365,7 +370,11 @@ typedef struct uvq_quic_endpoint_stats_s {
   /* With UVQ_QUIC_STEERING_KERNEL_HASH: why the program was not attached,
    * a negative UV_E* code (UV_ENOTSUP where the platform has none). */
   int64_t steering_error;
-  uint64_t reserved[13];
+  /* Initials with a valid Retry token that came while max_handshakes
+   * handshakes were in progress and waited for a slot instead of being
+   * dropped (at most 1024 wait at a time, each up to 5 s). */
+  uint64_t initials_waited;
+  uint64_t reserved[12];
 } uvq_quic_endpoint_stats_t;
 
 /* Options for one client connection. */
@@ -425,6 +434,141 @@ UVQ_EXTERN void* uvq_quic_endpoint_get_data(const uvq_quic_endpoint_t* ep);
 UVQ_EXTERN uvq_udp_t* uvq_quic_endpoint_udp(uvq_quic_endpoint_t* ep);
 UVQ_EXTERN int uvq_quic_endpoint_get_stats(const uvq_quic_endpoint_t* ep,
                                            uvq_quic_endpoint_stats_t* stats);
+
+/* ---- The endpoint without I/O ---------------------------------------------
+ *
+ * An endpoint is a state machine with explicit inputs and outputs; the
+ * functions above wire it to a libuv loop and a uvq UDP handle. A core
+ * endpoint (uvq_quic_endpoint_new_core) has no loop, socket or handle:
+ *
+ *   - every datagram the application receives goes to
+ *     uvq_quic_endpoint_input() with its path, ECN codepoint and time;
+ *   - uvq_quic_endpoint_next_expiry() says when the endpoint next needs
+ *     the time, and uvq_quic_endpoint_expire() tells it that time came;
+ *   - uvq_quic_endpoint_flush() makes the connections write, and hands
+ *     their packets to the io.send sink in GSO runs.
+ *
+ * Times are nanoseconds on any monotonic clock the application chooses
+ * (uv_hrtime() is one), and must never go back. Everything else works as
+ * on a loop endpoint: connections, streams, callbacks, HTTP/3. A core
+ * endpoint never reads a clock or a socket itself, so a test or a fuzzer
+ * can drive it packet by packet, and an application can run it over any
+ * transport (a socket it owns, a socket of a SO_REUSEPORT group, a
+ * tunnel). */
+
+/* The transmit sink of a core endpoint. */
+typedef struct uvq_quic_io_s {
+  unsigned int version;          /* UVQ_QUIC_IO_VERSION */
+  /* Required. Takes count messages, each one GSO run of packets: one
+   * destination (addr), one source (local: the path's local address with
+   * its port, always set, so that an application with several sockets can
+   * pick the socket), one ECN codepoint (ecn, 0-3) and a stride (gso_size;
+   * 0 for a single datagram). The layout is uvq_udp_try_send_batch()'s, so
+   * the messages can be passed to it as they are. Returns how many it took,
+   * from the first: their buffers may be reused once it returns. A message
+   * that cannot be sent for another reason than a full socket (EMSGSIZE,
+   * an unreachable network) counts as taken: it is lost, as on the path.
+   * Fewer than count (0 included; a negative return counts as 0) means the
+   * socket is full: the endpoint keeps the rest, writes nothing more, and
+   * offers them again at the next uvq_quic_endpoint_flush(). Must not call
+   * back into the endpoint. */
+  int (*send)(uvq_quic_endpoint_t* ep,
+              const uvq_udp_mmsg_t* msgs,
+              unsigned int count);
+  /* Optional. The endpoint has work for uvq_quic_endpoint_flush(): a
+   * connection has something to send (the application wrote, a callback
+   * closed a stream) or the next expiry moved earlier. Called at most once
+   * between two flushes, possibly from inside a callback: schedule the
+   * flush, do not run it from here. Without wake, flush after every call
+   * into the endpoint or its connections. */
+  void (*wake)(uvq_quic_endpoint_t* ep);
+} uvq_quic_io_t;
+
+/* uvq_quic_endpoint_new_core(config, callbacks, io, user_data, ep): a
+ * macro passing UVQ_QUIC_CALLBACKS_VERSION and UVQ_QUIC_IO_VERSION to
+ * uvq_quic_endpoint_new_core_versioned(). Creates a core endpoint. config,
+ * callbacks and io are copied. Its clock starts at 0: give it the current
+ * time with the first call. Errors as uvq_quic_endpoint_new(), and
+ * UV_EINVAL for a NULL io or io->send. uvq_quic_endpoint_bind() and
+ * uvq_quic_endpoint_open() refuse it (UV_EINVAL), uvq_quic_endpoint_udp()
+ * returns NULL, uvq_quic_connect() needs opts->local with a port (the
+ * source of the path; UV_EINVAL otherwise) and uvq_quic_conn_migrate() a
+ * local address with a port, which the application must be able to send
+ * from and receive on. uvq_quic_endpoint_close() ends it at once: it hands
+ * the CONNECTION_CLOSE packets to io.send, reports every connection
+ * closed, then calls close_cb and frees the endpoint before it returns (or,
+ * when called from inside a callback, before the call into the endpoint
+ * that ran the callback returns). */
+UVQ_EXTERN int uvq_quic_endpoint_new_core_versioned(
+    const uvq_quic_config_t* config,
+    int callbacks_version,
+    const uvq_quic_callbacks_t* callbacks,
+    int io_version,
+    const uvq_quic_io_t* io,
+    void* user_data,
+    uvq_quic_endpoint_t** ep);
+#define uvq_quic_endpoint_new_core(config, callbacks, io, user_data, ep)    \
+  uvq_quic_endpoint_new_core_versioned((config), UVQ_QUIC_CALLBACKS_VERSION,\
+                                       (callbacks), UVQ_QUIC_IO_VERSION,    \
+                                       (io), (user_data), (ep))
+
+/* One received datagram: from remote to local (the local address it
+ * arrived on with the port it arrived at; a wildcard address when the
+ * application does not know which), with its ECN codepoint (0-3), at time
+ * now. The endpoint routes it by connection ID, answers what needs no
+ * connection (Version Negotiation, Retry, Stateless Reset, refusals) and
+ * makes new server connections; what the connections have to send waits
+ * for uvq_quic_endpoint_flush(), so flush after a batch of datagrams. A
+ * datagram the endpoint cannot use is dropped and counted
+ * (uvq_quic_endpoint_stats_t.packets_dropped): that is not an error.
+ * Returns 0, or UV_EINVAL for a NULL or a loop endpoint, NULL data, len 0,
+ * a missing address or one that is not AF_INET/AF_INET6, ecn outside 0-3,
+ * or remote and local of different families. */
+UVQ_EXTERN int uvq_quic_endpoint_input(uvq_quic_endpoint_t* ep,
+                                       const struct sockaddr* remote,
+                                       const struct sockaddr* local,
+                                       int ecn,
+                                       const void* data,
+                                       size_t len,
+                                       uint64_t now);
+
+/* The time at which the endpoint next needs uvq_quic_endpoint_expire()
+ * (a loss, idle, handshake, draining or close timer of a connection):
+ * UINT64_MAX when none is set. A time at or before the current one means
+ * now. Call it again after every call into the endpoint. */
+UVQ_EXTERN uint64_t uvq_quic_endpoint_next_expiry(
+    const uvq_quic_endpoint_t* ep);
+
+/* Runs every timer due at now (connections retransmit, time out, finish
+ * closing), then writes and hands what they send to io.send, as
+ * uvq_quic_endpoint_flush() does. 0, or UV_EINVAL for a NULL or a loop
+ * endpoint. */
+UVQ_EXTERN int uvq_quic_endpoint_expire(uvq_quic_endpoint_t* ep,
+                                        uint64_t now);
+
+/* Offers io.send what it did not take last time, then makes every
+ * connection with something to send write it (ACKs, stream data, the
+ * packets of new connections), in GSO runs of up to 64 packets. 0 when all
+ * was taken; UV_EAGAIN when io.send took less: flush again once the socket
+ * can take more (its writable event). UV_EINVAL for a NULL or a loop
+ * endpoint. */
+UVQ_EXTERN int uvq_quic_endpoint_flush(uvq_quic_endpoint_t* ep,
+                                       uint64_t now);
+
+/* A loop endpoint on a socket the application made: udp is a bound uvq
+ * handle on the endpoint's loop (made with uvq_udp_bind, or adopted with
+ * uvq_udp_open: an inherited or socket-activated descriptor, one member
+ * of a SO_REUSEPORT group), used instead of bind. The endpoint enables
+ * what it needs on it (uvq_udp_configure: pktinfo, ECN, PMTUD, GRO, error
+ * queue as the config says) and receives on it. While the endpoint has it,
+ * udp->data and the receive callbacks are the endpoint's; closing the
+ * endpoint stops receiving, puts data back and leaves the handle open for
+ * the application to close (after close_cb). UV_EINVAL for a core
+ * endpoint, a NULL handle or one of another loop; UV_EALREADY when bound
+ * or open; UV_EBADF when udp has no socket; uvq_udp_recv_start2()'s
+ * errors (UV_EALREADY when the application is receiving on it). */
+UVQ_EXTERN int uvq_quic_endpoint_open(uvq_quic_endpoint_t* ep,
+                                      uvq_udp_t* udp);
 
 /* Starts a client connection to remote. The handshake_done or closed
  * callback tells how it went. UV_EINVAL (also: no server_name while

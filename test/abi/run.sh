@@ -1,5 +1,5 @@
 #!/bin/sh
-# Runs the 0.1.0 program (test/abi/program-0.1.0.c) with a fresh
+# Runs an ABI program (test/abi/program-*.c) with a fresh
 # certificate for "localhost".
 set -eu
 program=$1
