@@ -316,7 +316,6 @@ int uvq_quic_connect(uvq_quic_endpoint_t* ep,
   ngtcp2_cid dcid;
   uvq_quic_conn_t* c;
   const char* sni;
-  int namelen;
   int rv;
 
   if (ep == NULL || remote == NULL || out == NULL || ep->closing)
@@ -353,10 +352,7 @@ int uvq_quic_connect(uvq_quic_endpoint_t* ep,
   } else {
     if (!ep->bound)
       return UV_EBADF;
-    namelen = sizeof(local);
-    rv = uvq_udp_getsockname(ep->udp, (struct sockaddr*) &local, &namelen);
-    if (rv)
-      return rv;
+    local = ep->udp_addr;
     if (remote->sa_family != local.ss_family)
       return UV_EAFNOSUPPORT;
   }

@@ -204,6 +204,9 @@ struct uvq_quic_endpoint_s {
   uvq_udp_t own_udp;
   void* udp_saved_data;
   int udp_borrowed;
+  /* The socket's address once bound or open: a client connection's path
+   * starts from it (no getsockname per connection). */
+  struct sockaddr_storage udp_addr;
   int udp_given_back;
   int rx_held;                 /* the socket holds rxbuf (endpoint-uv.c) */
   uvq_quic_io_t io;            /* core: the application's transmit sink */
