@@ -325,8 +325,7 @@ static int cb_get_new_connection_id(ngtcp2_conn* conn,
   cid->datalen = cidlen;
   if (uvq__ep_make_cid(c->ep, cid->data, cidlen) != 0)
     return NGTCP2_ERR_CALLBACK_FAILURE;
-  if (ngtcp2_crypto_generate_stateless_reset_token(
-          token, c->ep->static_secret, sizeof(c->ep->static_secret), cid) !=
+  if (uvq__sr_token(c->ep->static_secret, cid->data, cid->datalen, token) !=
       0)
     return NGTCP2_ERR_CALLBACK_FAILURE;
   if (uvq__ep_add_cid(c, cid->data, cid->datalen) != 0)

@@ -93,7 +93,12 @@ static void fill_settings(uvq_quic_conn_t* c,
   tp->max_idle_timeout =
       (cfg->idle_timeout_ms ? cfg->idle_timeout_ms : UVQ__DEFAULT_IDLE_MS) *
       NGTCP2_MILLISECONDS;
-  tp->active_connection_id_limit = 7;
+  /* Two spare connection IDs from the peer: enough for a migration or a
+   * NAT rebinding while the preferred address's ID holds a slot. Each ID
+   * costs its issuer a random ID, a reset token, a routing entry and a
+   * NEW_CONNECTION_ID frame in the handshake; 7 (six spares each way)
+   * cost about 2% of a full handshake's instructions on each side. */
+  tp->active_connection_id_limit = 3;
   tp->max_datagram_frame_size = cfg->max_datagram_frame_size;
 }
 
@@ -188,9 +193,8 @@ int uvq__conn_new_server(uvq_quic_endpoint_t* ep,
     tp.original_dcid = hd->dcid;
   }
   tp.original_dcid_present = 1;
-  if (ngtcp2_crypto_generate_stateless_reset_token(
-          tp.stateless_reset_token, ep->static_secret,
-          sizeof(ep->static_secret), &scid) != 0) {
+  if (uvq__sr_token(ep->static_secret, scid.data, scid.datalen,
+                    tp.stateless_reset_token) != 0) {
     uvq__conn_free(c);
     return UV_EIO;
   }
@@ -201,9 +205,8 @@ int uvq__conn_new_server(uvq_quic_endpoint_t* ep,
     ngtcp2_preferred_addr* pa = &tp.preferred_addr;
     pa->cid.datalen = UVQ__SCID_LEN;
     uvq__ep_make_cid(ep, pa->cid.data, pa->cid.datalen);
-    if (ngtcp2_crypto_generate_stateless_reset_token(
-            pa->stateless_reset_token, ep->static_secret,
-            sizeof(ep->static_secret), &pa->cid) != 0) {
+    if (uvq__sr_token(ep->static_secret, pa->cid.data, pa->cid.datalen,
+                      pa->stateless_reset_token) != 0) {
       uvq__conn_free(c);
       return UV_EIO;
     }
@@ -313,7 +316,6 @@ int uvq_quic_connect(uvq_quic_endpoint_t* ep,
   ngtcp2_cid dcid;
   uvq_quic_conn_t* c;
   const char* sni;
-  int namelen;
   int rv;
 
   if (ep == NULL || remote == NULL || out == NULL || ep->closing)
@@ -350,10 +352,7 @@ int uvq_quic_connect(uvq_quic_endpoint_t* ep,
   } else {
     if (!ep->bound)
       return UV_EBADF;
-    namelen = sizeof(local);
-    rv = uvq_udp_getsockname(ep->udp, (struct sockaddr*) &local, &namelen);
-    if (rv)
-      return rv;
+    local = ep->udp_addr;
     if (remote->sa_family != local.ss_family)
       return UV_EAFNOSUPPORT;
   }

@@ -226,6 +226,7 @@ static int start_socket(uvq_quic_endpoint_t* ep) {
   port = bound.ss_family == AF_INET6
              ? ((struct sockaddr_in6*) &bound)->sin6_port
              : ((struct sockaddr_in*) &bound)->sin_port;
+  ep->udp_addr = bound;
   if ((ep->has_preferred_v4 && ep->preferred_v4.sin_port != 0 &&
        ep->preferred_v4.sin_port != port) ||
       (ep->has_preferred_v6 && ep->preferred_v6.sin6_port != 0 &&

@@ -539,7 +539,6 @@ static void send_stateless_reset(uvq_quic_endpoint_t* ep,
   uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN];
   uint8_t rand[64];
   uint8_t buf[128];
-  ngtcp2_cid cid;
   size_t randlen;
   ngtcp2_ssize n;
 
@@ -553,9 +552,7 @@ static void send_stateless_reset(uvq_quic_endpoint_t* ep,
     randlen = sizeof(rand);
   if (randlen < NGTCP2_MIN_STATELESS_RESET_RANDLEN)
     return;
-  ngtcp2_cid_init(&cid, dcid, dcidlen);
-  if (ngtcp2_crypto_generate_stateless_reset_token(
-          token, ep->static_secret, sizeof(ep->static_secret), &cid) != 0)
+  if (uvq__sr_token(ep->static_secret, dcid, dcidlen, token) != 0)
     return;
   if (uvq__ep_rand(rand, randlen) != 0)
     return;

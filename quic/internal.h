@@ -204,6 +204,9 @@ struct uvq_quic_endpoint_s {
   uvq_udp_t own_udp;
   void* udp_saved_data;
   int udp_borrowed;
+  /* The socket's address once bound or open: a client connection's path
+   * starts from it (no getsockname per connection). */
+  struct sockaddr_storage udp_addr;
   int udp_given_back;
   int rx_held;                 /* the socket holds rxbuf (endpoint-uv.c) */
   uvq_quic_io_t io;            /* core: the application's transmit sink */
@@ -328,6 +331,9 @@ int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep);
 /* Seals the server's session tickets with a key derived from static_secret
  * (ticket-keys.c): 0 or UV_EIO. */
 int uvq__tls_ticket_keys(uvq_quic_endpoint_t* ep);
+/* The stateless reset token of a connection ID (ticket-keys.c): 0 or -1. */
+int uvq__sr_token(const uint8_t secret[32], const uint8_t* cid,
+                  size_t cidlen, uint8_t token[16]);
 void uvq__tls_endpoint_free(uvq_quic_endpoint_t* ep);
 int uvq__tls_conn_init(uvq_quic_conn_t* c,
                        const char* server_name,

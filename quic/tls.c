@@ -4,6 +4,8 @@
 
 #include <ngtcp2/ngtcp2_crypto_wolfssl.h>
 #include <arpa/inet.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -279,6 +281,57 @@ static int set_suites(WOLFSSL_CTX* ctx, const char* list) {
                                                                    : UV_EIO;
 }
 
+/* One random generator per TLS context rather than one per connection.
+ * wolfSSL_new() otherwise instantiates a Hash_DRBG for every connection
+ * (a getrandom() call, the DRBG's known-answer health test, a few dozen
+ * SHA-256 blocks: about 5% of a server handshake's instructions). A
+ * context and its connections are only ever used from the endpoint's loop
+ * thread, which is what sharing needs. Only with a wolfSSL that
+ * tools/deps-quic.sh patched (tools/patches/wolfssl-ctx-shared-rng.patch);
+ * any other keeps its generator per connection.
+ *
+ * A forked child must not draw the bytes its parent draws from the same
+ * state (key shares, nonces): each context records the fork generation it
+ * was seeded in (its ex_data), and the first connection after a fork
+ * reseeds it from the OS. */
+#ifdef WOLFSSL_CTX_SHARED_RNG
+static unsigned int tls_forks;  /* bumped in the child after fork() */
+static int rng_gen_index = -1;  /* the contexts' ex_data slot */
+static uv_once_t rng_once = UV_ONCE_INIT;
+
+static void rng_after_fork(void) {
+  tls_forks++;
+}
+
+static void rng_init(void) {
+  pthread_atfork(NULL, NULL, rng_after_fork);
+  rng_gen_index = wolfSSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+/* (Re)seeds ctx's shared generator unless it was seeded since the last
+ * fork. The generation is stored plus one: a fresh context holds NULL. */
+static int ctx_rng(WOLFSSL_CTX* ctx) {
+  uintptr_t gen;
+
+  uv_once(&rng_once, rng_init);
+  if (rng_gen_index < 0)
+    return UV_EIO;
+  gen = (uintptr_t) tls_forks + 1;
+  if ((uintptr_t) wolfSSL_CTX_get_ex_data(ctx, rng_gen_index) == gen)
+    return 0;
+  if (wolfSSL_CTX_new_rng(ctx) != WOLFSSL_SUCCESS ||
+      wolfSSL_CTX_set_ex_data(ctx, rng_gen_index, (void*) gen) !=
+          WOLFSSL_SUCCESS)
+    return UV_EIO;
+  return 0;
+}
+#else
+static int ctx_rng(WOLFSSL_CTX* ctx) {
+  (void) ctx;
+  return 0;
+}
+#endif
+
 int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep) {
   char suite_list[128];
   int group_list[sizeof(groups) / sizeof(groups[0])];
@@ -332,6 +385,14 @@ int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep) {
                                    cfg->zero_rtt ? UINT32_MAX : 0);
     if (uvq__tls_ticket_keys(ep) != 0)
       return UV_EIO;
+    /* A resumption needs nothing but the ticket, which carries the sealed
+     * session: wolfSSL's internal session cache (process-wide, a copy of
+     * every session under a lock shared by all threads) would only cost
+     * each handshake the copy. This wolfSSL build caches sessions even
+     * with the cache off when tickets are used (FORCE_CACHE_ON_TICKET);
+     * NO_INTERNAL skips the internal store and lookup either way. */
+    wolfSSL_CTX_set_session_cache_mode(ep->server_ctx,
+                                       WOLFSSL_SESS_CACHE_NO_INTERNAL);
     if (ep->keylog != NULL)
       wolfSSL_CTX_set_keylog_callback(ep->server_ctx, keylog_line);
   }
@@ -385,9 +446,15 @@ int uvq__tls_conn_init(uvq_quic_conn_t* c,
                        const uint8_t* ticket,
                        size_t ticketlen) {
   uvq_quic_endpoint_t* ep;
+  WOLFSSL_CTX* ctx;
+  int err;
 
   ep = c->ep;
-  c->ssl = wolfSSL_new(c->is_server ? ep->server_ctx : ep->client_ctx);
+  ctx = c->is_server ? ep->server_ctx : ep->client_ctx;
+  err = ctx_rng(ctx);
+  if (err)
+    return err;
+  c->ssl = wolfSSL_new(ctx);
   if (c->ssl == NULL)
     return UV_ENOMEM;
   wolfSSL_set_app_data(c->ssl, &c->conn_ref);

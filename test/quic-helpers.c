@@ -6,6 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/hmac.h>
+
 /* --- Certificates ------------------------------------------------------- */
 
 /* arg is a heap copy of the directory's name: the qt_certs_t itself lives
@@ -807,4 +810,29 @@ void qt_nat_up(qt_nat_t* n, const char* prefix, const char* net) {
   ASSERT_OK(netns_exec(&n->rtr,
                        "nft \"add chain ip nat post { type nat hook "
                        "postrouting priority 100 ; }\""));
+}
+
+/* --- Stateless reset tokens -------------------------------------------- */
+
+/* HMAC-SHA256 with wolfCrypt's one-shot calls. */
+static void hmac_sha256(const uint8_t* key, size_t keylen,
+                        const uint8_t* data, size_t len, uint8_t out[32]) {
+  Hmac h;
+
+  ASSERT_OK(wc_HmacInit(&h, NULL, INVALID_DEVID));
+  ASSERT_OK(wc_HmacSetKey(&h, WC_SHA256, key, (word32) keylen));
+  ASSERT_OK(wc_HmacUpdate(&h, data, (word32) len));
+  ASSERT_OK(wc_HmacFinal(&h, out));
+  wc_HmacFree(&h);
+}
+
+void qt_reset_token(const uint8_t secret[32], const uint8_t* cid,
+                    size_t cidlen, uint8_t token[16]) {
+  static const char label[] = "uvq stateless reset";
+  uint8_t k[32];
+  uint8_t out[32];
+
+  hmac_sha256(secret, 32, (const uint8_t*) label, sizeof(label) - 1, k);
+  hmac_sha256(k, sizeof(k), cid, cidlen, out);
+  memcpy(token, out, 16);
 }

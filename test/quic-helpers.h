@@ -49,6 +49,12 @@ typedef struct qt_certs_s {
   char other_key[192];
 } qt_certs_t;
 
+/* The stateless reset token docs/quic.md documents for a connection ID:
+ * the first 16 bytes of HMAC-SHA256(K, cid), K = HMAC-SHA256(static_secret,
+ * "uvq stateless reset"), computed here with wolfCrypt's HMAC. */
+void qt_reset_token(const uint8_t secret[32], const uint8_t* cid,
+                    size_t cidlen, uint8_t token[16]);
+
 /* Creates a temporary directory with both certificates (openssl CLI);
  * the directory is removed when the test ends. Skips the test without the
  * openssl command. */

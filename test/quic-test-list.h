@@ -33,6 +33,7 @@
   TEST_ENTRY(quic_handshake_client_frees_tls_at_once) \
   TEST_ENTRY(quic_handshake_ciphersuites) \
   TEST_ENTRY(quic_handshake_groups) \
+  TEST_ENTRY(quic_handshake_fork_random) \
   TEST_ENTRY(quic_handshake_alpn_ipv6) \
   TEST_ENTRY(quic_handshake_alpn_mismatch) \
   TEST_ENTRY(quic_handshake_wrong_ca) \

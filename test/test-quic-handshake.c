@@ -1,6 +1,9 @@
 /* Handshakes: ALPN, certificate verification, QUIC versions, Retry and
  * the server's connection limit. */
+#include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "quic-helpers.h"
 #include "task.h"
@@ -355,6 +358,77 @@ TEST_IMPL(quic_handshake_accept_refused) {
   ASSERT_OK(uvq_quic_endpoint_get_stats(t.server.ep, &st));
   ASSERT_UINT_EQ(1, st.connections_refused);
   ASSERT_UINT_EQ(0, st.connections_accepted);
+  qt_teardown(&t);
+  return 0;
+}
+
+/* The client random of each CLIENT_HANDSHAKE_TRAFFIC_SECRET line of an
+ * NSS key log file (64 hex digits each, in order); returns the count. */
+static unsigned int keylog_randoms(const char* path, char out[][65],
+                                   unsigned int max) {
+  static const char label[] = "CLIENT_HANDSHAKE_TRAFFIC_SECRET ";
+  char line[512];
+  unsigned int n;
+  FILE* f;
+
+  f = fopen(path, "r");
+  ASSERT_NOT_NULL(f);
+  n = 0;
+  while (fgets(line, sizeof(line), f) != NULL) {
+    if (strncmp(line, label, sizeof(label) - 1) != 0)
+      continue;
+    ASSERT_LT(n, max);
+    memcpy(out[n], line + sizeof(label) - 1, 64);
+    out[n][64] = '\0';
+    n++;
+  }
+  fclose(f);
+  return n;
+}
+
+/* A forked child and its parent must not draw the same random bytes from
+ * an endpoint's TLS context they both hold (with a wolfSSL that shares one
+ * generator per context, quic/tls.c reseeds it after a fork): the first
+ * handshake seeds the client's context, then the child and the parent make
+ * one handshake each, one after the other, and all three ClientHello
+ * randoms (from the client's key log) differ. */
+TEST_IMPL(quic_handshake_fork_random) {
+  char randoms[4][65];
+  char keylog[256];
+  qt_conn_t* c;
+  int status;
+  pid_t pid;
+  qt_t t;
+
+  qt_init(&t, "127.0.0.1", 0);
+  snprintf(keylog, sizeof(keylog), "%s/keylog", t.certs.dir);
+  t.client.cfg.keylog_file = keylog;
+  qt_start(&t);
+  c = qt_connect(&t);
+  qt_run_handshake(&t, c);
+
+  pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    /* The child has both endpoints' sockets to itself while the parent
+     * waits; it leaves without closing anything. */
+    alarm(20);
+    if (uv_loop_fork(&t.loop) != 0)
+      _exit(2);
+    c = qt_connect(&t);
+    qt_run_handshake(&t, c);
+    _exit(0);
+  }
+  ASSERT_EQ(pid, waitpid(pid, &status, 0));
+  ASSERT(WIFEXITED(status));
+  ASSERT_EQ(0, WEXITSTATUS(status));
+  c = qt_connect(&t);
+  qt_run_handshake(&t, c);
+
+  ASSERT_UINT_EQ(3, keylog_randoms(keylog, randoms, 4));
+  ASSERT_NE(0, strcmp(randoms[0], randoms[1]));
+  ASSERT_NE(0, strcmp(randoms[0], randoms[2]));
+  ASSERT_NE(0, strcmp(randoms[1], randoms[2]));
   qt_teardown(&t);
   return 0;
 }

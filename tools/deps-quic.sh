@@ -713,6 +713,23 @@ if grep -q 'wolfSSL_EVP_PKEY_CTX_new_id(NID_hkdf' "$W/src/quic.c"; then
         -i "$PATCHDIR/wolfssl-quic-hkdf-direct.patch"
     WOLFSSL_NOTE="$WOLFSSL_NOTE + tools/patches/wolfssl-quic-hkdf-direct.patch"
 fi
+# wolfssl-ctx-shared-rng.patch: only where wolfSSL_CTX_new_rng() is still
+# for SINGLE_THREADED builds only; WOLFSSL_CTX_SHARED_RNG, which the patch
+# introduces, lands in options.h, where uvq (quic/tls.c) looks for it.
+if grep -q 'allow a CTX level rng to be shared with' "$W/src/ssl.c" &&
+   ! grep -q 'WOLFSSL_CTX_SHARED_RNG' "$W/src/ssl.c"; then
+    run "apply wolfssl-ctx-shared-rng.patch" patch -d "$W" -N -s -p1 \
+        -i "$PATCHDIR/wolfssl-ctx-shared-rng.patch"
+    extra_cppflags="$extra_cppflags -DWOLFSSL_CTX_SHARED_RNG"
+    WOLFSSL_NOTE="$WOLFSSL_NOTE + tools/patches/wolfssl-ctx-shared-rng.patch"
+fi
+# wolfssl-evp-pkey-lazy-rng.patch: only where wolfSSL_EVP_PKEY_new_ex()
+# still instantiates the key's generator itself.
+if grep -q 'ret = wc_InitRng_ex(&pkey->rng, heap, INVALID_DEVID);' "$W/wolfcrypt/src/evp.c"; then
+    run "apply wolfssl-evp-pkey-lazy-rng.patch" patch -d "$W" -N -s -p1 \
+        -i "$PATCHDIR/wolfssl-evp-pkey-lazy-rng.patch"
+    WOLFSSL_NOTE="$WOLFSSL_NOTE + tools/patches/wolfssl-evp-pkey-lazy-rng.patch"
+fi
 if [ ! -x "$W/configure" ]; then   # Debian's orig tarball is a git export
     run "wolfSSL autoreconf" autoreconf -fi "$W"
 fi
