@@ -34,10 +34,14 @@ else()
   configure_package_config_file(cmake/uvqConfig.cmake.in
     ${CMAKE_CURRENT_BINARY_DIR}/uvqConfig.cmake
     INSTALL_DESTINATION ${UVQ_CMAKE_DIR})
-  # 0.x releases: only the same minor version is compatible.
+  # A newer minor release serves a program asking for an older one: the
+  # ABI only grows (old layouts are converted, old symbols kept; the
+  # abi_program_* tests run such programs), so 0.2 answers find_package(uvq
+  # 0.1). A break raises UVQ_ABI_VERSION, the soname, and the major version
+  # with it.
   write_basic_package_version_file(
     ${CMAKE_CURRENT_BINARY_DIR}/uvqConfigVersion.cmake
-    VERSION ${PROJECT_VERSION} COMPATIBILITY SameMinorVersion)
+    VERSION ${PROJECT_VERSION} COMPATIBILITY SameMajorVersion)
   install(FILES ${CMAKE_CURRENT_BINARY_DIR}/uvqConfig.cmake
                 ${CMAKE_CURRENT_BINARY_DIR}/uvqConfigVersion.cmake
           DESTINATION ${UVQ_CMAKE_DIR})
