@@ -524,7 +524,10 @@ def main():
             runs.append(d)
             print(json.dumps({k: v for k, v in d.items() if k != "raw"}), file=sys.stderr)
     rep = {"machine": note, "loadavg_end": loadavg(), "runs": runs, "targets": targets(runs),
-           "command": " ".join(sys.argv[1:])}
+           # Paths inside the tree relative to it: the report names no
+           # machine's directories.
+           "command": " ".join(sys.argv[1:]).replace(
+               os.path.dirname(HERE) + os.sep, "")}
     os.makedirs(a.out_dir, exist_ok=True)
     with open(os.path.join(a.out_dir, "quic-scale.json"), "w") as f:
         json.dump(rep, f, indent=1)
