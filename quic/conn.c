@@ -260,12 +260,6 @@ int uvq__conn_new_server(uvq_quic_endpoint_t* ep,
   return 0;
 }
 
-static int is_wildcard(const struct sockaddr* sa) {
-  if (sa->sa_family == AF_INET)
-    return ((const struct sockaddr_in*) sa)->sin_addr.s_addr == 0;
-  return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6*) sa)->sin6_addr);
-}
-
 /* A connection's path names a real local address: packets arrive with the
  * address they were sent to (pktinfo), and ngtcp2 discards packets of a
  * path it does not know. For a socket bound to a wildcard address, the
@@ -283,8 +277,7 @@ static int route_source(const struct sockaddr* remote,
   if (fd < 0)
     return uvq__quic_errno();
   err = connect(fd, remote,
-                remote->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                              : sizeof(struct sockaddr_in));
+                uvq__addr_len(remote));
   len = sizeof(ss);
   if (err == 0)
     err = getsockname(fd, (struct sockaddr*) &ss, &len);
@@ -345,8 +338,7 @@ int uvq_quic_connect(uvq_quic_endpoint_t* ep,
       return UV_EINVAL;
     memset(&local, 0, sizeof(local));
     memcpy(&local, opts->local,
-           opts->local->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                              : sizeof(struct sockaddr_in));
+           uvq__addr_len(opts->local));
     if (remote->sa_family != local.ss_family)
       return UV_EAFNOSUPPORT;
   } else {
@@ -361,12 +353,11 @@ int uvq_quic_connect(uvq_quic_endpoint_t* ep,
      * endpoint's. */
     uint16_t port = ((struct sockaddr_in*) &local)->sin_port;
     memcpy(&local, opts->local,
-           opts->local->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                              : sizeof(struct sockaddr_in));
+           uvq__addr_len(opts->local));
     ((struct sockaddr_in*) &local)->sin_port = port;
   }
 
-  if (ep->loop != NULL && is_wildcard((struct sockaddr*) &local)) {
+  if (ep->loop != NULL && uvq__addr_is_wildcard((struct sockaddr*) &local)) {
     rv = route_source(remote, &local);
     if (rv)
       return rv;
@@ -383,13 +374,9 @@ int uvq_quic_connect(uvq_quic_endpoint_t* ep,
   open_qlog(c, &scid);
   fill_settings(c, &st, &tp, uvq__ep_now(ep));
   path.local.addr = (ngtcp2_sockaddr*) &local;
-  path.local.addrlen = local.ss_family == AF_INET6
-                           ? sizeof(struct sockaddr_in6)
-                           : sizeof(struct sockaddr_in);
+  path.local.addrlen = uvq__addr_len((const struct sockaddr*) &local);
   path.remote.addr = (ngtcp2_sockaddr*) remote;
-  path.remote.addrlen = remote->sa_family == AF_INET6
-                            ? sizeof(struct sockaddr_in6)
-                            : sizeof(struct sockaddr_in);
+  path.remote.addrlen = uvq__addr_len(remote);
   path.user_data = ep;
 
   uvq__conn_fill_callbacks(&cb, 0);
@@ -871,8 +858,7 @@ int uvq_quic_conn_migrate(uvq_quic_conn_t* c, const struct sockaddr* local) {
       return UV_EINVAL;
     memset(&bound, 0, sizeof(bound));
     memcpy(&bound, local,
-           local->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                        : sizeof(struct sockaddr_in));
+           uvq__addr_len(local));
   } else {
     /* A new socket for the new local port; the old one stays with the
      * endpoint for any connection still using it. */
@@ -881,9 +867,7 @@ int uvq_quic_conn_migrate(uvq_quic_conn_t* c, const struct sockaddr* local) {
       return err;
   }
   path.local.addr = (ngtcp2_sockaddr*) &bound;
-  path.local.addrlen = bound.ss_family == AF_INET6
-                           ? sizeof(struct sockaddr_in6)
-                           : sizeof(struct sockaddr_in);
+  path.local.addrlen = uvq__addr_len((const struct sockaddr*) &bound);
   path.remote = cur->remote;
   path.user_data = c->ep;
   /* Validated migration: ngtcp2 probes the new path with PATH_CHALLENGE and

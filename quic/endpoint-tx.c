@@ -127,7 +127,8 @@ int uvq__ep_stage(uvq_quic_endpoint_t* ep,
   return 0;
 }
 
-/* Hands every staged message to the sink, from tx_off on. Messages whose
+/* Hands every staged message to the sink (io.send: the application's, or
+ * the loop adapter's), from tx_off on. Messages whose
  * gso_size equals their length are single datagrams. When the sink takes
  * fewer (a full socket), staging stays busy with the rest (tx_blocked):
  * connections write nothing more until they are taken, so nothing is
@@ -144,7 +145,7 @@ int uvq__ep_flush(uvq_quic_endpoint_t* ep) {
     n++;
   if (ep->tx_blocked) {
     /* The adapter's queued sends still read the staging area. */
-    if (ep->loop != NULL || ep->tx_off >= n)
+    if (ep->tx_pending > 0 || ep->tx_off >= n)
       return UV_EAGAIN;
   } else {
     if (n == 0)
@@ -155,11 +156,8 @@ int uvq__ep_flush(uvq_quic_endpoint_t* ep) {
     }
     ep->tx_off = 0;
   }
-  if (ep->loop != NULL)
-    r = uvq__uv_send(ep, ep->txmsgs, n);
-  else
-    r = ep->io.send(ep, ep->txmsgs + ep->tx_off, n - ep->tx_off);
-  if (ep->loop != NULL && ep->tx_blocked)
+  r = ep->io.send(ep, ep->txmsgs + ep->tx_off, n - ep->tx_off);
+  if (ep->tx_pending > 0)
     return UV_EAGAIN;
   if (r < 0)
     r = 0;

@@ -16,6 +16,10 @@ static void on_alloc(uvq_udp_t* udp, size_t suggested, uv_buf_t* buf);
 static void on_recv(uvq_udp_t* udp, const uvq_udp_recv_t* r);
 static unsigned int bind_flags(const uvq_quic_endpoint_t* ep);
 static void handle_done(uvq_quic_endpoint_t* ep);
+static void start_flush(uvq_quic_endpoint_t* ep);
+static int send_staged(uvq_quic_endpoint_t* ep,
+                       const uvq_udp_mmsg_t* staged,
+                       unsigned int n);
 static uvq_udp_t* socket_for(uvq_quic_endpoint_t* ep,
                              const struct sockaddr* local);
 
@@ -27,6 +31,11 @@ int uvq__uv_init(uvq_quic_endpoint_t* ep, uv_loop_t* loop) {
     return err;
   /* Nothing below fails, so no libuv handle needs undoing. */
   ep->loop = loop;
+  /* The adapter is the core's transmit sink and its wake-up, as an
+   * application is for a core endpoint. */
+  ep->io.version = UVQ_QUIC_IO_VERSION;
+  ep->io.send = send_staged;
+  ep->io.wake = start_flush;
   ep->udp = &ep->own_udp;
   ep->own_udp.data = ep;
   uv_timer_init(loop, &ep->timer);
@@ -73,7 +82,7 @@ static void on_nudge(uv_idle_t* idle) {
  * the packets. Work asked for elsewhere (a timer, the application) must not
  * wait for the poll phase to block first: an active idle handle makes that
  * poll return at once. */
-void uvq__uv_start_flush(uvq_quic_endpoint_t* ep) {
+static void start_flush(uvq_quic_endpoint_t* ep) {
   uv_check_start(&ep->flush, on_flush);
   uv_idle_start(&ep->nudge, on_nudge);
 }
@@ -168,8 +177,7 @@ static void receive(uvq_quic_endpoint_t* ep,
       next = c->next;
       if (uvq_quic_conn_get_path(c, NULL, &remote) == 0 &&
           memcmp(&remote, r->addr,
-                 r->addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                : sizeof(struct sockaddr_in)) ==
+                 uvq__addr_len(r->addr)) ==
               0)
         uvq__conn_unreachable(c, r->error);
     }
@@ -370,15 +378,6 @@ static int queue_rest(uvq_quic_endpoint_t* ep, uvq_udp_t* udp,
   return 0;
 }
 
-static int is_wildcard(const struct sockaddr* sa) {
-  if (sa->sa_family == AF_INET)
-    return ((const struct sockaddr_in*) sa)->sin_addr.s_addr == 0;
-  if (sa->sa_family == AF_INET6)
-    return IN6_IS_ADDR_UNSPECIFIED(
-        &((const struct sockaddr_in6*) sa)->sin6_addr);
-  return 1;
-}
-
 /* The adapter's transmit sink. Each run of messages goes through the
  * socket its local port belongs to, with sendmmsg. When a socket is full,
  * what is left for it and after it is handed to queued sends, which keep
@@ -386,9 +385,9 @@ static int is_wildcard(const struct sockaddr* sa) {
  * (EMSGSIZE for a path MTU probe larger than the route allows, an
  * unreachable network) is lost like a packet dropped on the path, and loss
  * recovery or PMTUD deal with it. Takes everything. */
-int uvq__uv_send(uvq_quic_endpoint_t* ep,
-                 const uvq_udp_mmsg_t* staged,
-                 unsigned int n) {
+static int send_staged(uvq_quic_endpoint_t* ep,
+                       const uvq_udp_mmsg_t* staged,
+                       unsigned int n) {
   uvq_udp_mmsg_t msgs[UVQ__TX_MSGS];
   uvq_udp_t* sock[UVQ__TX_MSGS];
   unsigned int off;
@@ -401,7 +400,7 @@ int uvq__uv_send(uvq_quic_endpoint_t* ep,
     sock[i] = socket_for(ep, staged[i].local);
     /* A socket bound to a specific address needs no control message to
      * send from it. */
-    if (is_wildcard(staged[i].local))
+    if (uvq__addr_is_wildcard(staged[i].local))
       msgs[i].local = NULL;
   }
   off = 0;

@@ -452,9 +452,7 @@ void uvq__ep_start_flush(uvq_quic_endpoint_t* ep) {
   if (ep->flush_active || ep->finished)
     return;
   ep->flush_active = 1;
-  if (ep->loop != NULL)
-    uvq__uv_start_flush(ep);
-  else if (ep->io.wake != NULL)
+  if (ep->io.wake != NULL)
     ep->io.wake(ep);
 }
 
@@ -497,13 +495,9 @@ void uvq__ep_make_path(uvq_quic_endpoint_t* ep,
                        const struct sockaddr* local,
                        const struct sockaddr* remote) {
   path->local.addr = (ngtcp2_sockaddr*) local;
-  path->local.addrlen = local->sa_family == AF_INET6
-                            ? sizeof(struct sockaddr_in6)
-                            : sizeof(struct sockaddr_in);
+  path->local.addrlen = uvq__addr_len(local);
   path->remote.addr = (ngtcp2_sockaddr*) remote;
-  path->remote.addrlen = remote->sa_family == AF_INET6
-                             ? sizeof(struct sockaddr_in6)
-                             : sizeof(struct sockaddr_in);
+  path->remote.addrlen = uvq__addr_len(remote);
   path->user_data = ep;
 }
 
@@ -1046,14 +1040,8 @@ void uvq_quic_endpoint_close(uvq_quic_endpoint_t* ep,
 
 /* ---- the core's entry points ------------------------------------------------ */
 
-static int sockaddr_len(const struct sockaddr* sa) {
-  if (sa == NULL)
-    return 0;
-  if (sa->sa_family == AF_INET)
-    return sizeof(struct sockaddr_in);
-  if (sa->sa_family == AF_INET6)
-    return sizeof(struct sockaddr_in6);
-  return 0;
+static int is_ip(const struct sockaddr* sa) {
+  return sa != NULL && (sa->sa_family == AF_INET || sa->sa_family == AF_INET6);
 }
 
 /* Time given by the application: never earlier than before (ngtcp2 needs
@@ -1076,7 +1064,7 @@ int uvq_quic_endpoint_input(uvq_quic_endpoint_t* ep,
   ngtcp2_path path;
 
   if (ep == NULL || ep->loop != NULL || data == NULL || len == 0 ||
-      sockaddr_len(remote) == 0 || sockaddr_len(local) == 0 ||
+      !is_ip(remote) || !is_ip(local) ||
       remote->sa_family != local->sa_family || ecn < 0 || ecn > 3)
     return UV_EINVAL;
   if (ep->closing)
@@ -1086,8 +1074,8 @@ int uvq_quic_endpoint_input(uvq_quic_endpoint_t* ep,
    * caller's may not be aligned or may be shorter than a sockaddr_in6. */
   memset(&rs, 0, sizeof(rs));
   memset(&ls, 0, sizeof(ls));
-  memcpy(&rs, remote, (size_t) sockaddr_len(remote));
-  memcpy(&ls, local, (size_t) sockaddr_len(local));
+  memcpy(&rs, remote, uvq__addr_len(remote));
+  memcpy(&ls, local, uvq__addr_len(local));
   uvq__ep_make_path(ep, &path, (struct sockaddr*) &ls, (struct sockaddr*) &rs);
   memset(&pi, 0, sizeof(pi));
   pi.ecn = (uint8_t) ecn;

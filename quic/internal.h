@@ -301,6 +301,23 @@ static inline int uvq__quic_errno(void) {
   return -errno;
 }
 
+/* The length of an IPv4 or IPv6 socket address, as ngtcp2 and the
+ * socket calls want it. */
+static inline socklen_t uvq__addr_len(const struct sockaddr* sa) {
+  return sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                   : sizeof(struct sockaddr_in);
+}
+
+/* Whether an IPv4 or IPv6 address is the unspecified (wildcard) one. */
+static inline int uvq__addr_is_wildcard(const struct sockaddr* sa) {
+  if (sa->sa_family == AF_INET)
+    return ((const struct sockaddr_in*) sa)->sin_addr.s_addr == 0;
+  if (sa->sa_family == AF_INET6)
+    return IN6_IS_ADDR_UNSPECIFIED(
+        &((const struct sockaddr_in6*) sa)->sin6_addr);
+  return 0;
+}
+
 /* Timestamps are uv_hrtime() nanoseconds, the clock ngtcp2 is given. */
 static inline ngtcp2_tstamp uvq__now(void) {
   return (ngtcp2_tstamp) uv_hrtime();
@@ -478,11 +495,6 @@ int uvq__ep_leave(uvq_quic_endpoint_t* ep);
 /* endpoint-uv.c: the libuv adapter. */
 int uvq__uv_init(uvq_quic_endpoint_t* ep, uv_loop_t* loop);
 void uvq__uv_arm_timer(uvq_quic_endpoint_t* ep);
-void uvq__uv_start_flush(uvq_quic_endpoint_t* ep);
-/* The adapter's transmit sink: takes all n (see uvq__ep_flush). */
-int uvq__uv_send(uvq_quic_endpoint_t* ep,
-                 const uvq_udp_mmsg_t* msgs,
-                 unsigned int n);
 /* Closes the handles; close_cb and freeing follow from the loop. */
 void uvq__uv_close(uvq_quic_endpoint_t* ep);
 
