@@ -19,6 +19,7 @@
 
 #define CW_NODES 24
 #define CW_OFFSETS 64
+#define CW_OWNED 64
 #define CW_MS 1000000ull
 #define CW_T0 (1000 * CW_MS) /* the first input's time: 1 s */
 #define CW_DELAY (10 * CW_MS) /* one-way delay */
@@ -90,6 +91,9 @@ struct cw_s {
   cw_dgram_t* held;
   uint64_t delivered;
   qt_certs_t certs;
+  /* Payloads and write requests of write_pattern, freed by cw_done. */
+  void* owned[CW_OWNED];
+  unsigned int nowned;
 };
 
 static cw_node_t* node_of(uvq_quic_endpoint_t* ep) {
@@ -330,6 +334,8 @@ static void cw_done(cw_t* w) {
   cw_free_queue(w->head);
   cw_free_queue(w->held);
   w->head = w->tail = w->held = NULL;
+  while (w->nowned > 0)
+    free(w->owned[--w->nowned]);
 }
 
 /* Flushes every endpoint at the current time until nothing is held back
@@ -483,24 +489,28 @@ static uvq_quic_conn_t* cw_pair(cw_t* w,
   return cw_connect(w, *client, *server);
 }
 
-static void write_pattern(uvq_quic_conn_t* c, int64_t id, size_t len,
-                          uint8_t** keep) {
+/* Opens a bidirectional stream on c and writes len bytes of the test
+ * pattern to it, with FIN. The payload and request belong to the wire
+ * until cw_done. */
+static void write_pattern(cw_t* w, uvq_quic_conn_t* c, size_t len) {
   uvq_quic_write_t* req;
+  int64_t id;
   uint8_t* p;
   uv_buf_t buf;
   size_t i;
 
+  ASSERT_UINT_LE(w->nowned + 2, CW_OWNED);
+  ASSERT_OK(uvq_quic_stream_open(c, 1, &id));
   p = malloc(len);
   ASSERT_NOT_NULL(p);
   for (i = 0; i < len; i++)
     p[i] = (uint8_t) (i * 7u + 3u);
   req = malloc(sizeof(*req));
   ASSERT_NOT_NULL(req);
+  w->owned[w->nowned++] = p;
+  w->owned[w->nowned++] = req;
   buf = uv_buf_init((char*) p, (unsigned int) len);
   ASSERT_OK(uvq_quic_stream_write(req, c, id, &buf, 1, 1, on_written));
-  /* The request and payload live until the test ends. */
-  keep[0] = p;
-  keep[1] = (uint8_t*) req;
 }
 
 /* ---- tests ------------------------------------------------------------- */
@@ -538,8 +548,6 @@ TEST_IMPL(quic_core_handshake_times) {
   cw_node_t* server;
   cw_node_t* client;
   uvq_quic_conn_t* c;
-  uint8_t* keep[2];
-  int64_t id;
   cw_t w;
 
   c = cw_pair(&w, NULL, &server, &client);
@@ -550,8 +558,7 @@ TEST_IMPL(quic_core_handshake_times) {
   ASSERT_UINT_EQ(CW_T0 + 2 * CW_DELAY, client->handshake_at);
   ASSERT_UINT_EQ(CW_T0 + 3 * CW_DELAY, server->handshake_at);
 
-  ASSERT_OK(uvq_quic_stream_open(c, 1, &id));
-  write_pattern(c, id, 300000, keep);
+  write_pattern(&w, c, 300000);
   w.now += CW_MS;
   cw_run_until(&w, never, w.now + 5000 * CW_MS);
   ASSERT_UINT_EQ(300000, server->received);
@@ -565,8 +572,6 @@ TEST_IMPL(quic_core_handshake_times) {
   ASSERT_UINT_EQ(0, st.packets_dropped);
   ASSERT_EQ(0, client->closed);
   cw_done(&w);
-  free(keep[0]);
-  free(keep[1]);
   return 0;
 }
 
@@ -578,14 +583,11 @@ static void run_fingerprint(uint64_t* out, size_t n) {
   cw_node_t* server;
   cw_node_t* client;
   uvq_quic_conn_t* c;
-  uint8_t* keep[2];
-  int64_t id;
   cw_t w;
 
   c = cw_pair(&w, NULL, &server, &client);
   cw_run_until(&w, client_handshaken, UINT64_MAX);
-  ASSERT_OK(uvq_quic_stream_open(c, 1, &id));
-  write_pattern(c, id, 100000, keep);
+  write_pattern(&w, c, 100000);
   cw_run_until(&w, never, w.now + 3000 * CW_MS);
   out[0] = client->datagrams;
   out[1] = server->datagrams;
@@ -595,8 +597,6 @@ static void run_fingerprint(uint64_t* out, size_t n) {
   out[5] = server->received;
   (void) n;
   cw_done(&w);
-  free(keep[0]);
-  free(keep[1]);
 }
 
 TEST_IMPL(quic_core_deterministic) {
@@ -619,15 +619,12 @@ TEST_IMPL(quic_core_sink_partial) {
   cw_node_t* server;
   cw_node_t* client;
   uvq_quic_conn_t* c;
-  uint8_t* keep[2];
-  int64_t id;
   cw_t w;
 
   c = cw_pair(&w, client_without_gso, &server, &client);
   cw_run_until(&w, client_handshaken, UINT64_MAX);
   client->take_limit = 1;
-  ASSERT_OK(uvq_quic_stream_open(c, 1, &id));
-  write_pattern(c, id, 200000, keep);
+  write_pattern(&w, c, 200000);
   /* One flush by hand: the sink takes one message of several. */
   ASSERT_ERR(UV_EAGAIN, uvq_quic_endpoint_flush(client->ep, w.now));
   ASSERT_EQ(1, client->refusals);
@@ -646,8 +643,6 @@ TEST_IMPL(quic_core_sink_partial) {
   ASSERT_UINT_EQ(0, client->gso_msgs);
   ASSERT_UINT_EQ(client->msgs, client->datagrams);
   cw_done(&w);
-  free(keep[0]);
-  free(keep[1]);
   return 0;
 }
 
@@ -909,9 +904,7 @@ TEST_IMPL(quic_core_stateless_reset) {
   cw_node_t* server2;
   cw_node_t* client;
   uvq_quic_conn_t* c;
-  uint8_t* keep[2];
   cw_dgram_t* d;
-  int64_t id;
   size_t provoked;
   cw_t w;
 
@@ -928,8 +921,7 @@ TEST_IMPL(quic_core_stateless_reset) {
   fixed_secret(&cfg, 1);
   server2 = cw_add(&w, &cfg, "192.0.2.1", 443);
 
-  ASSERT_OK(uvq_quic_stream_open(c, 1, &id));
-  write_pattern(c, id, 1000, keep);
+  write_pattern(&w, c, 1000);
   cw_flush_all(&w);
   d = w.head;
   ASSERT_NOT_NULL(d);
@@ -957,8 +949,6 @@ TEST_IMPL(quic_core_stateless_reset) {
   ASSERT_EQ(UVQ_QUIC_ERROR_STATELESS_RESET, client->last_error.kind);
   ASSERT_EQ(1, client->last_error.remote);
   cw_done(&w);
-  free(keep[0]);
-  free(keep[1]);
   return 0;
 }
 
@@ -973,9 +963,7 @@ TEST_IMPL(quic_core_cid_routing) {
   struct sockaddr_storage remote;
   cw_node_t* server;
   cw_node_t* clients[20];
-  uint8_t* keep[20][2];
   struct sockaddr_in* sin;
-  int64_t id;
   unsigned int i;
   cw_t w;
 
@@ -991,8 +979,7 @@ TEST_IMPL(quic_core_cid_routing) {
   ASSERT_EQ(20, server->handshakes);
   for (i = 0; i < 20; i++) {
     ASSERT_EQ(1, clients[i]->handshakes);
-    ASSERT_OK(uvq_quic_stream_open(conns[i], 1, &id));
-    write_pattern(conns[i], id, 1000 * (i + 1), keep[i]);
+    write_pattern(&w, conns[i], 1000 * (i + 1));
   }
   cw_run_until(&w, never, w.now + 1000 * CW_MS);
   /* Each server connection got exactly its client's bytes: the server
@@ -1005,14 +992,8 @@ TEST_IMPL(quic_core_cid_routing) {
    * address and port; the server routes them by ID and moves the path. */
   w.nat_inside = clients[3]->addr;
   sockaddr_make(&w.nat_outside, "198.51.100.200", 61000);
-  ASSERT_OK(uvq_quic_stream_open(conns[3], 1, &id));
-  {
-    uint8_t* k2[2];
-    write_pattern(conns[3], id, 5000, k2);
-    cw_run_until(&w, never, w.now + 1000 * CW_MS);
-    free(k2[0]);
-    free(k2[1]);
-  }
+  write_pattern(&w, conns[3], 5000);
+  cw_run_until(&w, never, w.now + 1000 * CW_MS);
   ASSERT_UINT_EQ(215000, server->received);
   ASSERT_OK(uvq_quic_endpoint_get_stats(server->ep, &st));
   ASSERT_UINT_EQ(20, st.connections_accepted);
@@ -1030,10 +1011,6 @@ TEST_IMPL(quic_core_cid_routing) {
   for (i = 0; i < 20; i++)
     ASSERT_EQ(0, clients[i]->closed);
   cw_done(&w);
-  for (i = 0; i < 20; i++) {
-    free(keep[i][0]);
-    free(keep[i][1]);
-  }
   return 0;
 }
 
@@ -1301,9 +1278,7 @@ TEST_IMPL(quic_core_on_app_socket) {
   struct sockaddr_storage saddr;
   uvq_quic_conn_t* c;
   uvq_quic_io_t io;
-  uint8_t* keep[2];
   uv_loop_t loop;
-  int64_t id;
   int namelen;
   app_t a;
   cw_t w;
@@ -1361,8 +1336,7 @@ TEST_IMPL(quic_core_on_app_socket) {
     uv_run(&loop, UV_RUN_ONCE);
   ASSERT_EQ(1, app_client_done);
   ASSERT_EQ(1, srv_handshakes);
-  ASSERT_OK(uvq_quic_stream_open(c, 1, &id));
-  write_pattern(c, id, 2000000, keep);
+  write_pattern(&w, c, 2000000);
   for (i = 0; i < 100000 && srv_fins == 0; i++)
     uv_run(&loop, UV_RUN_ONCE);
   ASSERT_UINT_EQ(2000000, srv_bytes);
@@ -1375,8 +1349,6 @@ TEST_IMPL(quic_core_on_app_socket) {
   uvq_quic_endpoint_close(server, NULL);
   ASSERT_OK(uv_run(&loop, UV_RUN_DEFAULT));
   ASSERT_OK(uv_loop_close(&loop));
-  free(keep[0]);
-  free(keep[1]);
   cw_done(&w);
   return 0;
 }
