@@ -438,3 +438,29 @@ int qb_server_stop(qb_server_t* s) {
   s->pid = 0;
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
+
+static int cmp_double(const void* a, const void* b) {
+  double x;
+  double y;
+
+  x = *(const double*) a;
+  y = *(const double*) b;
+  return x < y ? -1 : x > y;
+}
+
+void qb_sort_doubles(double* v, size_t n) {
+  qsort(v, n, sizeof(*v), cmp_double);
+}
+
+double qb_quantile(const double* v, size_t n, double q) {
+  size_t k;
+
+  if (n == 0)
+    return 0.0;
+  k = (size_t) (q * (double) n + 0.999999);
+  if (k == 0)
+    k = 1;
+  if (k > n)
+    k = n;
+  return v[k - 1];
+}

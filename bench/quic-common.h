@@ -87,4 +87,9 @@ uint64_t qb_parse_uint(const char* name, const char* value, uint64_t max);
 /* --mode: 1 for "h3", 0 for "quic"; anything else exits 2 with a message. */
 int qb_parse_mode(const char* value);
 
+/* Sorts n values ascending, for qb_quantile(). */
+void qb_sort_doubles(double* v, size_t n);
+/* The q-quantile (0..1) of n sorted values, nearest rank; 0 when n is 0. */
+double qb_quantile(const double* v, size_t n, double q);
+
 #endif /* UVQ_BENCH_QUIC_COMMON_H */

@@ -436,27 +436,6 @@ static void fetch_start(struct flood* f) {
 
 /* ---- report ------------------------------------------------------------ */
 
-static int cmp_double(const void* a, const void* b) {
-  double x;
-  double y;
-
-  x = *(const double*) a;
-  y = *(const double*) b;
-  return x < y ? -1 : x > y;
-}
-
-static double quantile(const double* v, size_t n, double q) {
-  size_t k;
-
-  if (n == 0)
-    return 0.0;
-  k = (size_t) (q * (double) n + 0.999999);
-  if (k == 0)
-    k = 1;
-  if (k > n)
-    k = n;
-  return v[k - 1];
-}
 
 static void print_phase(const char* name, struct phase_stats* ps) {
   size_t i;
@@ -467,12 +446,12 @@ static void print_phase(const char* name, struct phase_stats* ps) {
   for (i = 0; i < ps->fetches; i++)
     printf("%s%.2f", i ? ", " : "", ps->series[i]);
   printf("], ");
-  qsort(ps->ms, ps->served, sizeof(*ps->ms), cmp_double);
+  qb_sort_doubles(ps->ms, ps->served);
   printf("\"%s_fetches\": %zu, \"%s_served\": %zu, \"%s_failed\": %zu, "
          "\"%s_p50_ms\": %.2f, \"%s_p90_ms\": %.2f, \"%s_max_ms\": %.2f, ",
          name, ps->fetches, name, ps->served, name, ps->failed, name,
-         quantile(ps->ms, ps->served, 0.5), name,
-         quantile(ps->ms, ps->served, 0.9), name,
+         qb_quantile(ps->ms, ps->served, 0.5), name,
+         qb_quantile(ps->ms, ps->served, 0.9), name,
          ps->served ? ps->ms[ps->served - 1] : 0.0);
 }
 

@@ -415,28 +415,6 @@ static void pump(struct bench* b) {
     uv_timer_start(&b->timer, on_settled, b->settle_ms, 0);
 }
 
-static int cmp_double(const void* a, const void* b) {
-  double x;
-  double y;
-
-  x = *(const double*) a;
-  y = *(const double*) b;
-  return x < y ? -1 : x > y;
-}
-
-/* The q-quantile (0..1) of n sorted values, nearest rank. */
-static double quantile(const double* v, size_t n, double q) {
-  size_t k;
-
-  if (n == 0)
-    return 0.0;
-  k = (size_t) (q * (double) n + 0.999999);
-  if (k == 0)
-    k = 1;
-  if (k > n)
-    k = n;
-  return v[k - 1];
-}
 
 static void on_h3_closed_cb(uvq_h3_t* h3) {
   struct bench* b;
@@ -711,7 +689,7 @@ int main(int argc, char** argv) {
          rss_per, heap_per, client_heap_per, client_rss_per);
   if (b.requests) {
     nlat = b.req_done - b.req_failed;
-    qsort(b.latency_ms, nlat, sizeof(*b.latency_ms), cmp_double);
+    qb_sort_doubles(b.latency_ms, nlat);
     printf("\"requests\": %zu, \"requests_failed\": %zu, "
            "\"requests_bad_status\": %zu, \"request_window\": %zu, "
            "\"requests_seconds\": %.3f, \"request_p50_ms\": %.3f, "
@@ -721,8 +699,8 @@ int main(int argc, char** argv) {
            "\"server_rss_kb_after_requests\": %ld, "
            "\"server_heap_after_requests\": %lld, ",
            b.req_done, b.req_failed, b.req_bad_status, b.window,
-           b.requests_s, quantile(b.latency_ms, nlat, 0.5),
-           quantile(b.latency_ms, nlat, 0.99),
+           b.requests_s, qb_quantile(b.latency_ms, nlat, 0.5),
+           qb_quantile(b.latency_ms, nlat, 0.99),
            nlat ? b.latency_ms[nlat - 1] : 0.0,
            b.r[2].requests - b.r[1].requests,
            b.r[2].cpu_user_s + b.r[2].cpu_sys_s - b.r[1].cpu_user_s -
