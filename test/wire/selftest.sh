@@ -136,6 +136,15 @@ for run in 1 2; do
 done
 ok loss-reproducible "$([ "${lost[1]}" = "${lost[2]}" ]; echo $?)" "same seed, same loss: ${lost[1]} and ${lost[2]}"
 
+# --- loss bursts capped per flow: 50 % loss, never more than 2 in a row
+wire --loss 50 --loss-burst 2 --seed 9
+start_recv "$ADDR_B4" --idle 0.5
+udpA send "$ADDR_B4" 5000 --count 2000 --interval 0.25
+wait_recv; stats
+run=$(py "max([b - a - 1 for a, b in zip([-1] + sorted(set(r['seqs'])), sorted(set(r['seqs'])) + [2000])] or [0])")
+ok loss-burst "$(test_py "$run <= 2 and 2000 - r['unique'] == s['ab']['dropped_loss'] and s['ab']['loss_spared'] > 0 and 500 <= s['ab']['dropped_loss'] <= 1000"; echo $?)" \
+  "--loss 50 --loss-burst 2, 2000 sent: longest run lost $run (want <= 2), dropped_loss=$(py "s['ab']['dropped_loss']"), spared=$(py "s['ab']['loss_spared']")"
+
 # --- loss only in an initial window
 wire --loss-initial 50 --loss-initial-ms 1000 --seed 5
 start_recv "$ADDR_B4" --idle 0.5

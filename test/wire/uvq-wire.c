@@ -68,7 +68,7 @@
 
 struct dirconf {
   double delay_ms, jitter_ms;
-  double loss_pct, loss_init_pct, loss_init_ms, corrupt_pct;
+  double loss_pct, loss_init_pct, loss_init_ms, loss_burst, corrupt_pct;
   double reorder_pct, reorder_ms;
   double rate_mbit;
   double queue_pkts, queue_bytes, ce_threshold, mtu;
@@ -89,6 +89,7 @@ static const struct dopt dopts[] = {
     DO("loss", T_PCT, loss_pct, "random loss in percent"),
     DO("loss-initial", T_PCT, loss_init_pct, "loss in percent during the initial window"),
     DO("loss-initial-ms", T_MS, loss_init_ms, "initial window length, from the first IP frame"),
+    DO("loss-burst", T_NUM, loss_burst, "at most N random losses in a row per flow (0: no cap)"),
     DO("corrupt", T_PCT, corrupt_pct, "flip one bit in the UDP payload of N percent (checksum fixed)"),
     DO("reorder", T_PCT, reorder_pct, "percent of packets held back"),
     DO("reorder-delay", T_MS, reorder_ms, "extra hold for reordered packets (default 10)"),
@@ -108,7 +109,7 @@ static const struct dopt dopts[] = {
 struct stats {
   uint64_t rx, forwarded, bytes, control, dropped_loss, dropped_queue,
       dropped_mtu, dropped_tx, dropped_oversize, ce_marked, bleached,
-      reordered, icmp_sent, max_queue, corrupted;
+      reordered, icmp_sent, max_queue, corrupted, loss_spared;
 };
 
 /* One frame waiting for its release time; data follows the header. */
@@ -132,6 +133,8 @@ struct dir {
   struct dirconf c;
   struct stats s;
   uint64_t rng_loss, rng_jitter, rng_reorder, rng_corrupt;
+  /* --loss-burst: random losses in a row, per flow hash bucket */
+  unsigned char loss_run[1024];
   uint64_t last_release; /* FIFO clamp so that jitter alone never reorders */
   uint64_t tx_free;      /* when the bottleneck link becomes idle */
   struct qent *q;
@@ -263,6 +266,33 @@ static void classify(const unsigned char *b, size_t len, struct pkt *p) {
       p->control = (t >= 130 && t <= 137) || t == 143;
     }
   }
+}
+
+/* A bucket for the frame's flow: FNV-1a over the addresses, the protocol
+ * and, for UDP and TCP, the ports.  Two flows may share a bucket; that only
+ * makes their loss runs count together. */
+static unsigned flow_bucket(const unsigned char *b, size_t len, const struct pkt *p) {
+  const unsigned char *h = b + p->l3;
+  size_t avail = len - p->l3, l4, alen;
+  unsigned proto;
+  uint32_t x = 2166136261u;
+
+  if (p->ip == 4) {
+    proto = h[9];
+    l4 = (size_t)(h[0] & 15) * 4;
+    alen = 8;
+    h += 12;
+  } else {
+    proto = h[6];
+    l4 = 40;
+    alen = 32;
+    h += 8;
+  }
+  for (size_t i = 0; i < alen; i++) x = (x ^ h[i]) * 16777619u;
+  x = (x ^ proto) * 16777619u;
+  if ((proto == 17 || proto == 6) && avail >= l4 + 4)
+    for (size_t i = 0; i < 4; i++) x = (x ^ b[p->l3 + l4 + i]) * 16777619u;
+  return (x ^ (x >> 16)) % 1024;
 }
 
 static int get_ecn(const unsigned char *b, const struct pkt *p) {
@@ -470,8 +500,17 @@ static void ingress(int di, unsigned char *b, size_t len, uint64_t now) {
   if (d->c.loss_init_ms > 0 && now - first_ip_ns < (uint64_t)(d->c.loss_init_ms * NSEC_PER_MS))
     loss = d->c.loss_init_pct;
   if (loss > 0 && rng01(&d->rng_loss) * 100.0 < loss) {
-    s->dropped_loss++;
-    return;
+    unsigned char *run = NULL;
+    if (d->c.loss_burst > 0) run = &d->loss_run[flow_bucket(b, len, &p)];
+    if (run == NULL || *run < d->c.loss_burst) {
+      if (run != NULL) (*run)++;
+      s->dropped_loss++;
+      return;
+    }
+    *run = 0; /* the cap spares this one */
+    s->loss_spared++;
+  } else if (d->c.loss_burst > 0) {
+    d->loss_run[flow_bucket(b, len, &p)] = 0;
   }
 
   if (d->c.corrupt_pct > 0 && rng01(&d->rng_corrupt) * 100.0 < d->c.corrupt_pct &&
@@ -571,7 +610,7 @@ static void format_dir(FILE *f, const struct dir *d) {
           "\"dropped_loss\":%llu,\"dropped_queue\":%llu,\"dropped_mtu\":%llu,"
           "\"dropped_tx\":%llu,\"dropped_oversize\":%llu,\"ce_marked\":%llu,"
           "\"bleached\":%llu,\"reordered\":%llu,\"icmp_sent\":%llu,\"max_queue\":%llu,"
-          "\"corrupted\":%llu}",
+          "\"corrupted\":%llu,\"loss_spared\":%llu}",
           (unsigned long long)s->rx, (unsigned long long)s->forwarded,
           (unsigned long long)s->bytes, (unsigned long long)s->control,
           (unsigned long long)s->dropped_loss, (unsigned long long)s->dropped_queue,
@@ -579,7 +618,7 @@ static void format_dir(FILE *f, const struct dir *d) {
           (unsigned long long)s->dropped_oversize, (unsigned long long)s->ce_marked,
           (unsigned long long)s->bleached, (unsigned long long)s->reordered,
           (unsigned long long)s->icmp_sent, (unsigned long long)s->max_queue,
-          (unsigned long long)s->corrupted);
+          (unsigned long long)s->corrupted, (unsigned long long)s->loss_spared);
 }
 
 static void format_stats(FILE *f) {
@@ -790,6 +829,11 @@ static void parse_args(int argc, char **argv) {
           double x = parse_num(name, val);
           if (o->type == T_PCT && x > 100) {
             fprintf(stderr, "uvq-wire: --%s is a percentage\n", name);
+            exit(2);
+          }
+          if (o->off == offsetof(struct dirconf, loss_burst) &&
+              (x > 255 || x != (double)(int)x)) {
+            fprintf(stderr, "uvq-wire: --%s takes a whole number up to 255\n", name);
             exit(2);
           }
           *(double *)field = x;
