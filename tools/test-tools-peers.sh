@@ -320,17 +320,44 @@ else
   fi
   # gtlsserver's log has a line per 1-RTT packet it receives and sends,
   # with its key phase bit (k=0 or k=1), as the interop runner reads them
-  # from a decrypted capture: each key update flips the bit once in each
-  # direction. One connection on loopback (no reordering): the flips the
-  # server saw and made must equal the client's count.
+  # from a decrypted capture. One connection on loopback (no reordering):
+  # the server must see each of the client's updates as one flip of the
+  # received bit, and every packet it sends after seeing a flip must use the
+  # new phase (RFC 9001, 6.2). So its sent bit flips once per update, except
+  # that an update the client starts at the end of the body can be followed
+  # by no server packet at all (its last data was already in flight and the
+  # client's ACKs do not elicit any): that one shows only on the receive
+  # side.
   if start_gtlsserver; then
     run_client --cacert "$tmp/cert.pem" --json --sha256 --key-update 1M "https://127.0.0.1:$port/big.bin"
     stop_server
-    rx_flips=$(( $(grep -E "pkt rx .*type=1RTT k=[01]$" "$slog" | grep -o "k=[01]" | uniq | wc -l) - 1 ))
-    tx_flips=$(( $(grep -E "pkt tx .*type=1RTT k=[01]$" "$slog" | grep -o "k=[01]" | uniq | wc -l) - 1 ))
+    read -r rx_flips tx_flips stale tx_after < <("$py" -c '
+import re, sys
+pat = re.compile(r" pkt (rx|tx) .*type=1RTT k=([01])$")
+rx = tx = None
+rx_flips = tx_flips = stale = tx_after = 0
+for line in open(sys.argv[1]):
+    m = pat.search(line.rstrip("\n"))
+    if not m:
+        continue
+    k = int(m.group(2))
+    if m.group(1) == "rx":
+        if rx is not None and k != rx:
+            rx_flips += 1
+            tx_after = 0
+        rx = k
+    else:
+        if tx is not None and k != tx:
+            tx_flips += 1
+        tx = k
+        tx_after += 1
+        if rx is not None and k != rx:
+            stale += 1
+print(rx_flips, tx_flips, stale, tx_after)' "$slog")
     check "${gtls_tests[1]}" \
-      '[ $rc -eq 0 ] && json "r[\"key_updates\"] >= 1 and r[\"key_updates\"] == $rx_flips and r[\"key_updates\"] == $tx_flips and r[\"fetches\"][0][\"sha256\"] == \"$big_sha\""' \
-      "rc=$rc" "key phase flips: server rx $rx_flips, tx $tx_flips" "$(grep -o '"key_updates[^,]*' "$tmp/out")" "$err"
+      '[ $rc -eq 0 ] && json "r[\"key_updates\"] >= 1 and r[\"key_updates\"] == $rx_flips and r[\"fetches\"][0][\"sha256\"] == \"$big_sha\"" && [ "$stale" -eq 0 ] && { [ "$tx_flips" -eq "$rx_flips" ] || { [ "$tx_flips" -eq $((rx_flips - 1)) ] && [ "$tx_after" -eq 0 ]; }; }' \
+      "rc=$rc" "key phase flips: server rx $rx_flips, tx $tx_flips; sent in an old phase after a flip: $stale; sent after the last flip: $tx_after" \
+      "$(grep -o '"key_updates[^,]*' "$tmp/out")" "$err"
   else
     not_ok "gtlsserver starts" "$(cat "$slog")"
   fi
@@ -410,12 +437,22 @@ ns_migration() {
 # clients run at a time so that the case fits in about half a minute. Every
 # one must succeed.
 #
+# One change to the scenario: no flow loses more than 3 packets in a row
+# in one direction (uvq-wire --loss-burst 3). With independent drops, each
+# round of the handshake (the client's Initial, then the server's first
+# flight) fails about one time in three, and the retransmissions back off
+# (1, 2, 4, 8, ... s apart), so a handshake takes 2^k - 1 seconds after k
+# failed rounds: measured over 1,050 connections, 1.4 % took 15 s or more
+# against uvq-h3-server and 1.2 % against gtlsserver, and about one in
+# 10,000 needs 8 failed rounds (255 s), past the 180 s the clients wait.
+# With three runs of this case per test command (the linux, portable and
+# sanitize configurations) that failed a few percent of test runs, for
+# both servers alike. With the cap, the slowest of 600 connections (twelve
+# runs: eleven against uvq-h3-server, one against gtlsserver) took 8 s,
+# and the case still drops 30 % of the packets.
+#
 # Both sides wait 180 s without a packet before giving up, as ngtcp2's
-# interop endpoint sets its client and server for this case: the
-# handshake's retransmissions back off (1, 2, 4, 8, 16, 32 s apart), and
-# with the default idle timeouts (client 60 s, servers 30 s) about one
-# connection in a hundred or two saw a side give up after a silence that
-# long (3 failures in some 750 connections while this test was written).
+# interop endpoint sets its client and server for this case.
 handshakeloss() {
   local name=$1 url=$2 ok_count t0 secs
   rm -f "$tmp"/hl.*
@@ -486,7 +523,7 @@ else
 
     # Then the runner's drop-rate scenario for handshakeloss.
     UVQ_WIRE=$wire_bin "$top/test/wire/wire-netns.sh" wire "$wire_prefix" -- \
-      --delay 15 --rate 10 --queue-pkts 25 --loss 30 --seed 14
+      --delay 15 --rate 10 --queue-pkts 25 --loss 30 --loss-burst 3 --seed 14
     if start_ns_server --listen "$ADDR_B4" --idle-timeout 180; then
       handshakeloss uvq-h3-server "https://$ADDR_B4:$port/1k.bin"
       stop_ns_server
