@@ -416,9 +416,8 @@ void uvq__conn_fill_callbacks(ngtcp2_callbacks* cb, int server) {
     cb->recv_retry = ngtcp2_crypto_recv_retry_cb;
   }
   cb->recv_crypto_data = uvq__tls_recv_crypto_data;
-  uvq__crypto_fill_callbacks(cb);  /* encrypt, decrypt, hp_mask */
-  cb->update_key = ngtcp2_crypto_update_key_cb;
-  cb->delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
+  /* encrypt, decrypt, hp_mask, update_key, delete_crypto_aead_ctx */
+  uvq__crypto_fill_callbacks(cb);
   cb->delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
   cb->get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
   cb->version_negotiation = ngtcp2_crypto_version_negotiation_cb;

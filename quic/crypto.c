@@ -20,7 +20,12 @@
  * sizes and ChaCha20-Poly1305) against the helper's own results. If the
  * AES part fails, AES packets go through the helper. If the ChaCha20 part
  * fails, the helper cannot be trusted with it either, so the TLS contexts
- * stop offering ChaCha20-Poly1305 suites (uvq__crypto_chacha_ok()). */
+ * stop offering ChaCha20-Poly1305 suites (uvq__crypto_chacha_ok()).
+ *
+ * One key derivation is replaced too: the next 1-RTT keys, which ngtcp2
+ * asks for as soon as the handshake is confirmed and again after each key
+ * update (the update_key callback), are derived here and their cipher
+ * contexts built only when a packet first needs them (see lazy_aead). */
 #include "internal.h"
 
 #include <ngtcp2/ngtcp2_crypto_wolfssl.h>
@@ -29,6 +34,8 @@
 #include <wolfssl/wolfcrypt/aes.h>
 #include <wolfssl/wolfcrypt/chacha20_poly1305.h>
 #include <wolfssl/wolfcrypt/error-crypt.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define GCM_TAGLEN 16
@@ -280,6 +287,167 @@ int uvq__crypto_chacha_ok(void) {
   return chacha_ok;
 }
 
+/* ---- the next 1-RTT keys, built at first use ---------------------------- */
+
+/* ngtcp2 keeps the keys of the next key phase ready so that it can open a
+ * peer's first packet after a key update at once. The helper builds a
+ * wolfSSL cipher context for each of the two (AES key schedule and GHASH
+ * table: about 1.3 KB with its allocation), and most connections never
+ * update their keys. uvq keeps the key instead and builds the context when
+ * the first packet in the new phase is sealed or opened.
+ *
+ * Such a context's native_handle is the address of its lazy_aead with the
+ * low bit set (malloc'd records are at least 2-aligned); the helper's own
+ * contexts are wolfSSL objects with the bit clear. ngtcp2 hands these
+ * handles only to the encrypt, decrypt and delete_crypto_aead_ctx
+ * callbacks, all three of which are uvq's. */
+struct lazy_aead {
+  ngtcp2_crypto_aead_ctx real;  /* native_handle NULL until first use */
+  ngtcp2_crypto_aead aead;
+  size_t ivlen;
+  int encrypt;
+  uint8_t key[32];
+};
+
+static void wipe(void* p, size_t n) {
+  volatile uint8_t* v = p;
+
+  while (n-- > 0)
+    *v++ = 0;
+}
+
+static struct lazy_aead* lazy_of(const ngtcp2_crypto_aead_ctx* ctx) {
+  uintptr_t h = (uintptr_t) ctx->native_handle;
+
+  return (h & 1) ? (struct lazy_aead*) (h - 1) : NULL;
+}
+
+/* The context to use for ctx: ctx itself, or a lazy context's real one,
+ * built now if this is its first packet. NULL if it cannot be built. */
+static const ngtcp2_crypto_aead_ctx* resolve(
+    const ngtcp2_crypto_aead_ctx* ctx) {
+  struct lazy_aead* l;
+  int rv;
+
+  l = lazy_of(ctx);
+  if (l == NULL)
+    return ctx;
+  if (l->real.native_handle == NULL) {
+    rv = l->encrypt ? ngtcp2_crypto_aead_ctx_encrypt_init(&l->real, &l->aead,
+                                                          l->key, l->ivlen)
+                    : ngtcp2_crypto_aead_ctx_decrypt_init(&l->real, &l->aead,
+                                                          l->key, l->ivlen);
+    if (rv != 0) {
+      l->real.native_handle = NULL;
+      return NULL;
+    }
+    wipe(l->key, sizeof(l->key));
+  }
+  return &l->real;
+}
+
+/* HKDF-Expand-Label (RFC 8446, 7.1) with an empty context. */
+static int expand_label(uint8_t* dest, size_t destlen,
+                        const ngtcp2_crypto_md* md, const uint8_t* secret,
+                        size_t secretlen, const char* label) {
+  uint8_t info[2 + 1 + 6 + 16 + 1];
+  size_t n, i;
+
+  n = strlen(label);
+  if (n > 16 || destlen > UINT16_MAX)
+    return -1;
+  i = 0;
+  info[i++] = (uint8_t) (destlen >> 8);
+  info[i++] = (uint8_t) destlen;
+  info[i++] = (uint8_t) (6 + n);
+  memcpy(info + i, "tls13 ", 6);
+  i += 6;
+  memcpy(info + i, label, n);
+  i += n;
+  info[i++] = 0;
+  return ngtcp2_crypto_hkdf_expand(dest, destlen, md, secret, secretlen, info,
+                                   i);
+}
+
+/* One direction of a key update (RFC 9001, 6; RFC 9369, 3.3.2 for the
+ * version 2 labels): the next secret from the current one, then its key
+ * and IV. The key goes into a new lazy_aead installed in ctx. */
+static int next_key(ngtcp2_crypto_aead_ctx* ctx, uint8_t* secret,
+                    uint8_t* iv, const uint8_t* current, size_t secretlen,
+                    const ngtcp2_crypto_ctx* cc, int v2, int encrypt) {
+  struct lazy_aead* l;
+  size_t keylen;
+
+  keylen = ngtcp2_crypto_aead_keylen(&cc->aead);
+  l = calloc(1, sizeof(*l));
+  if (l == NULL)
+    return -1;
+  l->aead = cc->aead;
+  l->ivlen = ngtcp2_crypto_packet_protection_ivlen(&cc->aead);
+  l->encrypt = encrypt;
+  if (keylen > sizeof(l->key) ||
+      expand_label(secret, secretlen, &cc->md, current, secretlen,
+                   v2 ? "quicv2 ku" : "quic ku") != 0 ||
+      expand_label(l->key, keylen, &cc->md, secret, secretlen,
+                   v2 ? "quicv2 key" : "quic key") != 0 ||
+      expand_label(iv, l->ivlen, &cc->md, secret, secretlen,
+                   v2 ? "quicv2 iv" : "quic iv") != 0) {
+    wipe(l->key, sizeof(l->key));
+    free(l);
+    return -1;
+  }
+  ctx->native_handle = (void*) ((uintptr_t) l | 1);
+  return 0;
+}
+
+static void lazy_free(struct lazy_aead* l) {
+  if (l->real.native_handle != NULL)
+    ngtcp2_crypto_aead_ctx_free(&l->real);
+  wipe(l->key, sizeof(l->key));
+  free(l);
+}
+
+static int cb_update_key(ngtcp2_conn* conn, uint8_t* rx_secret,
+                         uint8_t* tx_secret,
+                         ngtcp2_crypto_aead_ctx* rx_aead_ctx, uint8_t* rx_iv,
+                         ngtcp2_crypto_aead_ctx* tx_aead_ctx, uint8_t* tx_iv,
+                         const uint8_t* current_rx_secret,
+                         const uint8_t* current_tx_secret, size_t secretlen,
+                         void* user_data) {
+  const ngtcp2_crypto_ctx* cc;
+  int v2;
+
+  (void) user_data;
+  cc = ngtcp2_conn_get_crypto_ctx(conn);
+  v2 = ngtcp2_conn_get_negotiated_version(conn) == NGTCP2_PROTO_VER_V2;
+  if (next_key(rx_aead_ctx, rx_secret, rx_iv, current_rx_secret, secretlen,
+               cc, v2, 0) != 0)
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+  if (next_key(tx_aead_ctx, tx_secret, tx_iv, current_tx_secret, secretlen,
+               cc, v2, 1) != 0) {
+    lazy_free(lazy_of(rx_aead_ctx));
+    rx_aead_ctx->native_handle = NULL;
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+  }
+  return 0;
+}
+
+static void cb_delete_aead_ctx(ngtcp2_conn* conn,
+                               ngtcp2_crypto_aead_ctx* aead_ctx,
+                               void* user_data) {
+  struct lazy_aead* l;
+
+  (void) conn;
+  (void) user_data;
+  l = lazy_of(aead_ctx);
+  if (l != NULL) {
+    lazy_free(l);
+    aead_ctx->native_handle = NULL;
+  } else {
+    ngtcp2_crypto_aead_ctx_free(aead_ctx);
+  }
+}
+
 static int cb_encrypt(uint8_t* dest, const ngtcp2_crypto_aead* aead,
                       const ngtcp2_crypto_aead_ctx* aead_ctx,
                       const uint8_t* plaintext, size_t plaintextlen,
@@ -288,6 +456,9 @@ static int cb_encrypt(uint8_t* dest, const ngtcp2_crypto_aead* aead,
   int rv;
 
   if (noncelen != GCM_NONCELEN)
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+  aead_ctx = resolve(aead_ctx);
+  if (aead_ctx == NULL)
     return NGTCP2_ERR_CALLBACK_FAILURE;
   if (fast_ok && is_gcm(aead))
     rv = seal(dest, aead_ctx, plaintext, plaintextlen, nonce, aad, aadlen);
@@ -312,6 +483,9 @@ static int cb_decrypt(uint8_t* dest, const ngtcp2_crypto_aead* aead,
 
   if (noncelen != GCM_NONCELEN)
     return NGTCP2_ERR_DECRYPT;
+  aead_ctx = resolve(aead_ctx);
+  if (aead_ctx == NULL)  /* out of memory: not the packet's fault */
+    return NGTCP2_ERR_CALLBACK_FAILURE;
   if (fast_ok && is_gcm(aead))
     rv = open_(dest, aead_ctx, ciphertext, ciphertextlen, nonce, aad, aadlen);
   else if (chacha_ok && is_chacha(aead))
@@ -341,4 +515,6 @@ void uvq__crypto_fill_callbacks(ngtcp2_callbacks* cb) {
   cb->encrypt = cb_encrypt;
   cb->decrypt = cb_decrypt;
   cb->hp_mask = cb_hp_mask;
+  cb->update_key = cb_update_key;
+  cb->delete_crypto_aead_ctx = cb_delete_aead_ctx;
 }

@@ -416,7 +416,8 @@ void uvq__conn_fill_callbacks(ngtcp2_callbacks* cb, int server);
 
 /* crypto.c: the per-packet callbacks (encrypt, decrypt, hp_mask), through
  * wolfCrypt directly once a self-test on first use has shown it agrees with
- * the helper. uvq__crypto_fast_path(): AES-GCM goes through wolfCrypt (1)
+ * the helper, and update_key and delete_crypto_aead_ctx, which derive the
+ * next key phase's keys and build their cipher contexts at first use. uvq__crypto_fast_path(): AES-GCM goes through wolfCrypt (1)
  * or the helper (0). uvq__crypto_chacha_ok(): ChaCha20-Poly1305 packets
  * can be opened with their tag checked; when 0, the TLS contexts must not
  * offer ChaCha20-Poly1305 (the helper's path does not check the tag). */
