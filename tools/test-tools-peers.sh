@@ -302,7 +302,8 @@ fi
 
 gtls_tests=("gtlsserver: resumption and 0-RTT" "gtlsserver: key update seen by the server"
             "gtlsserver preferring v2: a v1 client ends on v2" "gtlsserver: a client starting in v2 stays on v2"
-            "gtlsserver's preferred address: the client moves there")
+            "gtlsserver's preferred address: the client moves there"
+            "gtlsserver: key update in QUIC v2 seen by the server")
 if [ -z "$gtlsserver" ]; then
   for t in "${gtls_tests[@]}"; do skip "$t" "no gtlsserver (Debian package ngtcp2-server)"; done
 else
@@ -328,8 +329,18 @@ else
   # by no server packet at all (its last data was already in flight and the
   # client's ACKs do not elicit any): that one shows only on the receive
   # side.
-  if start_gtlsserver; then
-    run_client --cacert "$tmp/cert.pem" --json --sha256 --key-update 1M "https://127.0.0.1:$port/big.bin"
+  # gtls_key_update NAME VERSION [server options -- client options]
+  gtls_key_update() {
+    local name=$1 version=$2 sopts=() copts=()
+    shift 2
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do sopts+=("$1"); shift; done
+    [ $# -gt 0 ] && shift
+    copts=("$@")
+    if ! start_gtlsserver "${sopts[@]}"; then
+      not_ok "$name" "gtlsserver did not start: $(cat "$slog")"
+      return
+    fi
+    run_client --cacert "$tmp/cert.pem" --json --sha256 --key-update 1M "${copts[@]}" "https://127.0.0.1:$port/big.bin"
     stop_server
     read -r rx_flips tx_flips stale tx_after < <("$py" -c '
 import re, sys
@@ -354,13 +365,15 @@ for line in open(sys.argv[1]):
         if rx is not None and k != rx:
             stale += 1
 print(rx_flips, tx_flips, stale, tx_after)' "$slog")
-    check "${gtls_tests[1]}" \
-      '[ $rc -eq 0 ] && json "r[\"key_updates\"] >= 1 and r[\"key_updates\"] == $rx_flips and r[\"fetches\"][0][\"sha256\"] == \"$big_sha\"" && [ "$stale" -eq 0 ] && { [ "$tx_flips" -eq "$rx_flips" ] || { [ "$tx_flips" -eq $((rx_flips - 1)) ] && [ "$tx_after" -eq 0 ]; }; }' \
+    check "$name" \
+      '[ $rc -eq 0 ] && json "r[\"key_updates\"] >= 1 and r[\"key_updates\"] == $rx_flips and r[\"fetches\"][0][\"sha256\"] == \"$big_sha\" and r[\"quic\"][\"version\"] == \"$version\"" && [ "$stale" -eq 0 ] && { [ "$tx_flips" -eq "$rx_flips" ] || { [ "$tx_flips" -eq $((rx_flips - 1)) ] && [ "$tx_after" -eq 0 ]; }; }' \
       "rc=$rc" "key phase flips: server rx $rx_flips, tx $tx_flips; sent in an old phase after a flip: $stale; sent after the last flip: $tx_after" \
-      "$(grep -o '"key_updates[^,]*' "$tmp/out")" "$err"
-  else
-    not_ok "gtlsserver starts" "$(cat "$slog")"
-  fi
+      "$(grep -o '"key_updates[^,]*' "$tmp/out")" "$(grep -o '"version[^,]*' "$tmp/out")" "$err"
+  }
+  gtls_key_update "${gtls_tests[1]}" 0x00000001
+  # The same in QUIC version 2, whose key update derives with its own
+  # labels (RFC 9369, 3.3.2).
+  gtls_key_update "${gtls_tests[5]}" 0x6b3343cf --preferred-versions v2,v1 -- --quic-version v2
   if start_gtlsserver -q --preferred-versions v2,v1; then
     run_client --cacert "$tmp/cert.pem" --json "https://127.0.0.1:$port/1k.bin"
     check "${gtls_tests[2]}" '[ $rc -eq 0 ] && json "r[\"quic\"][\"version\"] == \"0x6b3343cf\""' "rc=$rc" "$err"
