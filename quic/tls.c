@@ -332,6 +332,54 @@ static int ctx_rng(WOLFSSL_CTX* ctx) {
 }
 #endif
 
+/* The endpoint's client TLS context: suites, groups, the peer check against
+ * ca_file or the system's trust store, session tickets. 0, UV_EINVAL,
+ * UV_ENOMEM or UV_EIO (ca_file unreadable). */
+static int client_ctx_new(uvq_quic_endpoint_t* ep) {
+  char suite_list[128];
+  int group_list[sizeof(groups) / sizeof(groups[0])];
+  int ngroups;
+  const uvq_quic_config_t* cfg;
+  WOLFSSL_CTX* ctx;
+  int err;
+
+  cfg = &ep->cfg;
+  err = suites_to_wolfssl(cfg->tls_ciphersuites, suite_list,
+                          sizeof(suite_list));
+  if (err == 0)
+    err = groups_parse(cfg->tls_groups, group_list, &ngroups);
+  if (err)
+    return err;
+  ctx = wolfSSL_CTX_new(wolfTLSv1_3_client_method());
+  if (ctx == NULL)
+    return UV_ENOMEM;
+  if (ngtcp2_crypto_wolfssl_configure_client_context(ctx) != 0 ||
+      set_suites(ctx, suite_list) != 0 ||
+      set_groups(ctx, group_list, ngroups) != 0) {
+    wolfSSL_CTX_free(ctx);
+    return UV_EIO;
+  }
+  if (cfg->insecure_skip_verify) {
+    wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
+  } else {
+    /* Without a CA file, the system's trust store. */
+    if (wolfSSL_CTX_load_verify_locations(
+            ctx, cfg->ca_file, cfg->ca_file ? NULL : "/etc/ssl/certs") !=
+            WOLFSSL_SUCCESS &&
+        cfg->ca_file != NULL) {
+      wolfSSL_CTX_free(ctx);
+      return UV_EIO;
+    }
+    wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_PEER, NULL);
+  }
+  if (ep->keylog != NULL)
+    wolfSSL_CTX_set_keylog_callback(ctx, keylog_line);
+  wolfSSL_CTX_UseSessionTicket(ctx);
+  wolfSSL_CTX_sess_set_new_cb(ctx, new_session);
+  ep->client_ctx = ctx;
+  return 0;
+}
+
 int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep) {
   char suite_list[128];
   int group_list[sizeof(groups) / sizeof(groups[0])];
@@ -397,28 +445,14 @@ int uvq__tls_endpoint_init(uvq_quic_endpoint_t* ep) {
       wolfSSL_CTX_set_keylog_callback(ep->server_ctx, keylog_line);
   }
 
-  ep->client_ctx = wolfSSL_CTX_new(wolfTLSv1_3_client_method());
-  if (ep->client_ctx == NULL)
-    return UV_ENOMEM;
-  if (ngtcp2_crypto_wolfssl_configure_client_context(ep->client_ctx) != 0 ||
-      set_suites(ep->client_ctx, suite_list) != 0 ||
-      set_groups(ep->client_ctx, group_list, ngroups) != 0)
-    return UV_EIO;
-  if (cfg->insecure_skip_verify) {
-    wolfSSL_CTX_set_verify(ep->client_ctx, WOLFSSL_VERIFY_NONE, NULL);
-  } else {
-    /* Without a CA file, the system's trust store. */
-    if (wolfSSL_CTX_load_verify_locations(
-            ep->client_ctx, cfg->ca_file,
-            cfg->ca_file ? NULL : "/etc/ssl/certs") != WOLFSSL_SUCCESS &&
-        cfg->ca_file != NULL)
-      return UV_EIO;
-    wolfSSL_CTX_set_verify(ep->client_ctx, WOLFSSL_VERIFY_PEER, NULL);
-  }
-  if (ep->keylog != NULL)
-    wolfSSL_CTX_set_keylog_callback(ep->client_ctx, keylog_line);
-  wolfSSL_CTX_UseSessionTicket(ep->client_ctx);
-  wolfSSL_CTX_sess_set_new_cb(ep->client_ctx, new_session);
+  /* A server endpoint that would verify against the system's trust store
+   * makes its client context at its first connect (uvq_quic_connect): the
+   * store costs about 250 KB of heap and 15 ms to load, for endpoints that
+   * mostly never connect out. With ca_file the context is made now, so an
+   * unreadable file is still an error of uvq_quic_endpoint_new. */
+  if (ep->server_ctx == NULL || cfg->ca_file != NULL ||
+      cfg->insecure_skip_verify)
+    return client_ctx_new(ep);
   return 0;
 }
 
@@ -450,6 +484,11 @@ int uvq__tls_conn_init(uvq_quic_conn_t* c,
   int err;
 
   ep = c->ep;
+  if (!c->is_server && ep->client_ctx == NULL) {
+    err = client_ctx_new(ep);
+    if (err)
+      return err;
+  }
   ctx = c->is_server ? ep->server_ctx : ep->client_ctx;
   err = ctx_rng(ctx);
   if (err)

@@ -37,6 +37,7 @@
   TEST_ENTRY(quic_handshake_alpn_ipv6) \
   TEST_ENTRY(quic_handshake_alpn_mismatch) \
   TEST_ENTRY(quic_handshake_wrong_ca) \
+  TEST_ENTRY(quic_handshake_server_endpoint_connects) \
   TEST_ENTRY(quic_handshake_insecure_skip_verify) \
   TEST_ENTRY(quic_handshake_server_name_mismatch) \
   TEST_ENTRY(quic_handshake_v2) \

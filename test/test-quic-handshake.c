@@ -151,6 +151,40 @@ TEST_IMPL(quic_handshake_wrong_ca) {
   return 0;
 }
 
+/* An endpoint with a certificate (a server) that also connects out makes
+ * its client TLS context at its first connect. Without ca_file that
+ * context verifies against the system's trust store, which does not hold
+ * the test CA: the server's certificate is refused with bad_certificate,
+ * as with a wrong CA, so the check is in force. With ca_file the context
+ * is made with the endpoint and the handshake completes. */
+TEST_IMPL(quic_handshake_server_endpoint_connects) {
+  qt_t t;
+  qt_conn_t* c;
+  int round;
+
+  for (round = 0; round < 2; round++) {
+    qt_init(&t, "127.0.0.1", 0);
+    t.client.cfg.cert_file = t.certs.cert;
+    t.client.cfg.key_file = t.certs.key;
+    if (round == 0)
+      t.client.cfg.ca_file = NULL;
+    qt_start(&t);
+    c = qt_connect(&t);
+    if (round == 0) {
+      qt_run_until_closed(&t, c);
+      ASSERT_EQ(0, c->handshakes);
+      qt_assert_closed(c, UVQ_QUIC_ERROR_TRANSPORT,
+                       QUIC_CRYPTO_ERROR(TLS_ALERT_BAD_CERTIFICATE), 0, NULL);
+    } else {
+      qt_run_handshake(&t, c);
+      ASSERT_EQ(1, c->handshakes);
+      close_client_and_wait(&t, c);
+    }
+    qt_teardown(&t);
+  }
+  return 0;
+}
+
 /* The same wrong CA with insecure_skip_verify: the handshake completes. */
 TEST_IMPL(quic_handshake_insecure_skip_verify) {
   qt_t t;
