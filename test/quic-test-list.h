@@ -91,6 +91,7 @@
   TEST_ENTRY(quic_h3_conn_errors_server) \
   TEST_ENTRY(quic_h3_conn_errors_client) \
   TEST_ENTRY(quic_h3_malformed_requests) \
+  TEST_ENTRY(quic_h3_on_app_sockets) \
   TEST_ENTRY(quic_app_request_response) \
   TEST_ENTRY(quic_app_failure_codes) \
   TEST_ENTRY(quic_app_config_copy) \

@@ -159,10 +159,13 @@ UVQ_EXTERN int uvq_h3_client_new_versioned(uv_loop_t* loop,
                               UVQ_H3_CALLBACKS_VERSION, (callbacks),        \
                               (user_data), (out))
 
-/* Server: binds and starts answering. */
+/* Server: binds and starts answering. To answer on a socket the
+ * application owns instead, pass it to uvq_quic_endpoint_open() on
+ * uvq_h3_endpoint(h3); it is given back once close_cb has run. */
 UVQ_EXTERN int uvq_h3_listen(uvq_h3_t* h3, const struct sockaddr* addr);
 
-/* Client: binds an ephemeral port and connects; connected follows. sni
+/* Client: binds an ephemeral port (unless uvq_quic_endpoint_open() gave
+ * the endpoint a socket) and connects; connected follows. sni
  * names the server (certificate check and :authority default). */
 UVQ_EXTERN int uvq_h3_connect(uvq_h3_t* h3,
                               const struct sockaddr* remote,
