@@ -272,6 +272,10 @@ void* uvq_quic_endpoint_get_data(const uvq_quic_endpoint_t* ep) {
   return ep->user_data;
 }
 
+uint64_t uvq_quic_endpoint_now(const uvq_quic_endpoint_t* ep) {
+  return ep != NULL ? uvq__ep_now(ep) : 0;
+}
+
 uvq_udp_t* uvq_quic_endpoint_udp(uvq_quic_endpoint_t* ep) {
   return ep->udp;
 }

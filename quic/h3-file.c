@@ -190,7 +190,7 @@ struct uvq__h3_fentry {
   char* rel;                /* path under the root; NULL: empty slot */
   char* root;               /* the root it was found under */
   uvq__h3_blob_t* blob;
-  uint64_t checked;         /* uv_now() of the last check against the disk */
+  uint64_t checked;         /* ms of the last check against the disk */
   dev_t dev;
   ino_t ino;
   off_t size;
@@ -371,7 +371,10 @@ int uvq_h3_serve_file(uvq_h3_req_t* req, const char* root) {
   hit = 0;
   now = 0;
   if (req->h3->cfg.file_cache_ms > 0) {
-    now = uv_now(req->h3->loop);
+    /* Milliseconds; a core endpoint's time is the application's. */
+    now = req->h3->loop != NULL
+              ? uv_now(req->h3->loop)
+              : uvq_quic_endpoint_now(req->h3->ep) / 1000000u;
     e = fcache_slot(req->h3, rel);
     /* The slot may hold another file: it is replaced below if this one
      * gets cached. */

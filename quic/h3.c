@@ -786,7 +786,9 @@ void uvq_h3_config_default_versioned(int config_version,
   config->max_concurrent_requests = 100;
 }
 
-static int h3_new(uv_loop_t* loop, int server, const uvq_quic_config_t* quic,
+/* A loop object (loop set, io NULL) or a core one (io set, loop NULL). */
+static int h3_new(uv_loop_t* loop, int io_version, const uvq_quic_io_t* io,
+                  int server, const uvq_quic_config_t* quic,
                   const uvq_h3_config_t* user_h3cfg, int callbacks_version,
                   const uvq_h3_callbacks_t* user_callbacks, void* user_data,
                   uvq_h3_t** out) {
@@ -799,7 +801,7 @@ static int h3_new(uv_loop_t* loop, int server, const uvq_quic_config_t* quic,
   uvq_h3_t* h3;
   int err;
 
-  if (loop == NULL || quic == NULL || out == NULL)
+  if ((loop == NULL) == (io == NULL) || quic == NULL || out == NULL)
     return UV_EINVAL;
   /* Each struct read in the layout the caller was built with (compat.c). */
   if (uvq_quic_config_copy(&qcfg, quic) != 0 ||
@@ -848,7 +850,13 @@ static int h3_new(uv_loop_t* loop, int server, const uvq_quic_config_t* quic,
    * object until one comes. */
   if (!server && h3->cb.session_ticket != NULL)
     qcb.session_ticket = on_session_ticket;
-  err = uvq_quic_endpoint_new(loop, &qcfg, &qcb, h3, &h3->ep);
+  if (io != NULL)
+    err = uvq_quic_endpoint_new_core_versioned(&qcfg,
+                                               UVQ_QUIC_CALLBACKS_VERSION,
+                                               &qcb, io_version, io, h3,
+                                               &h3->ep);
+  else
+    err = uvq_quic_endpoint_new(loop, &qcfg, &qcb, h3, &h3->ep);
   if (err) {
     free(h3);
     return err;
@@ -865,7 +873,8 @@ int uvq_h3_server_new_versioned(uv_loop_t* loop, const uvq_quic_config_t* quic,
   /* cert_file and key_file sit at the same place in every version. */
   if (quic == NULL || quic->cert_file == NULL || quic->key_file == NULL)
     return UV_EINVAL;
-  return h3_new(loop, 1, quic, h3, callbacks_version, cb, user_data, out);
+  return h3_new(loop, 0, NULL, 1, quic, h3, callbacks_version, cb, user_data,
+                out);
 }
 
 int uvq_h3_client_new_versioned(uv_loop_t* loop, const uvq_quic_config_t* quic,
@@ -873,11 +882,37 @@ int uvq_h3_client_new_versioned(uv_loop_t* loop, const uvq_quic_config_t* quic,
                                 int callbacks_version,
                                 const uvq_h3_callbacks_t* cb, void* user_data,
                                 uvq_h3_t** out) {
-  return h3_new(loop, 0, quic, h3, callbacks_version, cb, user_data, out);
+  return h3_new(loop, 0, NULL, 0, quic, h3, callbacks_version, cb, user_data,
+                out);
+}
+
+int uvq_h3_server_new_core_versioned(const uvq_quic_config_t* quic,
+                                     const uvq_h3_config_t* h3,
+                                     int callbacks_version,
+                                     const uvq_h3_callbacks_t* cb,
+                                     int io_version, const uvq_quic_io_t* io,
+                                     void* user_data, uvq_h3_t** out) {
+  if (quic == NULL || quic->cert_file == NULL || quic->key_file == NULL ||
+      io == NULL)
+    return UV_EINVAL;
+  return h3_new(NULL, io_version, io, 1, quic, h3, callbacks_version, cb,
+                user_data, out);
+}
+
+int uvq_h3_client_new_core_versioned(const uvq_quic_config_t* quic,
+                                     const uvq_h3_config_t* h3,
+                                     int callbacks_version,
+                                     const uvq_h3_callbacks_t* cb,
+                                     int io_version, const uvq_quic_io_t* io,
+                                     void* user_data, uvq_h3_t** out) {
+  if (io == NULL)
+    return UV_EINVAL;
+  return h3_new(NULL, io_version, io, 0, quic, h3, callbacks_version, cb,
+                user_data, out);
 }
 
 int uvq_h3_listen(uvq_h3_t* h3, const struct sockaddr* addr) {
-  if (h3 == NULL || !h3->is_server || h3->closing)
+  if (h3 == NULL || !h3->is_server || h3->closing || h3->loop == NULL)
     return UV_EINVAL;
   return uvq_quic_endpoint_bind(h3->ep, addr);
 }
@@ -905,11 +940,14 @@ int uvq_h3_connect_ex(uvq_h3_t* h3, const struct sockaddr* remote,
   /* opts is read, in the layout of its version, by uvq_quic_connect. */
   if (h3->client != NULL)
     return UV_EALREADY;
-  memset(&any, 0, sizeof(any));
-  any.ss_family = remote->sa_family;
-  err = uvq_quic_endpoint_bind(h3->ep, (struct sockaddr*) &any);
-  if (err && err != UV_EALREADY)
-    return err;
+  /* A core endpoint has no socket: opts->local names the path's source. */
+  if (h3->loop != NULL) {
+    memset(&any, 0, sizeof(any));
+    any.ss_family = remote->sa_family;
+    err = uvq_quic_endpoint_bind(h3->ep, (struct sockaddr*) &any);
+    if (err && err != UV_EALREADY)
+      return err;
+  }
   free(h3->sni);
   h3->sni = opts->server_name ? strdup(opts->server_name) : NULL;
   err = uvq_quic_connect(h3->ep, remote, opts, NULL, &qc);

@@ -159,6 +159,45 @@ UVQ_EXTERN int uvq_h3_client_new_versioned(uv_loop_t* loop,
                               UVQ_H3_CALLBACKS_VERSION, (callbacks),        \
                               (user_data), (out))
 
+/* Sans-I/O HTTP/3: a server or client on a core endpoint
+ * (uvq_quic_endpoint_new_core), with no loop and no socket. The application
+ * moves datagrams and time through uvq_h3_endpoint(h3) with
+ * uvq_quic_endpoint_input(), uvq_quic_endpoint_expire() and
+ * uvq_quic_endpoint_flush(), and io.send gets what to send; io is copied.
+ * In io's callbacks uvq_quic_endpoint_get_data(ep) is the uvq_h3_t (its
+ * user_data: uvq_h3_get_data()). A server answers what input brings it,
+ * without uvq_h3_listen() (UV_EINVAL); a client connects with
+ * uvq_h3_connect_ex() and opts->local with a port. uvq_h3_close() ends at
+ * once: close_cb runs before it returns (or, from inside a callback,
+ * before the call into the endpoint that ran it returns). Errors as the
+ * loop versions, and UV_EINVAL for a NULL io or io->send. */
+UVQ_EXTERN int uvq_h3_server_new_core_versioned(
+    const uvq_quic_config_t* quic,
+    const uvq_h3_config_t* h3,
+    int callbacks_version,
+    const uvq_h3_callbacks_t* callbacks,
+    int io_version,
+    const uvq_quic_io_t* io,
+    void* user_data,
+    uvq_h3_t** out);
+UVQ_EXTERN int uvq_h3_client_new_core_versioned(
+    const uvq_quic_config_t* quic,
+    const uvq_h3_config_t* h3,
+    int callbacks_version,
+    const uvq_h3_callbacks_t* callbacks,
+    int io_version,
+    const uvq_quic_io_t* io,
+    void* user_data,
+    uvq_h3_t** out);
+#define uvq_h3_server_new_core(quic, h3, callbacks, io, user_data, out)     \
+  uvq_h3_server_new_core_versioned((quic), (h3), UVQ_H3_CALLBACKS_VERSION,  \
+                                   (callbacks), UVQ_QUIC_IO_VERSION, (io),  \
+                                   (user_data), (out))
+#define uvq_h3_client_new_core(quic, h3, callbacks, io, user_data, out)     \
+  uvq_h3_client_new_core_versioned((quic), (h3), UVQ_H3_CALLBACKS_VERSION,  \
+                                   (callbacks), UVQ_QUIC_IO_VERSION, (io),  \
+                                   (user_data), (out))
+
 /* Server: binds and starts answering. To answer on a socket the
  * application owns instead, pass it to uvq_quic_endpoint_open() on
  * uvq_h3_endpoint(h3); it is given back once close_cb has run. */

@@ -539,6 +539,11 @@ UVQ_EXTERN int uvq_quic_endpoint_input(uvq_quic_endpoint_t* ep,
 UVQ_EXTERN uint64_t uvq_quic_endpoint_next_expiry(
     const uvq_quic_endpoint_t* ep);
 
+/* The endpoint's time, in the nanoseconds of uvq_quic_endpoint_input()'s
+ * now: for a core endpoint the latest time the application gave it (0
+ * before the first), for a loop endpoint uv_hrtime(). 0 for NULL. */
+UVQ_EXTERN uint64_t uvq_quic_endpoint_now(const uvq_quic_endpoint_t* ep);
+
 /* Runs every timer due at now (connections retransmit, time out, finish
  * closing), then writes and hands what they send to io.send, as
  * uvq_quic_endpoint_flush() does. 0, or UV_EINVAL for a NULL or a loop
