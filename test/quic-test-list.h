@@ -20,6 +20,7 @@
   TEST_ENTRY(quic_core_api_errors) \
   TEST_ENTRY(quic_core_close) \
   TEST_ENTRY(quic_core_initials_wait) \
+  TEST_ENTRY(quic_core_h3) \
   TEST_ENTRY(quic_core_on_app_socket) \
   TEST_ENTRY(quic_endpoint_open_app_socket) \
   TEST_ENTRY(quic_unit_cidmap_random) \
