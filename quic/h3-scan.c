@@ -140,9 +140,16 @@ static int read_varint(struct uvq__h3_scan* s, const uint8_t** pp,
 
 void uvq__h3_scan_feed(struct uvq__h3_scan* s, const uint8_t* data,
                        size_t len) {
-  const uint8_t* p = data;
-  const uint8_t* end = data + len;
+  const uint8_t* p;
+  const uint8_t* end;
   uint64_t k;
+
+  /* A stream's FIN alone comes with no data (NULL, 0): nothing to scan,
+   * and NULL + 0 is not a pointer C allows to be formed. */
+  if (len == 0)
+    return;
+  p = data;
+  end = data + len;
 
   while (p < end && s->frame_state != SCAN_DONE) {
     switch (s->frame_state) {
