@@ -1,0 +1,495 @@
+/* libFuzzer target: uvq's HTTP/3 server (a uvq_h3_t on a core endpoint,
+ * uvq_h3_server_new_core) against a hostile client. The client is a core
+ * QUIC endpoint that speaks ALPN h3 but has no HTTP/3 of its own: it
+ * completes a real handshake with the server, then writes whatever the
+ * input says on the streams it opens, byte for byte: frames, varints,
+ * QPACK field lines, stream types, resets. Both endpoints are in this
+ * process, joined by an in-memory wire, with a clock the harness moves: no
+ * socket, no loop.
+ *
+ * Input: a script, each operation [op] followed by its operands:
+ *   op & 7
+ *     0  open a bidirectional (request) stream; it becomes the current one
+ *     1  open a unidirectional stream (its first bytes are its type)
+ *     2  [len hi][len lo][bytes]: write len bytes (cut at the input's end)
+ *        on the current stream; op & 0x80 ends the stream after them
+ *     3  [i]: stream i % (streams opened) becomes the current one
+ *     4  end the current stream (FIN)
+ *     5  [code]: RESET_STREAM on the current stream
+ *     6  [code]: STOP_SENDING on the current stream
+ *     7  [ms]: let ms milliseconds pass (timers run)
+ * After every operation the wire is drained. At the end the client closes
+ * the connection and both endpoints are closed: every input starts from
+ * fresh endpoints, so that a failure replays from its input alone.
+ *
+ * The server answers a path starting with /m from memory and any other
+ * with uvq_h3_serve_file() from a directory holding a file, a
+ * subdirectory, a FIFO and a symbolic link to a canary file next to the
+ * directory. Checked, beyond ASan, UBSan and LeakSanitizer: the canary's
+ * bytes never reach the client (path escapes, links), no request makes
+ * the server block (the FIFO: libFuzzer's -timeout), the wire drains
+ * within a bounded number of rounds, and the server has forgotten the
+ * connection once it is closed and drained.
+ *
+ * With UVQ_FUZZ_VERBOSE set in the environment, it prints each request's
+ * path and what the client received on each stream.
+ *
+ * Seeds: test/fuzz/corpus/h3-server, made by h3-server-seeds.py (valid
+ * requests, the settings and QPACK streams, a body, a reset, a
+ * traversal attempt).
+ *
+ *   fuzz-h3-server -max_total_time=60 NEW_DIR test/fuzz/corpus/h3-server */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "uvq/h3.h"
+#include "uvq/quic.h"
+
+/* The QUIC sources are compiled into this program: the endpoint's count
+ * of connections is read from its struct. */
+#include "internal.h"
+
+#define CANARY_BYTE 'Z'
+#define CANARY_RUN 16
+#define MAX_STREAMS 64
+#define MAX_ROUNDS 2000
+#define MS 1000000ull
+
+int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
+
+/* UVQ_FUZZ_VERBOSE set: what the server was asked and what came back. */
+static int verbose;
+
+static void check(int ok, const char* what) {
+  if (!ok) {
+    fprintf(stderr, "fuzz-h3-server: %s\n", what);
+    abort();
+  }
+}
+
+/* ---- files --------------------------------------------------------------- */
+
+static char dir[64];
+static char cert_file[96];
+static char key_file[96];
+static char root[96];
+
+static void write_file(const char* path, const char* text, size_t len) {
+  FILE* f = fopen(path, "w");
+
+  check(f != NULL && fwrite(text, 1, len, f) == len && fclose(f) == 0,
+        "cannot write the test files");
+}
+
+static void remove_files(void) {
+  char path[160];
+  static const char* const names[] = {"www/index.html", "www/sub/a.txt",
+                                      "www/fifo", "www/link", "secret",
+                                      "cert.pem", "key.pem"};
+  size_t i;
+
+  for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+    snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+    unlink(path);
+  }
+  snprintf(path, sizeof(path), "%s/www/sub", dir);
+  rmdir(path);
+  rmdir(root);
+  rmdir(dir);
+}
+
+/* The certificate and key come from the openssl command, once. */
+static void files_init(void) {
+  char path[160];
+  char cmd[512];
+  char canary[4096];
+
+  snprintf(dir, sizeof(dir), "%s/uvq-fuzz-h3-XXXXXX",
+           getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+  check(mkdtemp(dir) != NULL, "mkdtemp");
+  atexit(remove_files);
+  snprintf(cert_file, sizeof(cert_file), "%s/cert.pem", dir);
+  snprintf(key_file, sizeof(key_file), "%s/key.pem", dir);
+  snprintf(cmd, sizeof(cmd),
+           "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+           "-nodes -keyout %s -out %s -days 2 -subj /CN=localhost "
+           "-addext subjectAltName=DNS:localhost >/dev/null 2>&1",
+           key_file, cert_file);
+  check(system(cmd) == 0, "openssl could not make a certificate");
+  snprintf(root, sizeof(root), "%s/www", dir);
+  check(mkdir(root, 0700) == 0, "mkdir www");
+  snprintf(path, sizeof(path), "%s/sub", root);
+  check(mkdir(path, 0700) == 0, "mkdir www/sub");
+  snprintf(path, sizeof(path), "%s/index.html", root);
+  write_file(path, "<p>index</p>\n", 13);
+  snprintf(path, sizeof(path), "%s/sub/a.txt", root);
+  write_file(path, "a file in a subdirectory\n", 25);
+  snprintf(path, sizeof(path), "%s/fifo", root);
+  check(mkfifo(path, 0600) == 0, "mkfifo");
+  memset(canary, CANARY_BYTE, sizeof(canary));
+  snprintf(path, sizeof(path), "%s/secret", dir);
+  write_file(path, canary, sizeof(canary));
+  snprintf(cmd, sizeof(cmd), "%s/link", root);
+  check(symlink("../secret", cmd) == 0, "symlink");
+}
+
+/* ---- the wire ------------------------------------------------------------ */
+
+struct dgram {
+  struct dgram* next;
+  int to_server;
+  int ecn;
+  size_t len;
+  uint8_t data[];
+};
+
+static struct dgram* head;
+static struct dgram** tail = &head;
+static struct sockaddr_in server_addr;
+static struct sockaddr_in client_addr;
+static uint64_t now;
+
+static uvq_h3_t* server;
+static uvq_quic_endpoint_t* server_ep;
+static uvq_quic_endpoint_t* client_ep;
+static uvq_quic_conn_t* conn;
+static int handshaken;
+static int client_closed;
+
+static int sink(uvq_quic_endpoint_t* ep, const uvq_udp_mmsg_t* msgs,
+                unsigned int count) {
+  unsigned int i;
+  size_t off;
+  size_t seg;
+  size_t len;
+  struct dgram* d;
+
+  for (i = 0; i < count; i++) {
+    check(msgs[i].nbufs == 1, "one buffer per message");
+    len = msgs[i].bufs[0].len;
+    seg = msgs[i].gso_size != 0 ? msgs[i].gso_size : len;
+    for (off = 0; off < len; off += seg) {
+      size_t l = len - off < seg ? len - off : seg;
+      d = malloc(sizeof(*d) + l);
+      check(d != NULL, "out of memory");
+      d->next = NULL;
+      d->to_server = ep == client_ep;
+      d->ecn = msgs[i].ecn;
+      d->len = l;
+      memcpy(d->data, (const uint8_t*) msgs[i].bufs[0].base + off, l);
+      *tail = d;
+      tail = &d->next;
+    }
+  }
+  return (int) count;
+}
+
+static void wire_free(void) {
+  struct dgram* d;
+
+  while ((d = head) != NULL) {
+    head = d->next;
+    free(d);
+  }
+  tail = &head;
+}
+
+static void flush_both(void) {
+  if (server_ep != NULL)
+    check(uvq_quic_endpoint_flush(server_ep, now) == 0, "server flush");
+  if (client_ep != NULL)
+    check(uvq_quic_endpoint_flush(client_ep, now) == 0, "client flush");
+}
+
+static void expire_due(uvq_quic_endpoint_t* ep) {
+  if (ep != NULL && uvq_quic_endpoint_next_expiry(ep) <= now)
+    check(uvq_quic_endpoint_expire(ep, now) == 0, "expire");
+}
+
+/* Delivers until nothing is in flight; every delivery takes 1 ms. */
+static void drain(void) {
+  struct dgram* d;
+  int rounds;
+
+  flush_both();
+  for (rounds = 0; head != NULL; rounds++) {
+    check(rounds < MAX_ROUNDS, "the wire does not drain");
+    now += MS;
+    while ((d = head) != NULL) {
+      head = d->next;
+      if (head == NULL)
+        tail = &head;
+      if (d->to_server && server_ep != NULL)
+        check(uvq_quic_endpoint_input(server_ep,
+                                      (struct sockaddr*) &client_addr,
+                                      (struct sockaddr*) &server_addr,
+                                      d->ecn, d->data, d->len, now) == 0,
+              "server input");
+      else if (!d->to_server && client_ep != NULL)
+        check(uvq_quic_endpoint_input(client_ep,
+                                      (struct sockaddr*) &server_addr,
+                                      (struct sockaddr*) &client_addr,
+                                      d->ecn, d->data, d->len, now) == 0,
+              "client input");
+      free(d);
+    }
+    expire_due(server_ep);
+    expire_due(client_ep);
+    flush_both();
+  }
+}
+
+/* Lets ms pass, with the timers due on the way. */
+static void wait_ms(uint64_t ms) {
+  uint64_t end = now + ms * MS;
+  uint64_t next;
+  int rounds;
+
+  for (rounds = 0; rounds < MAX_ROUNDS; rounds++) {
+    next = uvq_quic_endpoint_next_expiry(server_ep);
+    if (client_ep != NULL && uvq_quic_endpoint_next_expiry(client_ep) < next)
+      next = uvq_quic_endpoint_next_expiry(client_ep);
+    if (next > end)
+      break;
+    if (next > now)
+      now = next;
+    expire_due(server_ep);
+    expire_due(client_ep);
+    drain();
+  }
+  if (now < end)
+    now = end;
+}
+
+/* ---- the server ---------------------------------------------------------- */
+
+static void on_request(uvq_h3_req_t* req) {
+  static const char body[] = "from memory\n";
+  uvq_h3_body_t b;
+  const char* path;
+  size_t len;
+
+  path = uvq_h3_req_path(req, &len);
+  if (verbose)
+    fprintf(stderr, "request %.*s\n", (int) len, path ? path : "");
+  if (path != NULL && len >= 2 && path[1] == 'm') {
+    memset(&b, 0, sizeof(b));
+    b.kind = UVQ_H3_BODY_MEMORY;
+    b.data = body;
+    b.len = sizeof(body) - 1;
+    check(uvq_h3_respond(req, 200, NULL, 0, &b) == 0, "respond");
+    return;
+  }
+  check(uvq_h3_serve_file(req, root) == 0, "serve_file");
+}
+
+/* ---- the client ---------------------------------------------------------- */
+
+static int64_t streams[MAX_STREAMS];
+static unsigned int nstreams;
+static int64_t current = -1;
+
+struct write {
+  uvq_quic_write_t req;
+  uint8_t data[];
+};
+
+static void on_written(uvq_quic_write_t* req, int status) {
+  (void) status;
+  free(req->data);
+}
+
+static void on_handshake(uvq_quic_conn_t* c) {
+  (void) c;
+  handshaken = 1;
+}
+
+static void on_closed(uvq_quic_conn_t* c, const uvq_quic_error_t* e) {
+  (void) e;
+  if (c == conn) {
+    conn = NULL;
+    client_closed = 1;
+  }
+}
+
+static void on_stream_data(uvq_quic_conn_t* c, int64_t id,
+                           const uint8_t* data, size_t len, int fin) {
+  static const uint8_t run[CANARY_RUN] = {
+    CANARY_BYTE, CANARY_BYTE, CANARY_BYTE, CANARY_BYTE,
+    CANARY_BYTE, CANARY_BYTE, CANARY_BYTE, CANARY_BYTE,
+    CANARY_BYTE, CANARY_BYTE, CANARY_BYTE, CANARY_BYTE,
+    CANARY_BYTE, CANARY_BYTE, CANARY_BYTE, CANARY_BYTE};
+
+  if (verbose)
+    fprintf(stderr, "stream %lld: %zu bytes%s\n", (long long) id, len,
+            fin ? ", fin" : "");
+  check(len < CANARY_RUN || memmem(data, len, run, sizeof(run)) == NULL,
+        "the server sent the canary file: a path escaped its directory");
+  uvq_quic_stream_consume(c, id, len);
+}
+
+static void write_bytes(const uint8_t* p, size_t len, int fin) {
+  struct write* w;
+  uv_buf_t buf;
+
+  if (conn == NULL || current < 0)
+    return;
+  w = malloc(sizeof(*w) + (len ? len : 1));
+  check(w != NULL, "out of memory");
+  if (len > 0)
+    memcpy(w->data, p, len);
+  w->req.data = w;
+  buf = uv_buf_init((char*) w->data, (unsigned int) len);
+  if (uvq_quic_stream_write(&w->req, conn, current, &buf, 1, fin,
+                            on_written) != 0)
+    free(w);
+}
+
+static void open_stream(int bidi) {
+  int64_t id;
+
+  if (conn == NULL || nstreams == MAX_STREAMS ||
+      uvq_quic_stream_open(conn, bidi, &id) != 0)
+    return;
+  streams[nstreams++] = id;
+  current = id;
+}
+
+/* ---- one input ----------------------------------------------------------- */
+
+static void endpoints_open(void) {
+  uvq_quic_config_t cfg;
+  uvq_h3_callbacks_t h3cb;
+  uvq_quic_callbacks_t cb;
+  uvq_quic_connect_opts_t opts;
+  uvq_quic_io_t io;
+
+  memset(&io, 0, sizeof(io));
+  io.version = UVQ_QUIC_IO_VERSION;
+  io.send = sink;
+
+  uvq_quic_config_default(&cfg);
+  cfg.cert_file = cert_file;
+  cfg.key_file = key_file;
+  memset(&h3cb, 0, sizeof(h3cb));
+  h3cb.request = on_request;
+  check(uvq_h3_server_new_core(&cfg, NULL, &h3cb, &io, NULL, &server) == 0,
+        "server");
+  server_ep = uvq_h3_endpoint(server);
+
+  uvq_quic_config_default(&cfg);
+  cfg.ca_file = cert_file;
+  cfg.alpn = "h3";
+  memset(&cb, 0, sizeof(cb));
+  cb.handshake_done = on_handshake;
+  cb.closed = on_closed;
+  cb.stream_data = on_stream_data;
+  check(uvq_quic_endpoint_new_core(&cfg, &cb, &io, NULL, &client_ep) == 0,
+        "client");
+
+  handshaken = 0;
+  client_closed = 0;
+  nstreams = 0;
+  current = -1;
+  check(uvq_quic_endpoint_flush(client_ep, now) == 0, "clock");
+  check(uvq_quic_endpoint_flush(server_ep, now) == 0, "clock");
+  memset(&opts, 0, sizeof(opts));
+  opts.version = UVQ_QUIC_CONNECT_OPTS_VERSION;
+  opts.server_name = "localhost";
+  opts.local = (struct sockaddr*) &client_addr;
+  check(uvq_quic_connect(client_ep, (struct sockaddr*) &server_addr, &opts,
+                         NULL, &conn) == 0,
+        "connect");
+  drain();
+  check(handshaken, "no handshake on a perfect wire");
+}
+
+static void endpoints_close(void) {
+  if (conn != NULL)
+    uvq_quic_conn_close(conn, 0x100, NULL);
+  drain();
+  /* The server drains the closed connection for three PTOs, then forgets
+   * it. */
+  wait_ms(10000);
+  check(server_ep->nconns == 0,
+        "the server still holds the connection after it closed");
+  uvq_quic_endpoint_close(client_ep, NULL);
+  client_ep = NULL;
+  conn = NULL;
+  uvq_h3_close(server, NULL);
+  server = NULL;
+  server_ep = NULL;
+  wire_free();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static int ready;
+  size_t i;
+  uint8_t op;
+  size_t len;
+
+  if (!ready) {
+    files_init();
+    memset(&server_addr, 0, sizeof(server_addr));
+    server_addr.sin_family = AF_INET;
+    server_addr.sin_port = htons(443);
+    server_addr.sin_addr.s_addr = htonl(0xc0000201);  /* 192.0.2.1 */
+    client_addr = server_addr;
+    client_addr.sin_port = htons(50000);
+    client_addr.sin_addr.s_addr = htonl(0xc6336407);  /* 198.51.100.7 */
+    verbose = getenv("UVQ_FUZZ_VERBOSE") != NULL;
+    ready = 1;
+  }
+  now = 1000 * MS;
+  endpoints_open();
+  for (i = 0; i < size && conn != NULL;) {
+    op = data[i++];
+    switch (op & 7) {
+      case 0:
+      case 1:
+        open_stream((op & 7) == 0);
+        break;
+      case 2:
+        if (i + 2 > size) {
+          i = size;
+          break;
+        }
+        len = (size_t) data[i] << 8 | data[i + 1];
+        i += 2;
+        if (len > size - i)
+          len = size - i;
+        write_bytes(data + i, len, (op & 0x80) != 0);
+        i += len;
+        break;
+      case 3:
+        if (i < size && nstreams > 0)
+          current = streams[data[i] % nstreams];
+        i++;
+        break;
+      case 4:
+        write_bytes(NULL, 0, 1);
+        break;
+      case 5:
+      case 6:
+        if (conn != NULL && current >= 0)
+          uvq_quic_stream_shutdown(
+              conn, current,
+              (op & 7) == 5 ? UVQ_QUIC_SHUT_WRITE : UVQ_QUIC_SHUT_READ,
+              i < size ? 0x100 + data[i] : 0x100);
+        i++;
+        break;
+      default:
+        wait_ms(i < size ? data[i] : 1);
+        i++;
+        break;
+    }
+    drain();
+  }
+  endpoints_close();
+  return 0;
+}
