@@ -506,7 +506,10 @@ static int app_max_remote_streams(uvq_quic_conn_t* qc, void* app, int bidi,
   struct uvq__h3_conn* hc = app;
 
   (void) qc;
-  if (bidi && hc->hconn != NULL)
+  /* Only a server limits the requests a peer opens. A client gets credit
+   * back too when a bidirectional stream a hostile server opened (which
+   * HTTP/3 does not allow) is closed; nghttp3 asserts on it there. */
+  if (bidi && hc->hconn != NULL && hc->h3->is_server)
     nghttp3_conn_set_max_client_streams_bidi(hc->hconn, max);
   return 0;
 }
