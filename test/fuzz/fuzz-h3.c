@@ -1,44 +1,51 @@
-/* libFuzzer target: uvq's HTTP/3 server (a uvq_h3_t on a core endpoint,
- * uvq_h3_server_new_core) against a hostile client. The client is a core
- * QUIC endpoint that speaks ALPN h3 but has no HTTP/3 of its own: it
- * completes a real handshake with the server, then writes whatever the
- * input says on the streams it opens, byte for byte: frames, varints,
- * QPACK field lines, stream types, resets. Both endpoints are in this
- * process, joined by an in-memory wire, with a clock the harness moves: no
- * socket, no loop.
+/* libFuzzer target: uvq's HTTP/3 (uvq_h3_t on a core endpoint) against a
+ * hostile peer, as a server facing a client or as a client facing a
+ * server. The peer is a core QUIC endpoint that speaks ALPN h3 but has no
+ * HTTP/3 of its own: it completes a real handshake, then writes whatever
+ * the input says on its streams, byte for byte: frames, varints, QPACK
+ * field lines, stream types, resets. Both endpoints are in this process,
+ * joined by an in-memory wire, with a clock the harness moves: no socket,
+ * no loop.
  *
- * Input: a script, each operation [op] followed by its operands:
+ * Input: a mode byte, then a script, each operation [op] followed by its
+ * operands. Mode bit 0: 0 uvq is the server, 1 uvq is the client (which
+ * sends two GET requests once connected; the peer's first current stream
+ * is the first of them, whose response it then writes). The script:
  *   op & 7
- *     0  open a bidirectional (request) stream; it becomes the current one
+ *     0  open a bidirectional stream; it becomes the current one
  *     1  open a unidirectional stream (its first bytes are its type)
  *     2  [len hi][len lo][bytes]: write len bytes (cut at the input's end)
  *        on the current stream; op & 0x80 ends the stream after them
- *     3  [i]: stream i % (streams opened) becomes the current one
+ *     3  [i]: stream i % (streams known) becomes the current one (those
+ *        the peer opened and those uvq opened towards it)
  *     4  end the current stream (FIN)
  *     5  [code]: RESET_STREAM on the current stream
  *     6  [code]: STOP_SENDING on the current stream
  *     7  [ms]: let ms milliseconds pass (timers run)
- * After every operation the wire is drained. At the end the client closes
+ * After every operation the wire is drained. At the end the peer closes
  * the connection and both endpoints are closed: every input starts from
  * fresh endpoints, so that a failure replays from its input alone.
  *
- * The server answers a path starting with /m from memory and any other
+ * uvq's server answers a path starting with /m from memory and any other
  * with uvq_h3_serve_file() from a directory holding a file, a
  * subdirectory, a FIFO and a symbolic link to a canary file next to the
  * directory. Checked, beyond ASan, UBSan and LeakSanitizer: the canary's
- * bytes never reach the client (path escapes, links), no request makes
- * the server block (the FIFO: libFuzzer's -timeout), the wire drains
- * within a bounded number of rounds, and the server has forgotten the
- * connection once it is closed and drained.
+ * bytes never reach the peer (path escapes, links), no request makes the
+ * server block (the FIFO: libFuzzer's -timeout), the wire drains within a
+ * bounded number of rounds, uvq's endpoint has forgotten the connection
+ * once it is closed and drained, and uvq's client reports each of its
+ * requests done exactly once.
  *
  * With UVQ_FUZZ_VERBOSE set in the environment, it prints each request's
- * path and what the client received on each stream.
+ * path, each response's status and what the peer received on each
+ * stream.
  *
- * Seeds: test/fuzz/corpus/h3-server, made by h3-server-seeds.py (valid
- * requests, the settings and QPACK streams, a body, a reset, a
- * traversal attempt).
+ * Seeds: test/fuzz/corpus/h3, made by h3-seeds.py (for the server: valid
+ * requests, the settings and QPACK streams, a body, a reset, traversal
+ * attempts; for the client: valid responses, a GOAWAY, a push stream, a
+ * reset), and inputs that found bugs (regress-*).
  *
- *   fuzz-h3-server -max_total_time=60 NEW_DIR test/fuzz/corpus/h3-server */
+ *   fuzz-h3 -max_total_time=60 NEW_DIR test/fuzz/corpus/h3 */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -154,12 +161,19 @@ static struct sockaddr_in server_addr;
 static struct sockaddr_in client_addr;
 static uint64_t now;
 
-static uvq_h3_t* server;
+/* uvq's side (server or client) and the peer's. */
+static int uvq_is_client;
+static uvq_h3_t* h3;
 static uvq_quic_endpoint_t* server_ep;
 static uvq_quic_endpoint_t* client_ep;
+static uvq_quic_endpoint_t* uvq_ep;
+static uvq_quic_endpoint_t* peer_ep;
+/* The peer's connection, which the script acts on. */
 static uvq_quic_conn_t* conn;
 static int handshaken;
-static int client_closed;
+static int connected;     /* uvq's client: connected was called */
+static unsigned int requests_made;
+static unsigned int requests_done;
 
 static int sink(uvq_quic_endpoint_t* ep, const uvq_udp_mmsg_t* msgs,
                 unsigned int count) {
@@ -266,7 +280,7 @@ static void wait_ms(uint64_t ms) {
     now = end;
 }
 
-/* ---- the server ---------------------------------------------------------- */
+/* ---- uvq's side ---------------------------------------------------------- */
 
 static void on_request(uvq_h3_req_t* req) {
   static const char body[] = "from memory\n";
@@ -288,7 +302,41 @@ static void on_request(uvq_h3_req_t* req) {
   check(uvq_h3_serve_file(req, root) == 0, "serve_file");
 }
 
-/* ---- the client ---------------------------------------------------------- */
+static void on_response(uvq_h3_req_t* req, int status) {
+  (void) req;
+  if (verbose)
+    fprintf(stderr, "response %d\n", status);
+}
+
+static void on_done(uvq_h3_req_t* req, uint64_t app_error) {
+  unsigned int* seen;
+
+  if (!uvq_is_client)
+    return;
+  seen = uvq_h3_req_get_data(req);
+  check(seen != NULL && *seen == 0, "a request reported done twice");
+  (*seen)++;
+  requests_done++;
+  if (verbose)
+    fprintf(stderr, "done 0x%llx\n", (unsigned long long) app_error);
+}
+
+static void on_connected(uvq_h3_t* h, const uvq_quic_error_t* error) {
+  (void) h;
+  if (error == NULL)
+    connected = 1;
+}
+
+static void on_h3_closed(uvq_h3_t* h, const uvq_quic_error_t* error) {
+  (void) h;
+  if (verbose && error != NULL)
+    fprintf(stderr, "closed: kind %d remote %d code 0x%llx %.*s\n",
+            (int) error->kind, error->remote,
+            (unsigned long long) error->code, (int) error->reasonlen,
+            error->reason ? error->reason : "");
+}
+
+/* ---- the peer ------------------------------------------------------------ */
 
 static int64_t streams[MAX_STREAMS];
 static unsigned int nstreams;
@@ -305,16 +353,24 @@ static void on_written(uvq_quic_write_t* req, int status) {
 }
 
 static void on_handshake(uvq_quic_conn_t* c) {
-  (void) c;
+  conn = c;
   handshaken = 1;
+}
+
+/* Streams uvq opened towards the peer can be written on too (a response
+ * on a request stream, or what HTTP/3 forbids). */
+static void on_stream_open(uvq_quic_conn_t* c, int64_t id) {
+  (void) c;
+  if (nstreams < MAX_STREAMS)
+    streams[nstreams++] = id;
+  if (current < 0 && (id & 3) == 0)
+    current = id;  /* uvq's first request */
 }
 
 static void on_closed(uvq_quic_conn_t* c, const uvq_quic_error_t* e) {
   (void) e;
-  if (c == conn) {
+  if (c == conn)
     conn = NULL;
-    client_closed = 1;
-  }
 }
 
 static void on_stream_data(uvq_quic_conn_t* c, int64_t id,
@@ -329,7 +385,7 @@ static void on_stream_data(uvq_quic_conn_t* c, int64_t id,
     fprintf(stderr, "stream %lld: %zu bytes%s\n", (long long) id, len,
             fin ? ", fin" : "");
   check(len < CANARY_RUN || memmem(data, len, run, sizeof(run)) == NULL,
-        "the server sent the canary file: a path escaped its directory");
+        "uvq's server sent the canary file: a path escaped its directory");
   uvq_quic_stream_consume(c, id, len);
 }
 
@@ -345,6 +401,9 @@ static void write_bytes(const uint8_t* p, size_t len, int fin) {
     memcpy(w->data, p, len);
   w->req.data = w;
   buf = uv_buf_init((char*) w->data, (unsigned int) len);
+  if (verbose)
+    fprintf(stderr, "peer writes %zu bytes%s on stream %lld\n", len,
+            fin ? " and FIN" : "", (long long) current);
   if (uvq_quic_stream_write(&w->req, conn, current, &buf, 1, fin,
                             on_written) != 0)
     free(w);
@@ -362,68 +421,114 @@ static void open_stream(int bidi) {
 
 /* ---- one input ----------------------------------------------------------- */
 
+static unsigned int request_seen[2];
+
 static void endpoints_open(void) {
   uvq_quic_config_t cfg;
   uvq_h3_callbacks_t h3cb;
   uvq_quic_callbacks_t cb;
   uvq_quic_connect_opts_t opts;
   uvq_quic_io_t io;
+  uvq_h3_req_t* req;
+  unsigned int i;
 
   memset(&io, 0, sizeof(io));
   io.version = UVQ_QUIC_IO_VERSION;
   io.send = sink;
+  handshaken = 0;
+  connected = 0;
+  requests_made = 0;
+  requests_done = 0;
+  nstreams = 0;
+  current = -1;
+  conn = NULL;
 
+  /* uvq's HTTP/3 object. */
   uvq_quic_config_default(&cfg);
-  cfg.cert_file = cert_file;
-  cfg.key_file = key_file;
   memset(&h3cb, 0, sizeof(h3cb));
   h3cb.request = on_request;
-  check(uvq_h3_server_new_core(&cfg, NULL, &h3cb, &io, NULL, &server) == 0,
-        "server");
-  server_ep = uvq_h3_endpoint(server);
+  h3cb.response = on_response;
+  h3cb.done = on_done;
+  h3cb.connected = on_connected;
+  h3cb.closed = on_h3_closed;
+  if (uvq_is_client) {
+    cfg.ca_file = cert_file;
+    check(uvq_h3_client_new_core(&cfg, NULL, &h3cb, &io, NULL, &h3) == 0,
+          "uvq's client");
+  } else {
+    cfg.cert_file = cert_file;
+    cfg.key_file = key_file;
+    check(uvq_h3_server_new_core(&cfg, NULL, &h3cb, &io, NULL, &h3) == 0,
+          "uvq's server");
+  }
+  uvq_ep = uvq_h3_endpoint(h3);
 
+  /* The peer: raw QUIC with ALPN h3. */
   uvq_quic_config_default(&cfg);
-  cfg.ca_file = cert_file;
   cfg.alpn = "h3";
+  if (uvq_is_client) {
+    cfg.cert_file = cert_file;
+    cfg.key_file = key_file;
+  } else {
+    cfg.ca_file = cert_file;
+  }
   memset(&cb, 0, sizeof(cb));
   cb.handshake_done = on_handshake;
   cb.closed = on_closed;
+  cb.stream_open = on_stream_open;
   cb.stream_data = on_stream_data;
-  check(uvq_quic_endpoint_new_core(&cfg, &cb, &io, NULL, &client_ep) == 0,
-        "client");
+  check(uvq_quic_endpoint_new_core(&cfg, &cb, &io, NULL, &peer_ep) == 0,
+        "peer");
+  server_ep = uvq_is_client ? peer_ep : uvq_ep;
+  client_ep = uvq_is_client ? uvq_ep : peer_ep;
 
-  handshaken = 0;
-  client_closed = 0;
-  nstreams = 0;
-  current = -1;
   check(uvq_quic_endpoint_flush(client_ep, now) == 0, "clock");
   check(uvq_quic_endpoint_flush(server_ep, now) == 0, "clock");
   memset(&opts, 0, sizeof(opts));
   opts.version = UVQ_QUIC_CONNECT_OPTS_VERSION;
   opts.server_name = "localhost";
   opts.local = (struct sockaddr*) &client_addr;
-  check(uvq_quic_connect(client_ep, (struct sockaddr*) &server_addr, &opts,
-                         NULL, &conn) == 0,
-        "connect");
+  if (uvq_is_client)
+    check(uvq_h3_connect_ex(h3, (struct sockaddr*) &server_addr, &opts) == 0,
+          "uvq's connect");
+  else
+    check(uvq_quic_connect(client_ep, (struct sockaddr*) &server_addr, &opts,
+                           NULL, &conn) == 0,
+          "connect");
   drain();
-  check(handshaken, "no handshake on a perfect wire");
+  check(handshaken && conn != NULL, "no handshake on a perfect wire");
+  if (uvq_is_client) {
+    check(connected, "uvq's client did not connect on a perfect wire");
+    for (i = 0; i < 2; i++) {
+      request_seen[i] = 0;
+      check(uvq_h3_request(h3, "GET", NULL, NULL, i ? "/second" : "/first",
+                           NULL, 0, NULL, &request_seen[i], &req) == 0,
+            "request");
+      requests_made++;
+    }
+    drain();
+  }
 }
 
 static void endpoints_close(void) {
   if (conn != NULL)
     uvq_quic_conn_close(conn, 0x100, NULL);
   drain();
-  /* The server drains the closed connection for three PTOs, then forgets
+  /* Each side drains the closed connection for three PTOs, then forgets
    * it. */
   wait_ms(10000);
-  check(server_ep->nconns == 0,
-        "the server still holds the connection after it closed");
-  uvq_quic_endpoint_close(client_ep, NULL);
-  client_ep = NULL;
+  check(uvq_ep->nconns == 0,
+        "uvq still holds the connection after it closed");
+  check(requests_done == requests_made,
+        "a request of uvq's client was never reported done");
+  uvq_quic_endpoint_close(peer_ep, NULL);
+  peer_ep = NULL;
   conn = NULL;
-  uvq_h3_close(server, NULL);
-  server = NULL;
+  uvq_h3_close(h3, NULL);
+  h3 = NULL;
+  uvq_ep = NULL;
   server_ep = NULL;
+  client_ep = NULL;
   wire_free();
 }
 
@@ -445,9 +550,12 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     verbose = getenv("UVQ_FUZZ_VERBOSE") != NULL;
     ready = 1;
   }
+  if (size == 0)
+    return 0;
+  uvq_is_client = data[0] & 1;
   now = 1000 * MS;
   endpoints_open();
-  for (i = 0; i < size && conn != NULL;) {
+  for (i = 1; i < size && conn != NULL;) {
     op = data[i++];
     switch (op & 7) {
       case 0:

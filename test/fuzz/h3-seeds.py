@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""Writes the seed inputs of fuzz-h3-server (see fuzz-h3-server.c for the
-script format) into a directory:
+"""Writes the seed inputs of fuzz-h3 (see fuzz-h3.c for the format) into a
+directory:
 
-    python3 test/fuzz/h3-server-seeds.py test/fuzz/corpus/h3-server
+    python3 test/fuzz/h3-seeds.py test/fuzz/corpus/h3
 
-Each seed is a client that opens its control stream (SETTINGS) and QPACK
-streams and sends requests whose field sections use only QPACK's static
-table and literals (RFC 9204, 4.5), so that the server can decode them
-without a dynamic table."""
+Server seeds (mode 0) are a client that opens its control stream
+(SETTINGS) and QPACK streams and sends requests; client seeds (mode 1) are
+a server that opens the same streams and answers uvq's two requests. Field
+sections use only QPACK's static table and literals (RFC 9204, 4.5), so
+that they decode without a dynamic table."""
 import os
 import sys
 
@@ -51,6 +52,18 @@ def indexed(i):
 def with_name_ref(i, value):
     v = value.encode()
     return prefixed(0x50, 4, i) + prefixed(0x00, 7, len(v)) + v
+
+
+STATUS_200, STATUS_404 = 25, 27
+
+
+def response(status=STATUS_200, body=b"", fin=True):
+    """A response on the current stream: HEADERS (with :status from the
+    static table), then DATA."""
+    out = frame(0x01, b"\x00\x00" + indexed(status))
+    if body:
+        out += frame(0x00, body)
+    return op_write(out, fin=fin)
 
 
 def headers(method=METHOD_GET, path="/", extra=b""):
@@ -105,28 +118,52 @@ def get(path):
     return op_open_bidi() + op_write(headers(path=path), fin=True)
 
 
+SERVER = b"\x00"  # mode byte: uvq is the server
+CLIENT = b"\x01"  # uvq is the client
+
 SEEDS = {
-    "get-index": setup() + get("/"),
-    "get-memory": setup() + get("/m"),
-    "get-subdir": setup() + get("/sub/a.txt"),
-    "get-missing": setup() + get("/nothing-here"),
-    "traversal": setup() + get("/../secret") + get("/sub/../../secret"),
-    "link": setup() + get("/link"),
-    "fifo": setup() + get("/fifo"),
-    "post-body": setup() + op_open_bidi() +
+    "server-get-index": SERVER + setup() + get("/"),
+    "server-get-memory": SERVER + setup() + get("/m"),
+    "server-get-subdir": SERVER + setup() + get("/sub/a.txt"),
+    "server-get-missing": SERVER + setup() + get("/nothing-here"),
+    "server-traversal": SERVER + setup() + get("/../secret") +
+    get("/sub/../../secret"),
+    "server-link": SERVER + setup() + get("/link"),
+    "server-fifo": SERVER + setup() + get("/fifo"),
+    "server-post-body": SERVER + setup() + op_open_bidi() +
     op_write(headers(method=METHOD_POST, path="/m")) +
     op_write(frame(0x00, b"a request body"), fin=True),
-    "reset": setup() + op_open_bidi() + op_write(headers(path="/m")) +
-    op_reset(0x0C),
-    "stop-sending": setup() + op_open_bidi() +
+    "server-reset": SERVER + setup() + op_open_bidi() +
+    op_write(headers(path="/m")) + op_reset(0x0C),
+    "server-stop-sending": SERVER + setup() + op_open_bidi() +
     op_write(headers(path="/index.html"), fin=True) + op_stop(0x0C) +
     op_wait(50),
-    "several": setup() + get("/m") + get("/") + op_open_bidi() +
-    op_write(headers(path="/sub/a.txt")) + op_select(5) + op_fin() +
+    "server-several": SERVER + setup() + get("/m") + get("/") +
+    op_open_bidi() + op_write(headers(path="/sub/a.txt")) + op_fin() +
     op_wait(200),
-    "no-settings": get("/m"),
-    "truncated-headers": setup() + op_open_bidi() +
+    "server-no-settings": SERVER + get("/m"),
+    "server-truncated-headers": SERVER + setup() + op_open_bidi() +
     op_write(headers(path="/m")[:6], fin=True),
+    # uvq's client: the current stream starts as its first request; the
+    # streams known are then uvq's control and QPACK streams, its two
+    # requests (indices 3 and 4), and the ones the script opens (setup():
+    # 5 to 7).
+    "client-response": CLIENT + response(body=b"first body") + setup(),
+    "client-two-responses": CLIENT + response(body=b"one") + op_select(4) +
+    response(STATUS_404) + setup(),
+    "client-goaway": CLIENT + setup() + op_select(5) +
+    op_write(frame(0x07, varint(0))),
+    "client-reset": CLIENT + op_reset(0x0C) + setup() + op_wait(100),
+    # A push stream in place of the QPACK decoder stream (uvq allows the
+    # server three unidirectional streams), though uvq never allowed pushes.
+    "client-push-stream": CLIENT + op_open_uni() +
+    op_write(b"\x00" + frame(0x04, b"")) + op_open_uni() + op_write(b"\x02") +
+    op_open_uni() +
+    op_write(b"\x01" + varint(0) + frame(0x01, b"\x00\x00" + indexed(STATUS_200))),
+    "client-server-bidi": CLIENT + setup() + op_open_bidi() +
+    op_write(frame(0x01, b"\x00\x00" + indexed(STATUS_200)), fin=True),
+    "client-no-fin": CLIENT + response(body=b"partial", fin=False) + setup() +
+    op_wait(250),
 }
 
 
