@@ -43,6 +43,9 @@ typedef struct h3t_s {
   unsigned int connected;
   unsigned int closed;
   uvq_quic_error_t close_error;
+  /* Client cases: the raw server's delayed second stream. */
+  uv_timer_t second_stream;
+  qt_conn_t* raw;
 } h3t_t;
 
 /* A raw write: the bytes live with the request until its callback. */
@@ -420,26 +423,61 @@ typedef struct client_case_s {
   uint8_t bytes[8];
   size_t len;
   uint64_t code;
+  /* First a bidirectional stream ended both ways before any byte. */
+  int abort_first;
 } client_case_t;
 
 static const client_case_t client_cases[] = {
     /* RFC 9114, 6.2.1: the server's control stream starts with GOAWAY. */
     {"settings not first", 0, {0x00, 0x07, 0x01, 0x00}, 4,
-     H3_MISSING_SETTINGS},
+     H3_MISSING_SETTINGS, 0},
     /* RFC 9114, 6.1: servers open no bidirectional streams. */
     {"server-initiated bidirectional stream", 1, {0x01, 0x00}, 2,
-     H3_STREAM_CREATION_ERROR},
+     H3_STREAM_CREATION_ERROR, 0},
     /* RFC 9204, 4.3.1: capacity over what the client allowed. */
     {"encoder stream capacity too large", 0, {0x02, 0x3f, 0xe9, 0x26}, 4,
-     QPACK_ENCODER_STREAM_ERROR},
+     QPACK_ENCODER_STREAM_ERROR, 0},
+    /* A server-initiated bidirectional stream reset and stopped before its
+     * first byte closes on the client, which gets the stream's credit
+     * back; uvq used to hand that to nghttp3's server-only setter, which
+     * aborted the client (found by fuzz-h3). The second stream then ends
+     * the connection as above. */
+    {"server bidirectional stream aborted, then another", 1, {0x01, 0x00},
+     2, H3_STREAM_CREATION_ERROR, 1},
 };
+
+static void raw_server_second_stream(uv_timer_t* timer) {
+  h3t_t* ht = timer->data;
+  const client_case_t* tc = ht->t.user;
+
+  raw_write(ht->raw->conn, raw_open(ht->raw->conn, tc->bidi), tc->bytes,
+            tc->len, 0);
+  uv_close((uv_handle_t*) timer, NULL);
+}
 
 static void raw_server_handshake(qt_conn_t* c) {
   const client_case_t* tc = c->side->t->user;
+  h3t_t* ht;
 
   if (!c->is_server)
     return;
-  raw_write(c->conn, raw_open(c->conn, tc->bidi), tc->bytes, tc->len, 0);
+  if (!tc->abort_first) {
+    raw_write(c->conn, raw_open(c->conn, tc->bidi), tc->bytes, tc->len, 0);
+    return;
+  }
+  /* The client closes the aborted stream and writes MAX_STREAMS (where the
+   * credit reached nghttp3) on its next packets: the second stream comes
+   * 200 ms later. */
+  ASSERT_OK(uvq_quic_stream_shutdown(c->conn, raw_open(c->conn, 1),
+                                     UVQ_QUIC_SHUT_WRITE | UVQ_QUIC_SHUT_READ,
+                                     0x10c));
+  /* ht's first member is the qt_t. */
+  ht = (h3t_t*) (void*) c->side->t;
+  ht->raw = c;
+  ASSERT_OK(uv_timer_init(&ht->t.loop, &ht->second_stream));
+  ht->second_stream.data = ht;
+  ASSERT_OK(uv_timer_start(&ht->second_stream, raw_server_second_stream,
+                           200, 0));
 }
 
 static void run_client_case(const client_case_t* tc) {
