@@ -836,3 +836,70 @@ void qt_reset_token(const uint8_t secret[32], const uint8_t* cid,
   hmac_sha256(k, sizeof(k), cid, cidlen, out);
   memcpy(token, out, 16);
 }
+
+/* ---- a socket given back ------------------------------------------------------ */
+
+typedef struct qt_given_back_s {
+  char space[2048];
+  int got;
+  int sender_closed;
+} qt_given_back_t;
+
+static void given_back_sender_closed(uvq_udp_t* u) {
+  ((qt_given_back_t*) u->data)->sender_closed = 1;
+}
+
+static void given_back_alloc(uvq_udp_t* u, size_t suggested, uv_buf_t* buf) {
+  qt_given_back_t* g = u->data;
+
+  (void) suggested;
+  *buf = uv_buf_init(g->space, sizeof(g->space));
+}
+
+static void given_back_recv(uvq_udp_t* u, const uvq_udp_recv_t* r) {
+  qt_given_back_t* g = u->data;
+
+  if (r->nread == 5 && memcmp(r->buf->base, "hello", 5) == 0)
+    g->got++;
+}
+
+void qt_assert_udp_given_back(uv_loop_t* loop, uvq_udp_t* udp, void* data) {
+  struct sockaddr_storage to;
+  struct sockaddr_in any;
+  qt_given_back_t g;
+  uvq_udp_mmsg_t m;
+  uvq_udp_t other;
+  uv_buf_t b;
+  int namelen;
+  int i;
+
+  ASSERT_PTR_EQ(data, udp->data);
+  ASSERT(!uvq_udp_is_closing(udp));
+  namelen = sizeof(to);
+  ASSERT_OK(uvq_udp_getsockname(udp, (struct sockaddr*) &to, &namelen));
+  /* The endpoint stopped receiving on it: the application can start. */
+  memset(&g, 0, sizeof(g));
+  udp->data = &g;
+  ASSERT_OK(uvq_udp_recv_start2(udp, given_back_alloc, given_back_recv));
+  ASSERT_OK(uv_ip4_addr("127.0.0.1", 0, &any));
+  ASSERT_OK(uvq_udp_init(loop, &other));
+  ASSERT_OK(uvq_udp_bind(&other, (struct sockaddr*) &any, 0));
+  b = uv_buf_init("hello", 5);
+  memset(&m, 0, sizeof(m));
+  m.bufs = &b;
+  m.nbufs = 1;
+  m.addr = (struct sockaddr*) &to;
+  m.ecn = -1;
+  ASSERT_EQ(1, uvq_udp_try_send_batch(&other, &m, 1, 0));
+  for (i = 0; i < 1000 && g.got == 0; i++)
+    uv_run(loop, UV_RUN_ONCE);
+  ASSERT_EQ(1, g.got);
+  ASSERT_OK(uvq_udp_recv_stop(udp));
+  udp->data = data;
+  /* The sender lives on this stack: wait until the loop is done with it. */
+  other.data = &g;
+  uvq_udp_close(&other, given_back_sender_closed);
+  for (i = 0; i < 1000 && !g.sender_closed; i++)
+    uv_run(loop, UV_RUN_ONCE);
+  ASSERT_EQ(1, g.sender_closed);
+}

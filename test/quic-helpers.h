@@ -295,4 +295,11 @@ void qt_nat_map(qt_nat_t* n, unsigned int port);
 /* Leaves the namespaces and removes them (also run at exit). */
 void qt_nat_down(qt_nat_t* n);
 
+/* Asserts that udp, a socket an endpoint had (uvq_quic_endpoint_open) and
+ * has given back, is the application's again: open, its data pointer
+ * data, not receiving, and receiving with the application's own callbacks
+ * a datagram a fresh socket on loop sends to its address. Leaves it open,
+ * not receiving, with data as it was. */
+void qt_assert_udp_given_back(uv_loop_t* loop, uvq_udp_t* udp, void* data);
+
 #endif /* UVQ_TEST_QUIC_HELPERS_H */
