@@ -77,6 +77,21 @@ int qb_pin(int cpu) {
   return 0;
 }
 
+const char* qb_option_value(int argc, char** argv, int* ai,
+                            void (*usage)(void)) {
+  const char* a = argv[*ai];
+
+  if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+    usage();
+    exit(0);
+  }
+  if (*ai + 1 >= argc) {
+    usage();
+    exit(2);
+  }
+  return argv[++*ai];
+}
+
 uint64_t qb_parse_uint(const char* name, const char* value, uint64_t max) {
   unsigned long long v;
   char* end;

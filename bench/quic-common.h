@@ -81,6 +81,12 @@ double qb_cpu_self(void);
 long qb_rss_kb(void);
 long long qb_heap_bytes(void);
 
+/* The value of the option argv[*ai], which *ai then indexes. -h and
+ * --help print usage and exit 0; an option without a value prints usage
+ * and exits 2. */
+const char* qb_option_value(int argc, char** argv, int* ai,
+                            void (*usage)(void));
+
 /* Parses "--name value" numeric options; exits with a message on error. */
 uint64_t qb_parse_uint(const char* name, const char* value, uint64_t max);
 

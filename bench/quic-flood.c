@@ -489,16 +489,7 @@ int main(int argc, char** argv) {
   client_cpu = -1;
   for (ai = 1; ai < argc; ai++) {
     const char* a = argv[ai];
-    const char* v = ai + 1 < argc ? argv[ai + 1] : NULL;
-    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-      usage();
-      return 0;
-    }
-    if (v == NULL) {
-      usage();
-      return 2;
-    }
-    ai++;
+    const char* v = qb_option_value(argc, argv, &ai, usage);
     if (strcmp(a, "--port") == 0)
       port = (int) qb_parse_uint(a, v, 65535);
     else if (strcmp(a, "--host") == 0)

@@ -483,20 +483,12 @@ int main(int argc, char** argv) {
   external_port = -1;
   for (ai = 1; ai < argc; ai++) {
     const char* a = argv[ai];
-    const char* v = ai + 1 < argc ? argv[ai + 1] : NULL;
-    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-      usage();
-      return 0;
-    }
+    const char* v;
     if (strcmp(a, "--requests") == 0) {
       b.requests = 1;
       continue;
     }
-    if (v == NULL) {
-      usage();
-      return 2;
-    }
-    ai++;
+    v = qb_option_value(argc, argv, &ai, usage);
     if (strcmp(a, "--mode") == 0) {
       b.mode = strcmp(v, "h3-shared") == 0 ? MODE_H3_SHARED
                                             : qb_parse_mode(v);
