@@ -45,6 +45,8 @@ import sys
 import tempfile
 import time
 
+from benchlib import proc_cpu_threads as proc_cpu
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -55,18 +57,6 @@ def run(cmd, timeout=60):
 def loadavg():
     with open("/proc/loadavg") as f:
         return f.read().split()[:3]
-
-
-def proc_cpu(pid):
-    """CPU seconds of every thread of a live process (schedstat)."""
-    total = 0
-    try:
-        for tid in os.listdir("/proc/%d/task" % pid):
-            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
-                total += int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    return total / 1e9
 
 
 def proc_mem_kb(pid):

@@ -25,25 +25,20 @@ import sys
 import tempfile
 import time
 
+from benchlib import proc_cpu_threads
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def proc_cpu(pid):
-    """CPU time of every thread of a live process, in seconds: the
-    scheduler's nanosecond counts of /proc/PID/task/*/schedstat (a clock
-    tick, 10 ms, would be 0.5 us per request here), else utime + stime.
-    /proc/PID/schedstat alone covers only the main thread, and a thread
-    that has ended is no longer listed: read it while the workers run."""
-    total = 0
-    try:
-        for tid in os.listdir("/proc/%d/task" % pid):
-            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
-                total += int(f.read().split()[0])
-        return total / 1e9
-    except (OSError, ValueError, IndexError):
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    """CPU time of every thread of a live process, in seconds
+    (benchlib.proc_cpu_threads), else utime + stime."""
+    total = proc_cpu_threads(pid)
+    if total is not None:
+        return total
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 class Server:
