@@ -346,10 +346,9 @@ static const ngtcp2_crypto_aead_ctx* resolve(
   return &l->real;
 }
 
-/* HKDF-Expand-Label (RFC 8446, 7.1) with an empty context. */
-static int expand_label(uint8_t* dest, size_t destlen,
-                        const ngtcp2_crypto_md* md, const uint8_t* secret,
-                        size_t secretlen, const char* label) {
+int uvq__hkdf_expand_label(uint8_t* dest, size_t destlen,
+                           const ngtcp2_crypto_md* md, const uint8_t* secret,
+                           size_t secretlen, const char* label) {
   uint8_t info[2 + 1 + 6 + 16 + 1];
   size_t n, i;
 
@@ -386,11 +385,11 @@ static int next_key(ngtcp2_crypto_aead_ctx* ctx, uint8_t* secret,
   l->ivlen = ngtcp2_crypto_packet_protection_ivlen(&cc->aead);
   l->encrypt = encrypt;
   if (keylen > sizeof(l->key) ||
-      expand_label(secret, secretlen, &cc->md, current, secretlen,
+      uvq__hkdf_expand_label(secret, secretlen, &cc->md, current, secretlen,
                    v2 ? "quicv2 ku" : "quic ku") != 0 ||
-      expand_label(l->key, keylen, &cc->md, secret, secretlen,
+      uvq__hkdf_expand_label(l->key, keylen, &cc->md, secret, secretlen,
                    v2 ? "quicv2 key" : "quic key") != 0 ||
-      expand_label(iv, l->ivlen, &cc->md, secret, secretlen,
+      uvq__hkdf_expand_label(iv, l->ivlen, &cc->md, secret, secretlen,
                    v2 ? "quicv2 iv" : "quic iv") != 0) {
     wipe(l->key, sizeof(l->key));
     free(l);

@@ -422,6 +422,11 @@ void uvq__conn_fill_callbacks(ngtcp2_callbacks* cb, int server);
  * can be opened with their tag checked; when 0, the TLS contexts must not
  * offer ChaCha20-Poly1305 (the helper's path does not check the tag). */
 void uvq__crypto_fill_callbacks(ngtcp2_callbacks* cb);
+/* HKDF-Expand-Label (RFC 8446, 7.1) with an empty context and a label of
+ * at most 16 bytes: 0 or -1. */
+int uvq__hkdf_expand_label(uint8_t* dest, size_t destlen,
+                           const ngtcp2_crypto_md* md, const uint8_t* secret,
+                           size_t secretlen, const char* label);
 int uvq__crypto_fast_path(void);
 int uvq__crypto_chacha_ok(void);
 

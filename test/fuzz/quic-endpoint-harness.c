@@ -264,23 +264,11 @@ static const uint8_t initial_salt_v1[20] = {
   0x9a, 0xe6, 0xa4, 0xc8, 0x0c, 0xad, 0xcc, 0xbb, 0x7f, 0x0a
 };
 
-/* HKDF-Expand-Label (RFC 8446, 7.1) with an empty context. */
+/* HKDF-Expand-Label with the library's own function (quic/crypto.c). */
 static void expand_label(uint8_t* out, size_t outlen,
                          const ngtcp2_crypto_md* md, const uint8_t* secret,
                          const char* label) {
-  uint8_t info[32];
-  size_t l = strlen(label);
-  size_t n = 0;
-
-  info[n++] = (uint8_t) (outlen >> 8);
-  info[n++] = (uint8_t) outlen;
-  info[n++] = (uint8_t) (6 + l);
-  memcpy(info + n, "tls13 ", 6);
-  n += 6;
-  memcpy(info + n, label, l);
-  n += l;
-  info[n++] = 0;
-  fz_check(ngtcp2_crypto_hkdf_expand(out, outlen, md, secret, 32, info, n) == 0,
+  fz_check(uvq__hkdf_expand_label(out, outlen, md, secret, 32, label) == 0,
            "HKDF-Expand failed");
 }
 
