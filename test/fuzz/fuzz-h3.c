@@ -54,6 +54,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuzz-cert.h"
 #include "uvq/h3.h"
 #include "uvq/quic.h"
 
@@ -110,24 +111,18 @@ static void remove_files(void) {
   rmdir(dir);
 }
 
-/* The certificate and key come from the openssl command, once. */
+/* The certificate (fuzz-cert.c), the directory served and the canary. */
 static void files_init(void) {
   char path[160];
-  char cmd[512];
   char canary[4096];
 
   snprintf(dir, sizeof(dir), "%s/uvq-fuzz-h3-XXXXXX",
            getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
   check(mkdtemp(dir) != NULL, "mkdtemp");
   atexit(remove_files);
-  snprintf(cert_file, sizeof(cert_file), "%s/cert.pem", dir);
-  snprintf(key_file, sizeof(key_file), "%s/key.pem", dir);
-  snprintf(cmd, sizeof(cmd),
-           "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
-           "-nodes -keyout %s -out %s -days 2 -subj /CN=localhost "
-           "-addext subjectAltName=DNS:localhost >/dev/null 2>&1",
-           key_file, cert_file);
-  check(system(cmd) == 0, "openssl could not make a certificate");
+  check(fuzz_cert_write(dir, cert_file, sizeof(cert_file), key_file,
+                        sizeof(key_file)) == 0,
+        "cannot write the certificate files");
   snprintf(root, sizeof(root), "%s/www", dir);
   check(mkdir(root, 0700) == 0, "mkdir www");
   snprintf(path, sizeof(path), "%s/sub", root);
@@ -141,8 +136,8 @@ static void files_init(void) {
   memset(canary, CANARY_BYTE, sizeof(canary));
   snprintf(path, sizeof(path), "%s/secret", dir);
   write_file(path, canary, sizeof(canary));
-  snprintf(cmd, sizeof(cmd), "%s/link", root);
-  check(symlink("../secret", cmd) == 0, "symlink");
+  snprintf(path, sizeof(path), "%s/link", root);
+  check(symlink("../secret", path) == 0, "symlink");
 }
 
 /* ---- the wire ------------------------------------------------------------ */

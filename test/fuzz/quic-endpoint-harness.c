@@ -15,6 +15,7 @@
  * through the dynamic linker, which finds the program's first. Before the
  * first endpoint (libFuzzer's own start-up), getrandom() is the kernel's. */
 #include "quic-endpoint-harness.h"
+#include "fuzz-cert.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -394,29 +395,6 @@ static size_t protect_initial(const struct fz_side* s, const uint8_t* in,
 
 /* ---- the endpoints ------------------------------------------------------- */
 
-/* A self-signed P-256 certificate for localhost, 127.0.0.1 and ::1, made
- * for this target (its key protects nothing else), valid until 2126: the
- * target needs neither the openssl command nor a clock that agrees. */
-static const char cert_pem[] =
-    "-----BEGIN CERTIFICATE-----\n"
-    "MIIBrTCCAVSgAwIBAgIUL3rToIK0AgS+tkyLQYE6UWFj994wCgYIKoZIzj0EAwIw\n"
-    "FDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTIwNDE1NDUzMVoYDzIxMjYxMTEw\n"
-    "MTU0NTMxWjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjO\n"
-    "PQMBBwNCAAS/gs3ObDxgMMbJFZf/sGLrzLBgtebVEkCOVOOU07bioplZ8lGG52Ra\n"
-    "6boDsk6CsKtOw5AlOhdKgne//4TYfm8Do4GBMH8wHQYDVR0OBBYEFBn5UpOuEXp/\n"
-    "kQHWZkbZfNfNUGPwMB8GA1UdIwQYMBaAFBn5UpOuEXp/kQHWZkbZfNfNUGPwMA8G\n"
-    "A1UdEwEB/wQFMAMBAf8wLAYDVR0RBCUwI4IJbG9jYWxob3N0hwR/AAABhxAAAAAA\n"
-    "AAAAAAAAAAAAAAABMAoGCCqGSM49BAMCA0cAMEQCIBn3j1ptGoDuTggTP8NPd2EP\n"
-    "iZ0QLgrlTuBPp8b0tRWlAiBtf1IHP4UV5FsyE/jgJ43P2gTs0FTNwGHeqpD1kw3j\n"
-    "ZQ==\n"
-    "-----END CERTIFICATE-----\n";
-static const char key_pem[] =
-    "-----BEGIN PRIVATE KEY-----\n"
-    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgs6RF9olL9ZeBSYLK\n"
-    "cDbz+pQjPfpcLkrO8Zd27o4GorGhRANCAAS/gs3ObDxgMMbJFZf/sGLrzLBgtebV\n"
-    "EkCOVOOU07bioplZ8lGG52Ra6boDsk6CsKtOw5AlOhdKgne//4TYfm8D\n"
-    "-----END PRIVATE KEY-----\n";
-
 /* Endpoints read the certificate from files, and are made all along: the
  * files stay for the process and go at exit. */
 static char cert_dir[64];
@@ -429,24 +407,15 @@ static void remove_cert_files(void) {
   rmdir(cert_dir);
 }
 
-static void write_file(const char* path, const char* text) {
-  FILE* f = fopen(path, "w");
-
-  fz_check(f != NULL, "cannot write the certificate files");
-  fz_check(fputs(text, f) >= 0 && fclose(f) == 0,
-           "cannot write the certificate files");
-}
-
 static void cert_init(void) {
   const char* tmp = getenv("TMPDIR");
 
   snprintf(cert_dir, sizeof(cert_dir), "%s/uvq-fuzz-XXXXXX",
            tmp != NULL && strlen(tmp) < 40 ? tmp : "/tmp");
   fz_check(mkdtemp(cert_dir) != NULL, "mkdtemp");
-  snprintf(cert_file, sizeof(cert_file), "%s/cert.pem", cert_dir);
-  snprintf(key_file, sizeof(key_file), "%s/key.pem", cert_dir);
-  write_file(cert_file, cert_pem);
-  write_file(key_file, key_pem);
+  fz_check(fuzz_cert_write(cert_dir, cert_file, sizeof(cert_file), key_file,
+                           sizeof(key_file)) == 0,
+           "cannot write the certificate files");
   atexit(remove_cert_files);
 }
 
